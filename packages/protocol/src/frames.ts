@@ -1,0 +1,106 @@
+import type { ErrorBody } from './errors.js';
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A command id: echoed in the command's single reply. */
+export type CommandId = number | string;
+
+/** Position in a topic's history (when history is configured for the topic). */
+export interface StreamPosition {
+  offset: number;
+  epoch: string;
+}
+
+export interface SubscribeCommand {
+  id?: CommandId;
+  action: 'subscribe';
+  topic?: string;
+  topics?: string[];
+  since?: StreamPosition;
+}
+
+export interface UnsubscribeCommand {
+  id?: CommandId;
+  action: 'unsubscribe';
+  topic?: string;
+  topics?: string[];
+}
+
+export interface PublishCommand {
+  id?: CommandId;
+  action: 'publish';
+  topic: string;
+  message: Json;
+}
+
+export interface PingCommand {
+  id?: CommandId;
+  action: 'ping';
+}
+
+/** Answer to the server's app-level `{"action":"ping"}` heartbeat. */
+export interface PongCommand {
+  action: 'pong';
+}
+
+export interface LoginCommand {
+  id?: CommandId;
+  action: 'login';
+  token: string;
+}
+
+/** A command for an application-registered handler. */
+export interface CustomCommand {
+  id?: CommandId;
+  action: string;
+  [field: string]: unknown;
+}
+
+export type ClientCommand =
+  | SubscribeCommand
+  | UnsubscribeCommand
+  | PublishCommand
+  | PingCommand
+  | PongCommand
+  | LoginCommand;
+
+/** Reply to a command that carried an `id`. */
+export interface ReplyFrame {
+  id: CommandId;
+  action: string;
+  ok: boolean;
+  error?: ErrorBody;
+  result?: Json;
+  offset?: number;
+  epoch?: string;
+  [field: string]: unknown;
+}
+
+/** An error for a command without `id`, or a frame that could not be read at all. */
+export interface ErrorFrame {
+  action: 'error';
+  error: ErrorBody;
+}
+
+/** A publication delivered to a subscriber. */
+export interface PublicationFrame {
+  action: 'publish';
+  topic: string;
+  message: Json;
+  offset?: number;
+  epoch?: string;
+}
+
+/** A message pushed to a user (all of that user's connections). */
+export interface PushFrame {
+  action: 'push';
+  message: Json;
+}
+
+/** The server's app-level heartbeat (when enabled). Answer with `{"action":"pong"}`. */
+export interface ServerPingFrame {
+  action: 'ping';
+}
+
+export type ServerFrame = ReplyFrame | ErrorFrame | PublicationFrame | PushFrame | ServerPingFrame;

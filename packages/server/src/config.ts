@@ -1,0 +1,253 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { closest, parseDuration, parseSize } from './util/units.js';
+
+/**
+ * The configuration schema: the single source of every option, its default
+ * and its validation. Sources are merged flags > environment > file >
+ * defaults, then validated once at start-up; a bad option is reported by its
+ * dotted name, never discovered later.
+ */
+
+const duration = z.union([z.number().int().min(0), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const ms = parseDuration(value);
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration (use e.g. 500, "500ms", "25s", "2m")` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const size = z.union([z.number().int().min(1), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const bytes = parseSize(value);
+  if (bytes === null || bytes < 1) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a size (use e.g. 65536, "64KiB", "1MiB")` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/** Accepts a list, or a comma-separated string (handy in environment variables). */
+function listOf<T extends z.ZodType>(item: T) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value),
+    z.array(item),
+  );
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const configSchema = z.strictObject({
+  /** TCP port for HTTP and WebSocket. 0 picks a free port. */
+  port: z.number().int().min(0).max(65535).default(8080),
+  /** Interface to listen on. */
+  host: z.string().min(1).default('0.0.0.0'),
+  /** Path of the WebSocket endpoint. */
+  wsPath: z.string().startsWith('/').default('/ws'),
+  /** Identifier of this node (shown in status; used by brokers). Random when unset. */
+  nodeId: z.string().min(1).max(64).optional(),
+  /** API keys accepted as `Authorization: Bearer <key>`. Without any, the HTTP API answers loopback callers only. */
+  apiKeys: listOf(z.string().min(12, 'an API key must be at least 12 characters long')).default([]),
+  /** Which broker carries publications between nodes. */
+  broker: z.enum(['memory']).default('memory'),
+  /** Who may publish from a WebSocket connection. */
+  clientPublish: z.enum(['all', 'none']).default('all'),
+  limits: z
+    .strictObject({
+      /** Largest WebSocket frame accepted from a client; a larger one closes the connection with 1009. */
+      maxFrameBytes: size.default(64 * 1024),
+      /** Largest message (its JSON text) accepted for publication from any source. */
+      maxMessageBytes: size.default(64 * 1024),
+      /** Topics one connection may be subscribed to at once. */
+      maxTopicsPerConnection: z.number().int().min(1).default(128),
+      /** Longest topic name. */
+      maxTopicLength: z.number().int().min(1).max(4096).default(255),
+      /** Outbound bytes a connection may have queued (ours plus the socket's); over it the connection is closed with 1013. */
+      maxQueueBytes: size.default(1024 * 1024),
+      /** Largest HTTP request body. */
+      maxHttpBodyBytes: size.default(1024 * 1024),
+      /** Most publications in one HTTP batch. */
+      maxBatchSize: z.number().int().min(1).default(1000),
+    })
+    .prefault({}),
+  heartbeat: z
+    .strictObject({
+      /** How often the server pings an idle connection. */
+      interval: duration.default(25_000),
+      /** How long a pinged connection has to show a sign of life before it is terminated. */
+      timeout: duration.default(10_000),
+      /** Also send `{"action":"ping"}` text frames, for clients that cannot see WebSocket pings. */
+      appPing: z.boolean().default(false),
+    })
+    .prefault({}),
+  shutdown: z
+    .strictObject({
+      /** How long shutdown waits for connections to close and queues to drain before cutting them. */
+      timeout: duration.default(5_000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(LOG_LEVELS).default('info'),
+      /** Human-readable logs. Default: on when stdout is a terminal. */
+      pretty: z.boolean().optional(),
+    })
+    .prefault({}),
+  demo: z
+    .strictObject({
+      /** Serve the demo pages at `/`. */
+      enabled: z.boolean().default(true),
+      /** Folder holding the demo pages. Default: the `demo/` folder of the Herald checkout. */
+      dir: z.string().optional(),
+    })
+    .prefault({}),
+});
+
+/** The configuration as written by a user: every field optional. */
+export type HeraldConfigInput = z.input<typeof configSchema>;
+/** The validated configuration with every default filled in. */
+export type HeraldConfig = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Plain = Record<string, unknown>;
+
+function isPlainObject(value: unknown): value is Plain {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function deepMerge(base: Plain, over: Plain): Plain {
+  const out: Plain = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function setPath(target: Plain, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (!isPlainObject(node[key])) node[key] = {};
+    node = node[key] as Plain;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/** Environment variables read by the CLI client commands, not by the server. */
+const CLIENT_ENV = new Set(['HERALD_URL', 'HERALD_API_KEY', 'HERALD_CONFIG']);
+
+function snakeToCamel(word: string): string {
+  return word.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Parses an option value given as text (env or `--set`): JSON when it parses, otherwise the string. */
+export function parseOptionValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** `HERALD_LIMITS__MAX_FRAME_BYTES=1024` becomes `{limits: {maxFrameBytes: 1024}}`. */
+export function configFromEnv(env: NodeJS.ProcessEnv): Plain {
+  const out: Plain = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('HERALD_') || CLIENT_ENV.has(name) || value === undefined) continue;
+    const path = name.slice('HERALD_'.length).split('__').map(snakeToCamel);
+    setPath(out, path, parseOptionValue(value));
+  }
+  return out;
+}
+
+/** `limits.maxFrameBytes=1024` (from `--set`) becomes `{limits: {maxFrameBytes: 1024}}`. */
+export function configFromAssignments(assignments: string[]): Plain {
+  const out: Plain = {};
+  for (const assignment of assignments) {
+    const eq = assignment.indexOf('=');
+    if (eq <= 0) throw new ConfigError([`--set ${assignment}: expected name=value, e.g. --set limits.maxFrameBytes=1024`]);
+    setPath(out, assignment.slice(0, eq).split('.'), parseOptionValue(assignment.slice(eq + 1)));
+  }
+  return out;
+}
+
+export function readConfigFile(file: string): Plain {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read config file ${file}: ${(err as Error).message}`]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`config file ${file} does not parse: ${(err as Error).message}`]);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (!isPlainObject(parsed)) throw new ConfigError([`config file ${file} must hold a mapping of options`]);
+  return parsed;
+}
+
+const DEFAULTS = configSchema.parse({}) as unknown as Plain;
+
+function knownKeysAt(path: PropertyKey[]): string[] {
+  let node: unknown = DEFAULTS;
+  for (const key of path) node = isPlainObject(node) ? node[key as string] : undefined;
+  const keys = isPlainObject(node) ? Object.keys(node) : [];
+  // Optional options have no default value; list them too.
+  if (path.length === 0) keys.push('nodeId');
+  if (path.length === 1 && path[0] === 'log') keys.push('pretty');
+  if (path.length === 1 && path[0] === 'demo') keys.push('dir');
+  return keys;
+}
+
+/** Validates a merged configuration object; throws ConfigError naming every bad option. */
+export function validateConfig(input: unknown): HeraldConfig {
+  const result = configSchema.safeParse(input);
+  if (result.success) return result.data;
+  const problems: string[] = [];
+  for (const issue of result.error.issues) {
+    const where = issue.path.join('.');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const name = where ? `${where}.${key}` : key;
+        const hint = closest(key, knownKeysAt(issue.path));
+        problems.push(`${name}: unknown option${hint ? ` (did you mean ${where ? `${where}.` : ''}${hint}?)` : ''}`);
+      }
+    } else {
+      problems.push(`${where || '(root)'}: ${issue.message}`);
+    }
+  }
+  throw new ConfigError(problems);
+}
+
+export interface ConfigSources {
+  /** Path of a YAML or JSON config file. */
+  file?: string;
+  /** Environment to read `HERALD_*` variables from. */
+  env?: NodeJS.ProcessEnv;
+  /** Options from flags; they beat every other source. */
+  flags?: Plain;
+}
+
+/** Merges the sources (flags > env > file > defaults) and validates the result. */
+export function loadConfig(sources: ConfigSources = {}): HeraldConfig {
+  let merged: Plain = {};
+  if (sources.file) merged = deepMerge(merged, readConfigFile(sources.file));
+  if (sources.env) merged = deepMerge(merged, configFromEnv(sources.env));
+  if (sources.flags) merged = deepMerge(merged, sources.flags);
+  return validateConfig(merged);
+}
+
+export { deepMerge as mergeConfig };

@@ -1,0 +1,43 @@
+import { ERROR_CODES, type ErrorBody, type ErrorCode } from '@herald/protocol';
+
+/**
+ * The one error type Herald raises for expected failures: bad input, refused
+ * operations, an unavailable broker. It carries a stable protocol code; the
+ * WebSocket layer turns it into an error frame, the HTTP layer into a status.
+ * Anything else that escapes a handler is a bug and is reported as `internal`.
+ */
+export class HeraldError extends Error {
+  override readonly name = 'HeraldError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string = ERROR_CODES[code], options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** HTTP status for each error code: the single mapping the HTTP API uses. */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  invalid_topic: 400,
+  too_many_topics: 400,
+  not_subscribed: 400,
+  unknown_action: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  too_large: 413,
+  rate_limited: 429,
+  internal: 500,
+  unavailable: 503,
+};
+
+/** Converts anything thrown into an error body safe to show a peer. */
+export function toErrorBody(err: unknown): ErrorBody {
+  if (err instanceof HeraldError) return err.toBody();
+  return { code: 'internal', message: 'internal error' };
+}

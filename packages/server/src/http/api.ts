@@ -1,0 +1,128 @@
+import fastifyStatic from '@fastify/static';
+import { topicProblem } from '@herald/protocol';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { HeraldError, HTTP_STATUS } from '../errors.js';
+import type { Herald } from '../gateway.js';
+import { createApiGuard } from './auth.js';
+
+const publishItem = z.strictObject({
+  topic: z.string().optional(),
+  topics: z.array(z.string()).min(1).optional(),
+  message: z.unknown().optional(),
+});
+type PublishItem = z.infer<typeof publishItem>;
+
+function describe(error: z.ZodError, prefix = ''): string {
+  const issue = error.issues[0]!;
+  const field = issue.path.join('.');
+  return `${prefix}${field ? `field "${field}": ` : ''}${issue.message}`;
+}
+
+/** Checks one publish item; returns its topics or throws a HeraldError naming the problem. */
+function topicsOf(item: unknown, maxTopicLength: number, where: string): { topics: string[]; message: unknown } {
+  const parsed = publishItem.safeParse(item);
+  if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error, where));
+  const data: PublishItem = parsed.data;
+  if (!('message' in (item as object))) throw new HeraldError('bad_request', `${where}a publication needs a "message"`);
+  if ((data.topic === undefined) === (data.topics === undefined)) {
+    throw new HeraldError('bad_request', `${where}give either "topic" or "topics"`);
+  }
+  const topics = data.topics ?? [data.topic!];
+  for (const topic of topics) {
+    const problem = topicProblem(topic, maxTopicLength);
+    if (problem) throw new HeraldError('invalid_topic', `${where}${problem}`);
+  }
+  return { topics, message: data.message };
+}
+
+/**
+ * The HTTP API (PROTOCOL.md §4) on Fastify. JSON in, JSON out; every error is
+ * `{"ok":false,"error":{"code","message"}}` with the status HTTP_STATUS maps
+ * its code to.
+ */
+export function buildHttpApi(herald: Herald, options: { demoDir: string | null }): FastifyInstance {
+  const { limits } = herald.config;
+  const app = Fastify({
+    loggerInstance: herald.log.child({ component: 'http' }) as FastifyBaseLogger,
+    // One line per request is too many for a push API: requests are logged at debug level below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: limits.maxHttpBodyBytes,
+    forceCloseConnections: 'idle',
+  });
+  const guard = createApiGuard(herald.config.apiKeys);
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  app.setErrorHandler((err: FastifyError | HeraldError, request, reply) => {
+    if (err instanceof HeraldError) {
+      return reply.status(HTTP_STATUS[err.code]).send({ ok: false, error: err.toBody() });
+    }
+    const status = err.statusCode ?? 500;
+    if (status === 413) {
+      return reply.status(413).send({ ok: false, error: { code: 'too_large', message: `request body is over the limit of ${limits.maxHttpBodyBytes} bytes` } });
+    }
+    if (status >= 400 && status < 500) {
+      return reply.status(status).send({ ok: false, error: { code: 'bad_request', message: err.message } });
+    }
+    request.log.error({ err }, 'request failed');
+    return reply.status(500).send({ ok: false, error: { code: 'internal', message: 'internal error' } });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send({ ok: false, error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } });
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/readyz', async (_request, reply) => {
+    if (herald.ready) return { ok: true, broker: herald.broker.state };
+    const why = herald.closing ? 'shutting down' : `broker is ${herald.broker.state}`;
+    return reply.status(503).send({ ok: false, error: { code: 'unavailable', message: why } });
+  });
+
+  app.get('/api/status', { onRequest: guard }, async () => herald.status());
+
+  app.post('/api/publish', { onRequest: guard }, async (request) => {
+    const body = request.body;
+    const maxTopicLength = limits.maxTopicLength;
+    if (Array.isArray(body)) {
+      if (body.length === 0) throw new HeraldError('bad_request', 'a batch must hold at least one publication');
+      if (body.length > limits.maxBatchSize) {
+        throw new HeraldError('too_large', `a batch of ${body.length} publications is over the limit of ${limits.maxBatchSize}`);
+      }
+      // Validate everything first: a bad item rejects the whole batch, nothing half-published.
+      const items = body.map((item, index) => topicsOf(item, maxTopicLength, `item ${index}: `));
+      let count = 0;
+      for (const item of items) {
+        for (const topic of item.topics) {
+          await herald.publish(topic, item.message);
+          count++;
+        }
+      }
+      return { ok: true, count };
+    }
+    if (typeof body !== 'object' || body === null) throw new HeraldError('bad_request', 'body must be a JSON object or an array of them');
+    const item = topicsOf(body, maxTopicLength, '');
+    if (item.topics.length === 1) {
+      const result = await herald.publish(item.topics[0]!, item.message);
+      return { ok: true, ...result };
+    }
+    const offsets: Record<string, number> = {};
+    for (const topic of item.topics) {
+      const result = await herald.publish(topic, item.message);
+      if (result.offset !== undefined) offsets[topic] = result.offset;
+    }
+    return Object.keys(offsets).length > 0 ? { ok: true, count: item.topics.length, offsets } : { ok: true, count: item.topics.length };
+  });
+
+  if (options.demoDir) {
+    app.register(fastifyStatic, { root: options.demoDir, prefix: '/', index: 'index.html' });
+  } else {
+    app.get('/', async () => ({ name: 'herald', ok: true, websocket: herald.config.wsPath }));
+  }
+
+  return app;
+}

@@ -1,0 +1,195 @@
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import type { Protocol } from '../protocols/protocol.js';
+import type { Corkable, Flusher } from './flusher.js';
+
+export type SessionState = 'connecting' | 'open' | 'closing' | 'closed';
+
+/** What a session needs from the gateway that owns it. */
+export interface SessionHost {
+  readonly flusher: Flusher;
+  readonly maxQueueBytes: number;
+  readonly closeTimeout: number;
+  /** Called when a write would take the session over its queue limit. */
+  onSlowConsumer(session: Session, queuedBytes: number): void;
+  /** Called when a frame handler throws or rejects: a bug, not bad input. */
+  onHandlerError(session: Session, err: unknown): void;
+}
+
+/** Frames held back while an earlier command is still being handled. */
+const INBOX_PAUSE_AT = 64;
+
+interface Inbound {
+  data: Buffer;
+  isBinary: boolean;
+}
+
+/**
+ * One WebSocket connection. Owns its subscriptions and its bounded outbound
+ * path: frames are written straight to the socket (corked for the rest of the
+ * event-loop turn, see Flusher), and a write that would leave more than
+ * `maxQueueBytes` waiting in the socket closes the connection with 1013
+ * instead of letting memory grow without bound.
+ */
+export class Session implements Corkable {
+  readonly topics = new Set<string>();
+  readonly connectedAt = Date.now();
+  state: SessionState = 'connecting';
+  corked = false;
+  /** Identity, when the connection is authenticated. */
+  uid: string | undefined;
+  /** Last time anything arrived from the peer (frame or pong). */
+  lastSeen = this.connectedAt;
+  /** When the outstanding ping was sent; 0 when none is outstanding. */
+  pingSentAt = 0;
+  /** Set when the server closes the connection: the code and reason it sent. */
+  closeCode: number | undefined;
+  closeReason: string | undefined;
+  framesIn = 0;
+  framesOut = 0;
+
+  private inbox: Inbound[] | null = [];
+  private paused = false;
+  private terminateTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly ws: WebSocket,
+    readonly socket: Duplex,
+    readonly protocol: Protocol,
+    readonly ip: string,
+    private readonly host: SessionHost,
+  ) {}
+
+  /**
+   * Queues a complete WebSocket frame for the peer. Returns false when the
+   * session is not open or the frame would overflow its queue (the session
+   * is then being closed with 1013).
+   */
+  write(frame: Buffer): boolean {
+    if (this.state !== 'open') return false;
+    const socket = this.socket;
+    const queued = socket.writableLength + frame.length;
+    if (queued > this.host.maxQueueBytes) {
+      this.host.onSlowConsumer(this, queued);
+      return false;
+    }
+    if (!this.corked) this.host.flusher.cork(this);
+    socket.write(frame);
+    this.framesOut++;
+    return true;
+  }
+
+  /** Bytes waiting to be sent: written but not yet accepted by the kernel. */
+  get queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Marks the session open and handles the frames that arrived while it was connecting. */
+  open(): void {
+    if (this.state !== 'connecting') return;
+    this.state = 'open';
+    this.drain();
+  }
+
+  /** Entry point for every frame from the peer. */
+  receive(data: Buffer, isBinary: boolean): void {
+    this.lastSeen = Date.now();
+    this.framesIn++;
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.inbox) {
+      this.inbox.push({ data, isBinary });
+      if (this.inbox.length >= INBOX_PAUSE_AT && !this.paused) {
+        this.paused = true;
+        this.ws.pause();
+      }
+      return;
+    }
+    this.handle(data, isBinary);
+  }
+
+  /** Closes the connection from the server side with `code` and `reason`. */
+  close(code: number, reason: string): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.state = 'closing';
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.inbox = null;
+    // A close frame travels behind everything already queued; a peer that
+    // never completes the handshake is cut after closeTimeout.
+    this.ws.close(code, truncateReason(reason));
+    this.terminateTimer = setTimeout(() => this.ws.terminate(), this.host.closeTimeout);
+    this.terminateTimer.unref();
+  }
+
+  /** Cuts the connection without a close handshake. */
+  terminate(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    if (this.state !== 'closing') {
+      this.closeCode = code;
+      this.closeReason = reason;
+    }
+    this.state = 'closing';
+    this.inbox = null;
+    this.ws.terminate();
+  }
+
+  /** Called once the socket is gone. */
+  closed(): void {
+    this.state = 'closed';
+    this.inbox = null;
+    if (this.terminateTimer) clearTimeout(this.terminateTimer);
+  }
+
+  private handle(data: Buffer, isBinary: boolean): void {
+    let pending: void | Promise<void>;
+    try {
+      pending = this.protocol.onFrame(this, data, isBinary);
+    } catch (err) {
+      this.host.onHandlerError(this, err);
+      return;
+    }
+    if (pending) {
+      this.inbox = [];
+      pending.then(this.drain, this.rejected);
+    }
+  }
+
+  private readonly rejected = (err: unknown): void => {
+    this.host.onHandlerError(this, err);
+    this.drain();
+  };
+
+  private readonly drain = (): void => {
+    const inbox = this.inbox;
+    if (!inbox) return;
+    while (inbox.length > 0 && this.state === 'open') {
+      const next = inbox.shift()!;
+      let pending: void | Promise<void>;
+      try {
+        pending = this.protocol.onFrame(this, next.data, next.isBinary);
+      } catch (err) {
+        this.host.onHandlerError(this, err);
+        continue;
+      }
+      if (pending) {
+        pending.then(this.drain, this.rejected);
+        return;
+      }
+    }
+    if (this.state !== 'open') return;
+    this.inbox = null;
+    if (this.paused) {
+      this.paused = false;
+      this.ws.resume();
+    }
+  };
+}
+
+/** A close reason must fit in 123 bytes of UTF-8. */
+function truncateReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let out = reason.slice(0, 120);
+  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
+  return `${out}...`;
+}

@@ -1,0 +1,238 @@
+import { topicProblem, type ErrorCode, type Json } from '@herald/protocol';
+import { z } from 'zod';
+import type { Publication, PublishResult } from '../broker/broker.js';
+import { HeraldError, toErrorBody } from '../errors.js';
+import { encodeTextFrame } from '../hub/frame.js';
+import type { Hub } from '../hub/hub.js';
+import type { Session } from '../hub/session.js';
+import type { Protocol } from './protocol.js';
+
+/** What a connection's command handler is told about it. */
+export interface ConnectionInfo {
+  readonly id: string;
+  readonly ip: string;
+  readonly uid: string | undefined;
+  readonly topics: ReadonlySet<string>;
+  readonly connectedAt: number;
+}
+
+export interface CommandContext {
+  connection: ConnectionInfo;
+}
+
+/**
+ * An application-registered handler for a custom action. Its return value
+ * (or the value its promise resolves to) becomes the reply's `result`; a
+ * thrown `HeraldError` becomes an error reply with its code.
+ */
+export type CommandHandler = (command: Record<string, unknown>, context: CommandContext) => unknown;
+
+/** What the JSON protocol needs from the gateway. */
+export interface JsonProtocolHost {
+  readonly hub: Hub;
+  readonly maxTopicsPerConnection: number;
+  readonly maxTopicLength: number;
+  readonly clientPublish: 'all' | 'none';
+  publish(topic: string, message: unknown): Promise<PublishResult>;
+  commandHandler(action: string): CommandHandler | undefined;
+  reportError(session: Session, err: unknown): void;
+}
+
+const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string() });
+const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
+const subscribeSchema = z.object({ ...topicFields, since: since.optional() });
+const unsubscribeSchema = z.object(topicFields);
+const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional() });
+
+type Id = number | string | undefined;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  const field = issue.path.join('.');
+  return field ? `field "${field}": ${issue.message}` : issue.message;
+}
+
+/**
+ * The native JSON protocol (PROTOCOL.md §2): one JSON command per text frame,
+ * or an array of commands handled in order. Every command with an `id` gets
+ * exactly one reply; a failed command without one gets an error frame. Bad
+ * input never closes the connection.
+ */
+export class JsonProtocol implements Protocol {
+  readonly name = 'json';
+
+  constructor(private readonly host: JsonProtocolHost) {}
+
+  encodePublication(publication: Publication): Buffer {
+    let text = `{"action":"publish","topic":${JSON.stringify(publication.topic)},"message":${publication.payload}`;
+    if (publication.offset !== undefined) {
+      text += `,"offset":${publication.offset},"epoch":${JSON.stringify(publication.epoch ?? '')}`;
+    }
+    return encodeTextFrame(`${text}}`);
+  }
+
+  encodePush(payload: string): Buffer {
+    return encodeTextFrame(`{"action":"push","message":${payload}}`);
+  }
+
+  onFrame(session: Session, data: Buffer, isBinary: boolean): void | Promise<void> {
+    if (isBinary) {
+      return this.fail(session, undefined, 'error', 'bad_request', 'binary frames are not accepted: send JSON in a text frame');
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data.toString('utf8'));
+    } catch {
+      return this.fail(session, undefined, 'error', 'bad_request', 'frame is not valid JSON');
+    }
+    if (Array.isArray(parsed)) {
+      if (parsed.length === 0) return this.fail(session, undefined, 'error', 'bad_request', 'a batch must hold at least one command');
+      return this.batch(session, parsed, 0);
+    }
+    return this.command(session, parsed);
+  }
+
+  private batch(session: Session, commands: unknown[], from: number): void | Promise<void> {
+    for (let i = from; i < commands.length; i++) {
+      const pending = this.command(session, commands[i]);
+      if (pending) return pending.then(() => this.batch(session, commands, i + 1));
+    }
+  }
+
+  private command(session: Session, raw: unknown): void | Promise<void> {
+    if (session.state !== 'open') return;
+    if (!isObject(raw)) return this.fail(session, undefined, 'error', 'bad_request', 'a command must be a JSON object');
+    const id = raw.id;
+    if (id !== undefined && !(typeof id === 'number' && Number.isFinite(id)) && !(typeof id === 'string' && id.length <= 64)) {
+      return this.fail(session, undefined, 'error', 'bad_request', 'field "id" must be a number or a string of at most 64 characters');
+    }
+    const action = raw.action;
+    if (typeof action !== 'string') {
+      return this.fail(session, id, 'error', 'bad_request', 'field "action" must be a string');
+    }
+    switch (action) {
+      case 'subscribe':
+        return this.subscribe(session, id, raw);
+      case 'unsubscribe':
+        return this.unsubscribe(session, id, raw);
+      case 'publish':
+        return this.publish(session, id, raw);
+      case 'ping':
+        return this.reply(session, id, 'ping');
+      case 'pong':
+        return;
+      default:
+        return this.custom(session, id, action, raw);
+    }
+  }
+
+  /** Reads `topic` or `topics` and validates every name; answers the error itself and returns null on failure. */
+  private topicsOf(session: Session, id: Id, action: string, fields: { topic?: string; topics?: string[] }): string[] | null {
+    if ((fields.topic === undefined) === (fields.topics === undefined)) {
+      this.fail(session, id, action, 'bad_request', `${action} needs either "topic" or "topics"`);
+      return null;
+    }
+    const topics = fields.topics ?? [fields.topic!];
+    if (topics.length > this.host.maxTopicsPerConnection) {
+      this.fail(session, id, action, 'too_many_topics', `${topics.length} topics in one command, over the limit of ${this.host.maxTopicsPerConnection}`);
+      return null;
+    }
+    for (const topic of topics) {
+      const problem = topicProblem(topic, this.host.maxTopicLength);
+      if (problem) {
+        this.fail(session, id, action, 'invalid_topic', problem);
+        return null;
+      }
+    }
+    return topics;
+  }
+
+  private subscribe(session: Session, id: Id, raw: Record<string, unknown>): void {
+    const parsed = subscribeSchema.safeParse(raw);
+    if (!parsed.success) return this.fail(session, id, 'subscribe', 'bad_request', describe(parsed.error));
+    const topics = this.topicsOf(session, id, 'subscribe', parsed.data);
+    if (!topics) return;
+    const fresh = new Set(topics.filter((topic) => !session.topics.has(topic)));
+    const limit = this.host.maxTopicsPerConnection;
+    if (session.topics.size + fresh.size > limit) {
+      return this.fail(session, id, 'subscribe', 'too_many_topics', `subscribing would make ${session.topics.size + fresh.size} topics, over the limit of ${limit}`);
+    }
+    for (const topic of fresh) this.host.hub.subscribe(session, topic);
+    if (parsed.data.since) {
+      // History is not configured for any topic yet: tell the client it must reload state.
+      return this.reply(session, id, 'subscribe', { recovered: false, reason: 'history_off' });
+    }
+    this.reply(session, id, 'subscribe');
+  }
+
+  private unsubscribe(session: Session, id: Id, raw: Record<string, unknown>): void {
+    const parsed = unsubscribeSchema.safeParse(raw);
+    if (!parsed.success) return this.fail(session, id, 'unsubscribe', 'bad_request', describe(parsed.error));
+    const topics = this.topicsOf(session, id, 'unsubscribe', parsed.data);
+    if (!topics) return;
+    const missing = topics.filter((topic) => !session.topics.has(topic));
+    if (missing.length > 0) {
+      return this.fail(session, id, 'unsubscribe', 'not_subscribed', `not subscribed to ${missing.join(', ')}`);
+    }
+    for (const topic of topics) this.host.hub.unsubscribe(session, topic);
+    this.reply(session, id, 'unsubscribe');
+  }
+
+  private publish(session: Session, id: Id, raw: Record<string, unknown>): void | Promise<void> {
+    if (this.host.clientPublish === 'none') {
+      return this.fail(session, id, 'publish', 'forbidden', 'publishing from connections is disabled on this server');
+    }
+    const parsed = publishSchema.safeParse(raw);
+    if (!parsed.success) return this.fail(session, id, 'publish', 'bad_request', describe(parsed.error));
+    if (!('message' in raw)) return this.fail(session, id, 'publish', 'bad_request', 'publish needs a "message"');
+    const problem = topicProblem(parsed.data.topic, this.host.maxTopicLength);
+    if (problem) return this.fail(session, id, 'publish', 'invalid_topic', problem);
+    return this.host.publish(parsed.data.topic, raw.message).then(
+      (result) => this.reply(session, id, 'publish', result.offset === undefined ? undefined : { offset: result.offset, epoch: result.epoch }),
+      (err: unknown) => this.failWith(session, id, 'publish', err),
+    );
+  }
+
+  private custom(session: Session, id: Id, action: string, raw: Record<string, unknown>): void | Promise<void> {
+    const handler = this.host.commandHandler(action);
+    if (!handler) return this.fail(session, id, action, 'unknown_action', `unknown action ${JSON.stringify(action)}`);
+    let result: unknown;
+    try {
+      result = handler(raw, { connection: session });
+    } catch (err) {
+      return this.failWith(session, id, action, err);
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (value: unknown) => this.replyResult(session, id, action, value),
+        (err: unknown) => this.failWith(session, id, action, err),
+      );
+    }
+    this.replyResult(session, id, action, result);
+  }
+
+  private replyResult(session: Session, id: Id, action: string, value: unknown): void {
+    this.reply(session, id, action, value === undefined ? undefined : { result: value as Json });
+  }
+
+  private reply(session: Session, id: Id, action: string, extra?: Record<string, unknown>): void {
+    if (id === undefined) return;
+    session.write(encodeTextFrame(JSON.stringify({ id, action, ok: true, ...extra })));
+  }
+
+  private failWith(session: Session, id: Id, action: string, err: unknown): void {
+    if (!(err instanceof HeraldError)) this.host.reportError(session, err);
+    const body = toErrorBody(err);
+    this.fail(session, id, action, body.code, body.message);
+  }
+
+  private fail(session: Session, id: Id, action: string, code: ErrorCode, message: string): void {
+    const error = { code, message };
+    const frame = id === undefined ? { action: 'error', error } : { id, action, ok: false, error };
+    session.write(encodeTextFrame(JSON.stringify(frame)));
+  }
+}

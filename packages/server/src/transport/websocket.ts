@@ -1,0 +1,86 @@
+import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Protocol } from '../protocols/protocol.js';
+
+export interface UpgradeHost {
+  readonly wsPath: string;
+  /** True while the gateway is shutting down: upgrades are refused with 503. */
+  readonly closing: boolean;
+  readonly maxFrameBytes: number;
+  /** Protocols by subprotocol name; `default` is spoken when none is offered. */
+  protocolFor(offered: Set<string>): Protocol | null;
+  readonly supportedProtocols: string[];
+  accept(ws: WebSocket, socket: Duplex, request: IncomingMessage, protocol: Protocol): void;
+}
+
+/**
+ * Answers an upgrade request that will not become a WebSocket with a plain
+ * HTTP response (JSON error body, same shape as the HTTP API's) and closes
+ * the socket.
+ */
+export function abortHandshake(socket: Duplex, status: number, code: string, message: string): void {
+  if (socket.writable) {
+    const body = JSON.stringify({ ok: false, error: { code, message } });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+        'Connection: close\r\nContent-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+function parseOffered(header: string | undefined): Set<string> {
+  const offered = new Set<string>();
+  if (!header) return offered;
+  for (const part of header.split(',')) {
+    const name = part.trim();
+    if (name) offered.add(name);
+  }
+  return offered;
+}
+
+/**
+ * The WebSocket side of the shared HTTP server: `ws` in noServer mode, fed
+ * from the HTTP server's `upgrade` event. Picks the protocol from
+ * `Sec-WebSocket-Protocol`, enforces the frame size limit (ws closes with
+ * 1009) and hands the socket to the gateway.
+ */
+export function createUpgradeHandler(host: UpgradeHost): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const chosen = new WeakMap<IncomingMessage, Protocol>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: host.maxFrameBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+    handleProtocols: (offered, request) => {
+      const protocol = chosen.get(request);
+      return protocol && offered.has(protocol.name) ? protocol.name : false;
+    },
+  });
+
+  return (request, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path !== host.wsPath) {
+      abortHandshake(socket, 404, 'not_found', `no WebSocket endpoint at ${path}; use ${host.wsPath}`);
+      return;
+    }
+    if (host.closing) {
+      abortHandshake(socket, 503, 'unavailable', 'server is shutting down');
+      return;
+    }
+    const offered = parseOffered(request.headers['sec-websocket-protocol']);
+    const protocol = host.protocolFor(offered);
+    if (!protocol) {
+      abortHandshake(socket, 400, 'bad_request', `unsupported subprotocol ${[...offered].join(', ')}; supported: ${host.supportedProtocols.join(', ')}`);
+      return;
+    }
+    chosen.set(request, protocol);
+    wss.handleUpgrade(request, socket, head, (ws) => host.accept(ws, socket, request, protocol));
+  };
+}
