@@ -17,6 +17,13 @@ export function wsUrl(herald: Herald, path = '/ws'): string {
   return `${herald.url.replace('http', 'ws')}${path}`;
 }
 
+export interface ClientOptions {
+  protocols?: string | string[];
+  headers?: Record<string, string>;
+  /** Answer WebSocket pings (default true). */
+  autoPong?: boolean;
+}
+
 export interface Closed {
   code: number;
   reason: string;
@@ -45,8 +52,8 @@ export class TestClient {
   private waiters: Array<() => void> = [];
   private nextId = 1;
 
-  constructor(url: string, options: { protocols?: string | string[]; headers?: Record<string, string> } = {}) {
-    this.ws = new WebSocket(url, options.protocols, { headers: options.headers });
+  constructor(url: string, options: ClientOptions = {}) {
+    this.ws = new WebSocket(url, options.protocols, { headers: options.headers, autoPong: options.autoPong ?? true });
     this.ws.on('message', (data, isBinary) => {
       const text = (data as Buffer).toString('utf8');
       let value: unknown = text;
@@ -71,7 +78,7 @@ export class TestClient {
     });
   }
 
-  static async open(url: string, options: { protocols?: string | string[]; headers?: Record<string, string> } = {}): Promise<TestClient> {
+  static async open(url: string, options: ClientOptions = {}): Promise<TestClient> {
     const client = new TestClient(url, options);
     await deadline(once(client.ws, 'open'), 5000, 'the connection to open');
     return client;
@@ -152,7 +159,7 @@ export class TestClient {
   }
 }
 
-export function connect(herald: Herald, options: { protocols?: string | string[]; headers?: Record<string, string>; path?: string } = {}): Promise<TestClient> {
+export function connect(herald: Herald, options: ClientOptions & { path?: string } = {}): Promise<TestClient> {
   return TestClient.open(wsUrl(herald, options.path), options);
 }
 

@@ -16,6 +16,13 @@ export interface SessionHost {
   onHandlerError(session: Session, err: unknown): void;
 }
 
+/**
+ * A corked batch larger than this is handed to the kernel at once rather
+ * than at the end of the turn, so that a burst (an HTTP batch, a busy topic)
+ * counts against the queue limit only for what the peer really cannot take.
+ */
+const FLUSH_AT = 64 * 1024;
+
 /** Frames held back while an earlier command is still being handled. */
 const INBOX_PAUSE_AT = 64;
 
@@ -77,6 +84,10 @@ export class Session implements Corkable {
     if (!this.corked) this.host.flusher.cork(this);
     socket.write(frame);
     this.framesOut++;
+    if (socket.writableLength >= FLUSH_AT) {
+      this.corked = false;
+      socket.uncork();
+    }
     return true;
   }
 
