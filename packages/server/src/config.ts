@@ -199,17 +199,27 @@ export function readConfigFile(file: string): Plain {
   return parsed;
 }
 
-const DEFAULTS = configSchema.parse({}) as unknown as Plain;
+type SchemaNode = { def?: { innerType?: unknown }; shape?: Record<string, unknown> };
 
-function knownKeysAt(path: PropertyKey[]): string[] {
-  let node: unknown = DEFAULTS;
-  for (const key of path) node = isPlainObject(node) ? node[key as string] : undefined;
-  const keys = isPlainObject(node) ? Object.keys(node) : [];
-  // Optional options have no default value; list them too.
-  if (path.length === 0) keys.push('nodeId');
-  if (path.length === 1 && path[0] === 'log') keys.push('pretty');
-  if (path.length === 1 && path[0] === 'demo') keys.push('dir');
-  return keys;
+/** The object schema at a path, with default/optional wrappers taken off. */
+function objectShapeAt(path: PropertyKey[]): Record<string, unknown> | undefined {
+  let shape: Record<string, unknown> | undefined = configSchema.shape;
+  for (const key of path) {
+    let node = shape?.[key as string] as SchemaNode | undefined;
+    while (node?.def?.innerType) node = node.def.innerType as SchemaNode;
+    shape = node?.shape;
+  }
+  return shape;
+}
+
+/** Dotted names of every option, in schema order. */
+export function optionNames(path: string[] = []): string[] {
+  const names: string[] = [];
+  for (const key of Object.keys(objectShapeAt(path) ?? {})) {
+    const nested = objectShapeAt([...path, key]);
+    names.push(...(nested ? optionNames([...path, key]) : [[...path, key].join('.')]));
+  }
+  return names;
 }
 
 /** Validates a merged configuration object; throws ConfigError naming every bad option. */
@@ -222,7 +232,7 @@ export function validateConfig(input: unknown): HeraldConfig {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const name = where ? `${where}.${key}` : key;
-        const hint = closest(key, knownKeysAt(issue.path));
+        const hint = closest(key, Object.keys(objectShapeAt(issue.path) ?? {}));
         problems.push(`${name}: unknown option${hint ? ` (did you mean ${where ? `${where}.` : ''}${hint}?)` : ''}`);
       }
     } else {
