@@ -1,16 +1,29 @@
 import { once } from 'node:events';
+import { after } from 'node:test';
 import WebSocket from 'ws';
 import { createHerald, type Herald, type HeraldOptions } from '../src/index.js';
 
+const started: Herald[] = [];
+const clients: TestClient[] = [];
+
+// Whatever a test leaves open (a failed assertion skips its own cleanup) is
+// closed when the file's tests end, so a failure never keeps the process alive.
+after(async () => {
+  for (const client of clients) client.ws.terminate();
+  await Promise.all(started.map((herald) => herald.close()));
+});
+
 /** Starts a real Herald on a free loopback port, quiet, without demo pages. */
-export function startHerald(options: HeraldOptions = {}): Promise<Herald> {
-  return createHerald({
+export async function startHerald(options: HeraldOptions = {}): Promise<Herald> {
+  const herald = await createHerald({
     port: 0,
     host: '127.0.0.1',
     log: { level: 'silent' },
     ...options,
     demo: { enabled: false, ...options.demo },
   });
+  started.push(herald);
+  return herald;
 }
 
 export function wsUrl(herald: Herald, path = '/ws'): string {
@@ -54,6 +67,7 @@ export class TestClient {
 
   constructor(url: string, options: ClientOptions = {}) {
     this.ws = new WebSocket(url, options.protocols, { headers: options.headers, autoPong: options.autoPong ?? true });
+    clients.push(this);
     this.ws.on('message', (data, isBinary) => {
       const text = (data as Buffer).toString('utf8');
       let value: unknown = text;
