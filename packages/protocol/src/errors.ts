@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   not_subscribed: 'Unsubscribe from a topic the connection is not subscribed to.',
   unknown_action: 'The action is neither built in nor registered by the application.',
   unauthorized: 'No valid credentials: a missing, malformed, expired or wrongly signed token or API key.',
+  token_expired: "The connection's token expired: log in with a fresh token before the grace period ends.",
   forbidden: 'The credentials are valid but do not allow this operation.',
   too_large: 'A frame, message or request body is over its size limit.',
   rate_limited: 'Too many commands or connections in too short a time.',

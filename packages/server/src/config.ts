@@ -53,8 +53,54 @@ export const configSchema = z.strictObject({
   apiKeys: listOf(z.string().min(12, 'an API key must be at least 12 characters long')).default([]),
   /** Which broker carries publications between nodes. */
   broker: z.enum(['memory']).default('memory'),
-  /** Who may publish from a WebSocket connection. */
-  clientPublish: z.enum(['all', 'none']).default('all'),
+  /** Who may publish from a WebSocket connection; a token's `publish` claim grants more. */
+  clientPublish: z.enum(['all', 'authenticated', 'none']).default('all'),
+  /** Origins browsers may connect from (exact, e.g. "https://app.example.com"). Empty: any origin. */
+  allowedOrigins: listOf(z.string().min(1)).default([]),
+  /** Take the client address from X-Forwarded-For (set when Herald runs behind a reverse proxy). */
+  trustProxy: z.boolean().default(false),
+  auth: z
+    .strictObject({
+      /** Allow connections with no identity. */
+      anonymous: z.boolean().default(true),
+      /** Accept the push-centre seed's `{"uid":"123"}` login, with no proof of identity. Unsafe: for trusted networks. */
+      insecureUidLogin: z.boolean().default(false),
+      /** Without anonymous connections: how long a connection has to log in. */
+      loginTimeout: duration.default(10_000),
+      /** After a token expires: how long the client has to send a fresh one before it is closed with 4001. */
+      expiryGrace: duration.default(30_000),
+      /** Topics whose name starts with this need a permission (token `topics` claim or a subscribe token). */
+      privatePrefix: z.string().min(1).default('private:'),
+      /** `<userPrefix><uid>` topics may be subscribed only by that uid. */
+      userPrefix: z.string().min(1).default('user:'),
+      jwt: z
+        .strictObject({
+          /** Shared secret for HS256/HS384/HS512. */
+          secret: z.string().min(32, 'a JWT secret must be at least 32 characters long').optional(),
+          /** PEM public key for RS*, PS*, ES* or EdDSA tokens. */
+          publicKey: z.string().min(1).optional(),
+          /** URL of a JSON Web Key Set (cached; fetched again on an unknown `kid`). */
+          jwksUrl: z.string().url().optional(),
+          /** Accepted algorithms. Default: the HMAC ones with a secret, the asymmetric ones with a key or JWKS. */
+          algorithms: listOf(z.string()).optional(),
+          issuer: z.string().optional(),
+          audience: z.string().optional(),
+          /** Allowed clock skew when checking exp and nbf. */
+          clockTolerance: duration.default(5_000),
+        })
+        .prefault({}),
+      connectHook: z
+        .strictObject({
+          /** Backend endpoint Herald POSTs to for every new connection; it answers the uid and topics. */
+          url: z.string().url().optional(),
+          /** How long the backend has to answer; past it the connection is refused with 4000. */
+          timeout: duration.default(3_000),
+          /** Request headers of the WebSocket upgrade forwarded to the backend. */
+          forwardHeaders: listOf(z.string().min(1)).default(['cookie', 'authorization']),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       /** Largest WebSocket frame accepted from a client; a larger one closes the connection with 1009. */
@@ -71,6 +117,16 @@ export const configSchema = z.strictObject({
       maxHttpBodyBytes: size.default(1024 * 1024),
       /** Most publications in one HTTP batch. */
       maxBatchSize: z.number().int().min(1).default(1000),
+      /** Commands a connection may send per second on average (token bucket); over it: `rate_limited`. */
+      commandsPerSecond: z.number().min(0.1).default(100),
+      /** Burst of commands a connection may send at once. */
+      commandBurst: z.number().int().min(1).default(200),
+      /** Connections one uid may hold on this node; over it the new one is closed with 4029. */
+      maxConnectionsPerUser: z.number().int().min(1).default(100),
+      /** Connections one client address may hold; over it the upgrade is answered 429. */
+      maxConnectionsPerIp: z.number().int().min(1).default(1000),
+      /** New connections per second on this node (token bucket, burst twice that); over it the upgrade is answered 503. */
+      connectionsPerSecond: z.number().min(1).default(1000),
     })
     .prefault({}),
   heartbeat: z

@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { CloseCode, CLOSE_CODE_MEANINGS, SUBPROTOCOL_JSON, topicProblem } from '@herald/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
+import { askConnectHook } from './auth/connect-hook.js';
+import { TokenVerifier, type Identity } from './auth/jwt.js';
+import { Permissions, type Grants } from './auth/permissions.js';
 import type { Broker, BrokerState, Publication, PublishResult } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
@@ -22,7 +25,8 @@ import { createLogger, type Logger } from './log.js';
 import { JsonProtocol, type CommandHandler, type ConnectionInfo } from './protocols/json.js';
 import type { Protocol } from './protocols/protocol.js';
 import { Heartbeat } from './transport/heartbeat.js';
-import { createUpgradeHandler, type UpgradeHost } from './transport/websocket.js';
+import { createUpgradeHandler, type Refusal, type UpgradeHost } from './transport/websocket.js';
+import { TokenBucket } from './util/token-bucket.js';
 import { VERSION } from './version.js';
 
 /** What the connect hook learns about a new connection. */
@@ -97,6 +101,8 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly broker: Broker;
   readonly flusher = new Flusher();
   readonly http: FastifyInstance;
+  readonly tokens: TokenVerifier;
+  readonly permissions: Permissions;
 
   private readonly events = new EventEmitter<HeraldEvents>();
   private readonly handlers = new Map<string, CommandHandler>();
@@ -107,7 +113,10 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly startedAt = Date.now();
   private sessionSeq = 0;
   private closingPromise: Promise<void> | null = null;
-  private stats = { messagesIn: 0, messagesOut: 0, publications: 0, slowConsumers: 0 };
+  private stats = { messagesIn: 0, messagesOut: 0, publications: 0, slowConsumers: 0, pushes: 0 };
+  private readonly connectionBucket: TokenBucket;
+  private readonly connectionsByIp = new Map<string, number>();
+  private readonly sessionIp = new WeakMap<Session, string>();
 
   constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined } = {}) {
     this.config = config;
@@ -119,6 +128,9 @@ export class Herald implements SessionHost, UpgradeHost {
       onTopicClosed: (topic) => this.broker.unsubscribe(topic),
     });
     this.broker = new MemoryBroker();
+    this.tokens = new TokenVerifier(config.auth.jwt);
+    this.permissions = new Permissions(config.auth, config.clientPublish);
+    this.connectionBucket = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionsPerSecond * 2);
     this.defaultProtocol = new JsonProtocol(this);
     this.protocols.set(SUBPROTOCOL_JSON, this.defaultProtocol);
     this.heartbeat = new Heartbeat(
@@ -165,20 +177,58 @@ export class Herald implements SessionHost, UpgradeHost {
     const problem = topicProblem(topic, this.config.limits.maxTopicLength);
     if (problem) return Promise.reject(new HeraldError('invalid_topic', problem));
     if (this.closing) return Promise.reject(new HeraldError('unavailable', 'server is shutting down'));
-    let payload: string | undefined;
+    let payload: string;
     try {
-      payload = JSON.stringify(message);
+      payload = this.encodeMessage(message);
     } catch (err) {
-      return Promise.reject(new HeraldError('bad_request', `message is not serialisable as JSON: ${(err as Error).message}`));
-    }
-    if (payload === undefined) return Promise.reject(new HeraldError('bad_request', 'message must be a JSON value'));
-    const max = this.config.limits.maxMessageBytes;
-    if (payload.length > max / 3 && Buffer.byteLength(payload) > max) {
-      return Promise.reject(new HeraldError('too_large', `message is ${Buffer.byteLength(payload)} bytes, over the limit of ${max}`));
+      return Promise.reject(err);
     }
     this.stats.publications++;
     const publication: Publication = { topic, payload };
     return this.broker.publish(publication);
+  }
+
+  /**
+   * Pushes `message` to every connection of the given user(s) on this node,
+   * as `{"action":"push","message":...}`. Returns how many connections it
+   * reached.
+   */
+  send(uid: string | readonly string[], message: unknown): number {
+    if (this.closing) throw new HeraldError('unavailable', 'server is shutting down');
+    const uids = typeof uid === 'string' ? [uid] : uid;
+    const payload = this.encodeMessage(message);
+    const raw = typeof message === 'string' ? message : payload;
+    const reached = this.hub.push(uids, payload, raw);
+    this.stats.pushes++;
+    return reached;
+  }
+
+  /** Closes every connection of a user with 4504. Returns how many were closed. */
+  disconnect(uid: string, reason = 'disconnected by the server'): number {
+    const sessions = [...this.hub.userSessions(uid)];
+    for (const session of sessions) this.closeSession(session, CloseCode.DISCONNECTED, reason);
+    return sessions.length;
+  }
+
+  /** How many connections a user has on this node. */
+  userConnections(uid: string): number {
+    return this.hub.userSessions(uid).size;
+  }
+
+  /** JSON text of a message, checked against the message size limit. */
+  private encodeMessage(message: unknown): string {
+    let payload: string | undefined;
+    try {
+      payload = JSON.stringify(message);
+    } catch (err) {
+      throw new HeraldError('bad_request', `message is not serialisable as JSON: ${(err as Error).message}`);
+    }
+    if (payload === undefined) throw new HeraldError('bad_request', 'message must be a JSON value');
+    const max = this.config.limits.maxMessageBytes;
+    if (payload.length > max / 3 && Buffer.byteLength(payload) > max) {
+      throw new HeraldError('too_large', `message is ${Buffer.byteLength(payload)} bytes, over the limit of ${max}`);
+    }
+    return payload;
   }
 
   /** Registers a handler for a custom action sent by clients as `{"action": name, ...}`. */
@@ -200,16 +250,8 @@ export class Herald implements SessionHost, UpgradeHost {
   }
 
   status(): HeraldStatus {
-    let users = 0;
     let messagesOut = this.stats.messagesOut;
-    const seen = new Set<string>();
-    for (const session of this.hub.sessions.values()) {
-      messagesOut += session.framesOut;
-      if (session.uid !== undefined && !seen.has(session.uid)) {
-        seen.add(session.uid);
-        users++;
-      }
-    }
+    for (const session of this.hub.sessions.values()) messagesOut += session.framesOut;
     return {
       node: this.nodeId,
       version: VERSION,
@@ -218,7 +260,7 @@ export class Herald implements SessionHost, UpgradeHost {
       connections: this.hub.sessions.size,
       topics: this.hub.topicCount,
       subscriptions: this.hub.subscriptions,
-      users,
+      users: this.hub.userCount,
       messagesIn: this.stats.messagesIn,
       messagesOut,
       publications: this.stats.publications,
@@ -245,6 +287,12 @@ export class Herald implements SessionHost, UpgradeHost {
     this.log.info({ url: this.url, node: this.nodeId, broker: this.broker.name, version: VERSION }, 'herald listening');
     if (this.config.apiKeys.length === 0) {
       this.log.warn('no apiKeys configured: the HTTP API answers loopback callers only (configure apiKeys to open it to other hosts)');
+    }
+    if (this.config.auth.insecureUidLogin) {
+      this.log.warn('auth.insecureUidLogin is on: any client can claim any uid with {"uid":...}; use it only on a trusted network');
+    }
+    if ((this.config.apiKeys.length > 0 || this.tokens.enabled) && this.config.allowedOrigins.length === 0) {
+      this.log.warn('credentials are configured but allowedOrigins is empty: browsers on any origin may connect');
     }
   }
 
@@ -280,8 +328,8 @@ export class Herald implements SessionHost, UpgradeHost {
     return this.config.limits.maxTopicLength;
   }
 
-  get clientPublish(): 'all' | 'none' {
-    return this.config.clientPublish;
+  get anonymousAllowed(): boolean {
+    return this.config.auth.anonymous;
   }
 
   get closeTimeout(): number {
@@ -305,10 +353,40 @@ export class Herald implements SessionHost, UpgradeHost {
     return this.handlers.get(action);
   }
 
+  /** The client's address: the socket's, or the first X-Forwarded-For hop when trustProxy is on. */
+  clientIp(request: IncomingMessage): string {
+    if (this.config.trustProxy) {
+      const forwarded = request.headers['x-forwarded-for'];
+      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+      if (first) return first;
+    }
+    return request.socket.remoteAddress ?? 'unknown';
+  }
+
+  admit(request: IncomingMessage): Refusal | null {
+    const origins = this.config.allowedOrigins;
+    const origin = request.headers.origin;
+    if (origins.length > 0 && origin !== undefined && !origins.includes(origin)) {
+      return { status: 403, code: 'forbidden', message: `origin ${origin} is not allowed` };
+    }
+    const ip = this.clientIp(request);
+    const limit = this.config.limits.maxConnectionsPerIp;
+    if ((this.connectionsByIp.get(ip) ?? 0) >= limit) {
+      return { status: 429, code: 'rate_limited', message: `too many connections from ${ip} (limit ${limit})`, headers: { 'Retry-After': '10' } };
+    }
+    if (!this.connectionBucket.take()) {
+      return { status: 503, code: 'unavailable', message: 'too many new connections: retry shortly', headers: { 'Retry-After': '1' } };
+    }
+    return null;
+  }
+
   accept(ws: WebSocket, socket: Duplex, request: IncomingMessage, protocol: Protocol): void {
     const id = `${this.nodeId.slice(-8)}-${(++this.sessionSeq).toString(36)}`;
-    const ip = request.socket.remoteAddress ?? 'unknown';
+    const ip = this.clientIp(request);
     const session = new Session(id, ws, socket, protocol, ip, this);
+    session.bucket = new TokenBucket(this.config.limits.commandsPerSecond, this.config.limits.commandBurst);
+    this.sessionIp.set(session, ip);
+    this.connectionsByIp.set(ip, (this.connectionsByIp.get(ip) ?? 0) + 1);
     ws.on('message', (data, isBinary) => {
       this.stats.messagesIn++;
       session.receive(data as Buffer, isBinary);
@@ -331,30 +409,105 @@ export class Herald implements SessionHost, UpgradeHost {
     });
     this.hub.add(session);
     this.log.info({ conn: id, ip, protocol: protocol.name }, 'connection opened');
-    if (!this.onConnect) {
+    const needsWork = this.onConnect || this.config.auth.connectHook.url || request.url?.includes('token=');
+    if (!needsWork) {
       this.opened(session);
       return;
     }
-    const info: ConnectInfo = {
-      id,
-      ip,
-      uid: session.uid,
-      topics: session.topics,
-      connectedAt: session.connectedAt,
-      url: request.url ?? '/',
-      headers: request.headers,
+    this.authenticate(session, request).then(
+      (topics) => {
+        this.opened(session);
+        for (const topic of topics) this.hub.subscribe(session, topic);
+      },
+      (err: unknown) => {
+        const code = err instanceof HeraldError ? err.code : 'internal';
+        if (!(err instanceof HeraldError)) this.log.error({ conn: id, err }, 'connect hook failed');
+        this.closeSession(session, closeCodeFor(code), err instanceof HeraldError ? err.message : 'connection refused');
+      },
+    );
+  }
+
+  /**
+   * Establishes who a new connection is, before any of its frames is handled:
+   * the `?token=` on its URL, then the backend connect hook, then the
+   * library's onConnect. Resolves with the topics the hook subscribes it to.
+   */
+  private async authenticate(session: Session, request: IncomingMessage): Promise<string[]> {
+    const url = request.url ?? '/';
+    const token = new URL(url, 'http://herald').searchParams.get('token');
+    if (token !== null) this.applyIdentity(session, await this.tokens.identity(token));
+    let topics: string[] = [];
+    const hook = this.config.auth.connectHook;
+    if (hook.url) {
+      const answer = await askConnectHook(hook, { ip: session.ip, url, headers: request.headers });
+      topics = (answer.topics ?? []).filter((topic) => topicProblem(topic, this.maxTopicLength) === null);
+      if (answer.uid !== undefined) {
+        this.applyIdentity(session, { uid: answer.uid, expiresAt: undefined, topics, publish: answer.publish ?? [], info: answer.info });
+      } else {
+        session.grants = { topics, publish: answer.publish ?? [] };
+      }
+    }
+    if (this.onConnect) {
+      await this.onConnect({ id: session.id, ip: session.ip, uid: session.uid, topics: session.topics, connectedAt: session.connectedAt, url, headers: request.headers });
+    }
+    return topics;
+  }
+
+  /** Verifies a token sent with `login` and makes it the connection's identity. */
+  async login(session: Session, token: unknown): Promise<{ uid: string; expiresAt?: number; unsubscribed?: string[] }> {
+    const identity = await this.tokens.identity(token);
+    if (session.state !== 'open') throw new HeraldError('unavailable', 'connection is closing');
+    const unsubscribed = this.applyIdentity(session, identity);
+    return {
+      uid: identity.uid,
+      ...(identity.expiresAt !== undefined ? { expiresAt: identity.expiresAt } : {}),
+      ...(unsubscribed.length > 0 ? { unsubscribed } : {}),
     };
-    Promise.resolve()
-      .then(() => this.onConnect!(info))
-      .then(
-        () => this.opened(session),
-        (err: unknown) => {
-          const code = err instanceof HeraldError ? err.code : 'internal';
-          if (!(err instanceof HeraldError)) this.log.error({ conn: id, err }, 'connect hook failed');
-          const closeCode = code === 'unauthorized' ? CloseCode.UNAUTHORIZED : code === 'forbidden' ? CloseCode.FORBIDDEN : CloseCode.RECONNECT;
-          this.closeSession(session, closeCode, err instanceof HeraldError ? err.message : 'connection refused');
-        },
-      );
+  }
+
+  /** The push-centre seed's `{"uid":"123"}` login: no proof, only when auth.insecureUidLogin is on. */
+  insecureLogin(session: Session, uid: string): void {
+    if (!this.config.auth.insecureUidLogin) {
+      throw new HeraldError('unauthorized', 'login with a bare uid is disabled: send {"action":"login","token":...} (or enable auth.insecureUidLogin)');
+    }
+    this.applyIdentity(session, { uid, expiresAt: undefined, topics: [], publish: [], info: undefined });
+    session.rawPush = true;
+  }
+
+  /**
+   * Gives a session an identity: user index, grants, expiry. Subscriptions
+   * the new identity may not hold are dropped; their topics are returned.
+   */
+  private applyIdentity(session: Session, identity: Identity): string[] {
+    const limit = this.config.limits.maxConnectionsPerUser;
+    if (session.uid !== identity.uid && this.hub.userSessions(identity.uid).size >= limit) {
+      throw new HeraldError('rate_limited', `too many connections for user ${identity.uid} (limit ${limit})`);
+    }
+    this.hub.setUser(session, identity.uid);
+    const grants: Grants = { topics: identity.topics, publish: identity.publish };
+    session.grants = grants;
+    session.info = identity.info;
+    session.rawPush = false;
+    const dropped = [...session.topics].filter((topic) => this.permissions.subscribeProblem(session, topic) !== null);
+    for (const topic of dropped) this.hub.unsubscribe(session, topic);
+    this.scheduleExpiry(session, identity.expiresAt);
+    return dropped;
+  }
+
+  /** At expiry: an error frame, then a grace period to log in again, then close 4001. */
+  private scheduleExpiry(session: Session, expiresAt: number | undefined): void {
+    if (session.authTimer) clearTimeout(session.authTimer);
+    session.authTimer = undefined;
+    session.expiresAt = expiresAt;
+    if (expiresAt === undefined) return;
+    const grace = this.config.auth.expiryGrace;
+    after(expiresAt - Date.now(), session, () => {
+      if (session.expiresAt !== expiresAt || session.state !== 'open') return;
+      session.write(encodeTextFrame(JSON.stringify({ action: 'error', error: { code: 'token_expired', message: `token expired: log in with a fresh token within ${grace} ms` } })));
+      after(grace, session, () => {
+        if (session.expiresAt === expiresAt) this.closeSession(session, CloseCode.TOKEN_EXPIRED, 'token expired');
+      });
+    });
   }
 
   onSlowConsumer(session: Session, queuedBytes: number): void {
@@ -375,6 +528,11 @@ export class Herald implements SessionHost, UpgradeHost {
 
   private opened(session: Session): void {
     if (session.state !== 'connecting') return;
+    if (!this.config.auth.anonymous && session.uid === undefined) {
+      after(this.config.auth.loginTimeout, session, () => {
+        if (session.uid === undefined) this.closeSession(session, CloseCode.UNAUTHORIZED, 'login required');
+      });
+    }
     session.open();
     this.events.emit('connect', session);
   }
@@ -397,6 +555,13 @@ export class Herald implements SessionHost, UpgradeHost {
     if (this.detached.has(session)) return;
     this.detached.add(session);
     this.hub.remove(session);
+    if (session.authTimer) clearTimeout(session.authTimer);
+    const ip = this.sessionIp.get(session);
+    if (ip !== undefined) {
+      const left = (this.connectionsByIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.connectionsByIp.set(ip, left);
+      else this.connectionsByIp.delete(ip);
+    }
     this.stats.messagesOut += session.framesOut;
     this.log.info(
       { conn: session.id, code, reason: reason || CLOSE_CODE_MEANINGS[code], by, ms: Date.now() - session.connectedAt, in: session.framesIn, out: session.framesOut },
@@ -430,4 +595,26 @@ export class Herald implements SessionHost, UpgradeHost {
     await this.broker.close();
     this.log.info('herald stopped');
   }
+}
+
+/** The close code that refuses a connection for an error of this code. */
+function closeCodeFor(code: string): number {
+  if (code === 'unauthorized' || code === 'token_expired') return CloseCode.UNAUTHORIZED;
+  if (code === 'forbidden') return CloseCode.FORBIDDEN;
+  if (code === 'rate_limited') return CloseCode.TOO_MANY_CONNECTIONS;
+  return CloseCode.RECONNECT;
+}
+
+const MAX_TIMER = 2 ** 31 - 1;
+
+/** Runs `fn` after `ms` as the session's auth timer; longer than a timer can wait, it waits in steps. */
+function after(ms: number, session: Session, fn: () => void): void {
+  if (session.authTimer) clearTimeout(session.authTimer);
+  const delay = Math.max(0, ms);
+  session.authTimer = setTimeout(() => {
+    session.authTimer = undefined;
+    if (delay > MAX_TIMER) after(delay - MAX_TIMER, session, fn);
+    else fn();
+  }, Math.min(delay, MAX_TIMER));
+  session.authTimer.unref();
 }

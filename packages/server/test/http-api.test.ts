@@ -79,7 +79,7 @@ describe('HTTP API', () => {
   }
 
   it('answers a wrong content type with 415', async () => {
-    const answer = await http(herald, 'POST', '/api/publish', 'topic=news', { 'content-type': 'application/x-www-form-urlencoded' });
+    const answer = await http(herald, 'POST', '/api/publish', 'topic=news', { 'content-type': 'text/csv' });
     assert.equal(answer.status, 415);
     assert.equal(answer.body.error.code, 'bad_request');
   });

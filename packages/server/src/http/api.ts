@@ -1,6 +1,7 @@
+import fastifyFormbody from '@fastify/formbody';
 import fastifyStatic from '@fastify/static';
 import { topicProblem } from '@herald/protocol';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { HeraldError, HTTP_STATUS } from '../errors.js';
 import type { Herald } from '../gateway.js';
@@ -12,6 +13,14 @@ const publishItem = z.strictObject({
   message: z.unknown().optional(),
 });
 type PublishItem = z.infer<typeof publishItem>;
+
+const sendBody = z.strictObject({
+  uid: z.string().min(1).optional(),
+  uids: z.array(z.string().min(1)).min(1).max(1000).optional(),
+  message: z.unknown().optional(),
+});
+
+const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string().max(100).optional() });
 
 function describe(error: z.ZodError, prefix = ''): string {
   const issue = error.issues[0]!;
@@ -51,6 +60,7 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     forceCloseConnections: 'idle',
   });
   const guard = createApiGuard(herald.config.apiKeys);
+  app.register(fastifyFormbody, { bodyLimit: limits.maxHttpBodyBytes });
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
@@ -84,6 +94,41 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
   });
 
   app.get('/api/status', { onRequest: guard }, async () => herald.status());
+
+  app.post('/api/send', { onRequest: guard }, async (request) => {
+    const parsed = sendBody.safeParse(request.body);
+    if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error));
+    const { uid, uids } = parsed.data;
+    if ((uid === undefined) === (uids === undefined)) throw new HeraldError('bad_request', 'give either "uid" or "uids"');
+    if (!('message' in (request.body as object))) throw new HeraldError('bad_request', 'a push needs a "message"');
+    const delivered = herald.send(uids ?? [uid!], parsed.data.message);
+    return { ok: true, delivered };
+  });
+
+  app.post('/api/disconnect', { onRequest: guard }, async (request) => {
+    const parsed = disconnectBody.safeParse(request.body);
+    if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error));
+    return { ok: true, closed: herald.disconnect(parsed.data.uid, parsed.data.reason) };
+  });
+
+  // The push-centre seed's endpoint, kept as it is: uid and message from the
+  // query or a form body (the body wins), 400 with a short text body when the
+  // uid is missing or has no connection, 200 with an empty body otherwise.
+  const seedSend = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const query = request.query as Record<string, unknown>;
+    const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, unknown>;
+    const field = (name: string): string => {
+      const value = body[name] ?? query[name];
+      return typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : '';
+    };
+    const uid = field('uid');
+    if (!uid) return void reply.status(400).type('text/plain').send('uid is required');
+    if (herald.userConnections(uid) === 0) return void reply.status(400).type('text/plain').send(`client not found: ${uid}`);
+    herald.send(uid, field('message'));
+    return void reply.status(200).type('text/plain').send('');
+  };
+  app.get('/send', { onRequest: guard }, seedSend);
+  app.post('/send', { onRequest: guard }, seedSend);
 
   app.post('/api/publish', { onRequest: guard }, async (request) => {
     const body = request.body;

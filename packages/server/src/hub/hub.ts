@@ -1,6 +1,9 @@
 import type { Publication } from '../broker/broker.js';
 import type { Protocol } from '../protocols/protocol.js';
+import { encodeTextFrame } from './frame.js';
 import type { Session } from './session.js';
+
+const EMPTY: ReadonlySet<Session> = new Set();
 
 export interface TopicListener {
   /** The first local connection subscribed to `topic`. */
@@ -17,6 +20,7 @@ export interface TopicListener {
 export class Hub {
   readonly sessions = new Map<string, Session>();
   private readonly topics = new Map<string, Set<Session>>();
+  private readonly users = new Map<string, Set<Session>>();
   private subscriptionCount = 0;
   /** Publications handed to this hub for local delivery. */
   publications = 0;
@@ -37,11 +41,47 @@ export class Hub {
     this.sessions.set(session.id, session);
   }
 
-  /** Removes a session and all of its subscriptions. */
+  /** Removes a session, its subscriptions and its place in the user index. */
   remove(session: Session): void {
     if (!this.sessions.delete(session.id)) return;
     for (const topic of session.topics) this.detach(session, topic);
     session.topics.clear();
+    this.leaveUser(session);
+  }
+
+  get userCount(): number {
+    return this.users.size;
+  }
+
+  /**
+   * Gives a session its identity (or none). The index is kept by identity:
+   * each uid maps to the set of its live sessions, so closing one tab never
+   * makes the user's other tabs unreachable, and a re-login under another
+   * uid moves the session.
+   */
+  setUser(session: Session, uid: string | undefined): void {
+    if (session.uid === uid) return;
+    this.leaveUser(session);
+    session.uid = uid;
+    if (uid === undefined) return;
+    let set = this.users.get(uid);
+    if (!set) {
+      set = new Set();
+      this.users.set(uid, set);
+    }
+    set.add(session);
+  }
+
+  /** The live sessions of a uid on this node. */
+  userSessions(uid: string): ReadonlySet<Session> {
+    return this.users.get(uid) ?? EMPTY;
+  }
+
+  private leaveUser(session: Session): void {
+    const uid = session.uid;
+    if (uid === undefined) return;
+    const set = this.users.get(uid);
+    if (set?.delete(session) && set.size === 0) this.users.delete(uid);
   }
 
   /** Subscribes; returns false when the session was already subscribed. */
@@ -95,6 +135,32 @@ export class Hub {
       if (session.write(frame!)) written++;
     }
     this.deliveries += written;
+    return written;
+  }
+
+  /**
+   * Pushes a message to every session of the given users on this node.
+   * `payload` is the message's JSON text (framed once per protocol, as a
+   * push); sessions that logged in the push-centre seed's way get `raw`, the
+   * message as the seed sends it. Returns how many sessions got it.
+   */
+  push(uids: Iterable<string>, payload: string, raw: string): number {
+    let rawFrame: Buffer | null = null;
+    let frames: Map<Protocol, Buffer> | null = null;
+    let written = 0;
+    for (const uid of uids) {
+      for (const session of this.userSessions(uid)) {
+        let frame: Buffer;
+        if (session.rawPush) {
+          frame = rawFrame ??= encodeTextFrame(raw);
+        } else {
+          frames ??= new Map();
+          frame = frames.get(session.protocol) ?? session.protocol.encodePush(payload);
+          frames.set(session.protocol, frame);
+        }
+        if (session.write(frame)) written++;
+      }
+    }
     return written;
   }
 

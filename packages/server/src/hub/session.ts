@@ -1,6 +1,8 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { NO_GRANTS, type Grants } from '../auth/permissions.js';
 import type { Protocol } from '../protocols/protocol.js';
+import type { TokenBucket } from '../util/token-bucket.js';
 import type { Corkable, Flusher } from './flusher.js';
 
 export type SessionState = 'connecting' | 'open' | 'closing' | 'closed';
@@ -43,8 +45,20 @@ export class Session implements Corkable {
   readonly connectedAt = Date.now();
   state: SessionState = 'connecting';
   corked = false;
-  /** Identity, when the connection is authenticated. */
+  /** Identity, when the connection is authenticated (set only through Hub.setUser). */
   uid: string | undefined;
+  /** What the connection's token or the connect hook granted. */
+  grants: Grants = NO_GRANTS;
+  /** Public information about the user (token `info` claim or connect hook). */
+  info: unknown;
+  /** Logged in with the push-centre seed's `{"uid":...}` frame: pushes arrive as the raw message, as in the seed. */
+  rawPush = false;
+  /** When the identity's token expires (ms since the epoch). */
+  expiresAt: number | undefined;
+  /** Pending identity timers: token expiry, login deadline. */
+  authTimer: NodeJS.Timeout | undefined;
+  /** Commands the connection may still send (rate limit). */
+  bucket: TokenBucket | undefined;
   /** Last time anything arrived from the peer (frame or pong). */
   lastSeen = this.connectedAt;
   /** When the outstanding ping was sent; 0 when none is outstanding. */
@@ -150,6 +164,7 @@ export class Session implements Corkable {
     this.state = 'closed';
     this.inbox = null;
     if (this.terminateTimer) clearTimeout(this.terminateTimer);
+    if (this.authTimer) clearTimeout(this.authTimer);
   }
 
   private handle(data: Buffer, isBinary: boolean): void {

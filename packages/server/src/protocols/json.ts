@@ -1,5 +1,7 @@
 import { topicProblem, type ErrorCode, type Json } from '@herald/protocol';
 import { z } from 'zod';
+import type { TokenVerifier } from '../auth/jwt.js';
+import type { Permissions } from '../auth/permissions.js';
 import type { Publication, PublishResult } from '../broker/broker.js';
 import { HeraldError, toErrorBody } from '../errors.js';
 import { encodeTextFrame } from '../hub/frame.js';
@@ -32,15 +34,20 @@ export interface JsonProtocolHost {
   readonly hub: Hub;
   readonly maxTopicsPerConnection: number;
   readonly maxTopicLength: number;
-  readonly clientPublish: 'all' | 'none';
+  readonly anonymousAllowed: boolean;
+  readonly permissions: Permissions;
+  readonly tokens: TokenVerifier;
+  readonly config: { limits: { commandsPerSecond: number } };
   publish(topic: string, message: unknown): Promise<PublishResult>;
+  login(session: Session, token: unknown): Promise<Record<string, unknown>>;
+  insecureLogin(session: Session, uid: string): void;
   commandHandler(action: string): CommandHandler | undefined;
   reportError(session: Session, err: unknown): void;
 }
 
 const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string() });
 const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
-const subscribeSchema = z.object({ ...topicFields, since: since.optional() });
+const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional() });
 const unsubscribeSchema = z.object(topicFields);
 const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional() });
 
@@ -110,9 +117,16 @@ export class JsonProtocol implements Protocol {
     if (id !== undefined && !(typeof id === 'number' && Number.isFinite(id)) && !(typeof id === 'string' && id.length <= 64)) {
       return this.fail(session, undefined, 'error', 'bad_request', 'field "id" must be a number or a string of at most 64 characters');
     }
+    if (session.bucket && !session.bucket.take()) {
+      return this.fail(session, id, typeof raw.action === 'string' ? raw.action : 'error', 'rate_limited', `over ${this.host.config.limits.commandsPerSecond} commands per second`);
+    }
     const action = raw.action;
+    if (action === undefined && typeof raw.uid === 'string') return this.seedLogin(session, id, raw.uid);
     if (typeof action !== 'string') {
       return this.fail(session, id, 'error', 'bad_request', 'field "action" must be a string');
+    }
+    if (session.uid === undefined && !this.host.anonymousAllowed && action !== 'login' && action !== 'ping' && action !== 'pong') {
+      return this.fail(session, id, action, 'unauthorized', 'log in first: {"action":"login","token":...}');
     }
     switch (action) {
       case 'subscribe':
@@ -121,6 +135,8 @@ export class JsonProtocol implements Protocol {
         return this.unsubscribe(session, id, raw);
       case 'publish':
         return this.publish(session, id, raw);
+      case 'login':
+        return this.login(session, id, raw);
       case 'ping':
         return this.reply(session, id, 'ping');
       case 'pong':
@@ -151,18 +167,33 @@ export class JsonProtocol implements Protocol {
     return topics;
   }
 
-  private subscribe(session: Session, id: Id, raw: Record<string, unknown>): void {
+  private subscribe(session: Session, id: Id, raw: Record<string, unknown>): void | Promise<void> {
     const parsed = subscribeSchema.safeParse(raw);
     if (!parsed.success) return this.fail(session, id, 'subscribe', 'bad_request', describe(parsed.error));
     const topics = this.topicsOf(session, id, 'subscribe', parsed.data);
     if (!topics) return;
+    const token = parsed.data.token;
+    if (token === undefined) return this.subscribeTopics(session, id, topics, [], parsed.data.since !== undefined);
+    // A subscribe token grants one topic (or prefix*) to this uid: verify it first.
+    return this.host.tokens.topicGrant(token, session.uid).then(
+      (grant) => this.subscribeTopics(session, id, topics, [grant], parsed.data.since !== undefined),
+      (err: unknown) => this.failWith(session, id, 'subscribe', err),
+    );
+  }
+
+  private subscribeTopics(session: Session, id: Id, topics: string[], extraGrants: string[], recovery: boolean): void {
+    if (session.state !== 'open') return;
+    for (const topic of topics) {
+      const problem = this.host.permissions.subscribeProblem(session, topic, extraGrants);
+      if (problem) return this.fail(session, id, 'subscribe', 'forbidden', problem);
+    }
     const fresh = new Set(topics.filter((topic) => !session.topics.has(topic)));
     const limit = this.host.maxTopicsPerConnection;
     if (session.topics.size + fresh.size > limit) {
       return this.fail(session, id, 'subscribe', 'too_many_topics', `subscribing would make ${session.topics.size + fresh.size} topics, over the limit of ${limit}`);
     }
     for (const topic of fresh) this.host.hub.subscribe(session, topic);
-    if (parsed.data.since) {
+    if (recovery) {
       // History is not configured for any topic yet: tell the client it must reload state.
       return this.reply(session, id, 'subscribe', { recovered: false, reason: 'history_off' });
     }
@@ -183,18 +214,35 @@ export class JsonProtocol implements Protocol {
   }
 
   private publish(session: Session, id: Id, raw: Record<string, unknown>): void | Promise<void> {
-    if (this.host.clientPublish === 'none') {
-      return this.fail(session, id, 'publish', 'forbidden', 'publishing from connections is disabled on this server');
-    }
     const parsed = publishSchema.safeParse(raw);
     if (!parsed.success) return this.fail(session, id, 'publish', 'bad_request', describe(parsed.error));
     if (!('message' in raw)) return this.fail(session, id, 'publish', 'bad_request', 'publish needs a "message"');
     const problem = topicProblem(parsed.data.topic, this.host.maxTopicLength);
     if (problem) return this.fail(session, id, 'publish', 'invalid_topic', problem);
+    const refused = this.host.permissions.publishProblem(session, parsed.data.topic);
+    if (refused) return this.fail(session, id, 'publish', 'forbidden', refused);
     return this.host.publish(parsed.data.topic, raw.message).then(
       (result) => this.reply(session, id, 'publish', result.offset === undefined ? undefined : { offset: result.offset, epoch: result.epoch }),
       (err: unknown) => this.failWith(session, id, 'publish', err),
     );
+  }
+
+  private login(session: Session, id: Id, raw: Record<string, unknown>): Promise<void> {
+    return this.host.login(session, raw.token).then(
+      (result) => this.reply(session, id, 'login', result),
+      (err: unknown) => this.failWith(session, id, 'login', err),
+    );
+  }
+
+  /** The push-centre seed's login frame, `{"uid":"123"}`: no action, no reply on success. */
+  private seedLogin(session: Session, id: Id, uid: string): void {
+    if (uid.length === 0) return this.fail(session, id, 'login', 'bad_request', 'uid must not be empty');
+    try {
+      this.host.insecureLogin(session, uid);
+    } catch (err) {
+      return this.failWith(session, id, 'login', err);
+    }
+    this.reply(session, id, 'login', { uid });
   }
 
   private custom(session: Session, id: Id, action: string, raw: Record<string, unknown>): void | Promise<void> {

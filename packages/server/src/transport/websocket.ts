@@ -4,7 +4,17 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Protocol } from '../protocols/protocol.js';
 
+/** Why an upgrade is refused before it becomes a WebSocket. */
+export interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
 export interface UpgradeHost {
+  /** Origin, per-address and rate checks; null admits the upgrade. */
+  admit(request: IncomingMessage): Refusal | null;
   readonly wsPath: string;
   /** True while the gateway is shutting down: upgrades are refused with 503. */
   readonly closing: boolean;
@@ -20,12 +30,13 @@ export interface UpgradeHost {
  * HTTP response (JSON error body, same shape as the HTTP API's) and closes
  * the socket.
  */
-export function abortHandshake(socket: Duplex, status: number, code: string, message: string): void {
+export function abortHandshake(socket: Duplex, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
   if (socket.writable) {
     const body = JSON.stringify({ ok: false, error: { code, message } });
+    const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-        'Connection: close\r\nContent-Type: application/json\r\n' +
+        `Connection: close\r\nContent-Type: application/json\r\n${extra}` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   }
@@ -72,6 +83,11 @@ export function createUpgradeHandler(host: UpgradeHost): (request: IncomingMessa
     }
     if (host.closing) {
       abortHandshake(socket, 503, 'unavailable', 'server is shutting down');
+      return;
+    }
+    const refusal = host.admit(request);
+    if (refusal) {
+      abortHandshake(socket, refusal.status, refusal.code, refusal.message, refusal.headers);
       return;
     }
     const offered = parseOffered(request.headers['sec-websocket-protocol']);

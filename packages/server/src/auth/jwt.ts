@@ -1,0 +1,123 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { HeraldConfig } from '../config.js';
+import { HeraldError } from '../errors.js';
+
+/** Who a verified token says the connection is, and what it may do. */
+export interface Identity {
+  uid: string;
+  /** When the token expires (ms since the epoch), if it has `exp`. */
+  expiresAt: number | undefined;
+  /** Private topics the connection may subscribe to: exact names or `prefix*`. */
+  topics: string[];
+  /** Topics the connection may publish to, whatever `clientPublish` says: exact names or `prefix*`. */
+  publish: string[];
+  /** Public information about the user (the `info` claim), shown in presence. */
+  info: unknown;
+}
+
+const HMAC = ['HS256', 'HS384', 'HS512'];
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+type Key = Uint8Array | KeyObject | JWTVerifyGetKey;
+
+function stringList(payload: JWTPayload, claim: string): string[] {
+  const value = payload[claim];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new HeraldError('unauthorized', `invalid token: claim "${claim}" must be a list of strings`);
+  }
+  return value;
+}
+
+/** Turns jose's errors into a refusal whose message says what is wrong with the token. */
+function refusal(err: unknown): HeraldError {
+  if (err instanceof HeraldError) return err;
+  let reason: string;
+  if (err instanceof errors.JWTExpired) reason = 'token expired';
+  else if (err instanceof errors.JWTClaimValidationFailed) reason = err.claim === 'nbf' ? 'token not yet valid (nbf)' : `claim "${err.claim}" ${err.reason === 'check_failed' ? 'check failed' : err.reason}`;
+  else if (err instanceof errors.JOSEAlgNotAllowed) reason = `algorithm not allowed: ${err.message}`;
+  else if (err instanceof errors.JWSSignatureVerificationFailed) reason = 'bad signature';
+  else if (err instanceof errors.JWKSNoMatchingKey) reason = 'no key of the JWKS matches the token';
+  else if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) reason = `the JWKS could not be loaded (${(err as Error).message})`;
+  else if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) reason = `malformed token (${(err as Error).message})`;
+  else if (err instanceof errors.JOSENotSupported) reason = `unsupported token: ${(err as Error).message}`;
+  else if (err instanceof TypeError) reason = `wrong algorithm for the key (${err.message})`;
+  else reason = `token rejected (${(err as Error).message ?? String(err)})`;
+  return new HeraldError('unauthorized', `invalid token: ${reason}`, { cause: err });
+}
+
+/**
+ * Verifies JWTs with jose: HMAC with a shared secret, or RSA, ECDSA and
+ * EdDSA with a PEM public key or a JWKS URL (jose caches the set and fetches
+ * it again when a token names an unknown `kid`). `alg: none` is never
+ * accepted; an algorithm outside `algorithms` is refused; `exp` and `nbf` are
+ * enforced with `clockTolerance`.
+ */
+export class TokenVerifier {
+  private readonly key: Key | null;
+  private readonly algorithms: string[];
+
+  constructor(private readonly config: HeraldConfig['auth']['jwt']) {
+    const sources = [config.secret, config.publicKey, config.jwksUrl].filter((v) => v !== undefined).length;
+    if (sources > 1) throw new HeraldError('bad_request', 'auth.jwt: give only one of secret, publicKey or jwksUrl');
+    if (config.secret !== undefined) {
+      this.key = new TextEncoder().encode(config.secret);
+      this.algorithms = config.algorithms ?? HMAC;
+    } else if (config.publicKey !== undefined) {
+      this.key = createPublicKey(config.publicKey);
+      this.algorithms = config.algorithms ?? ASYMMETRIC;
+    } else if (config.jwksUrl !== undefined) {
+      this.key = createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: 5_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+      this.algorithms = config.algorithms ?? ASYMMETRIC;
+    } else {
+      this.key = null;
+      this.algorithms = [];
+    }
+  }
+
+  /** Whether tokens can be verified at all (a secret, key or JWKS is configured). */
+  get enabled(): boolean {
+    return this.key !== null;
+  }
+
+  async verify(token: unknown): Promise<JWTPayload> {
+    if (!this.key) throw new HeraldError('unauthorized', 'tokens are not accepted: no auth.jwt secret, publicKey or jwksUrl is configured');
+    if (typeof token !== 'string' || token.length === 0) throw new HeraldError('unauthorized', 'invalid token: a token must be a non-empty string');
+    try {
+      const { payload } = await jwtVerify(token, this.key as Uint8Array, {
+        algorithms: this.algorithms,
+        clockTolerance: Math.round(this.config.clockTolerance / 1000),
+        ...(this.config.issuer ? { issuer: this.config.issuer } : {}),
+        ...(this.config.audience ? { audience: this.config.audience } : {}),
+      });
+      return payload;
+    } catch (err) {
+      throw refusal(err);
+    }
+  }
+
+  /** Verifies a connection token and reads the identity from its claims. */
+  async identity(token: unknown): Promise<Identity> {
+    const payload = await this.verify(token);
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new HeraldError('unauthorized', 'invalid token: no "sub" claim (the uid)');
+    return {
+      uid: payload.sub,
+      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+      topics: stringList(payload, 'topics'),
+      publish: stringList(payload, 'publish'),
+      info: payload.info,
+    };
+  }
+
+  /**
+   * Verifies a subscribe token: `sub` must be the connection's uid and the
+   * `topic` claim names the topic (or `prefix*`) it grants.
+   */
+  async topicGrant(token: unknown, uid: string | undefined): Promise<string> {
+    const payload = await this.verify(token);
+    if (payload.sub !== uid) throw new HeraldError('forbidden', 'subscribe token: its "sub" is not this connection\'s uid');
+    if (typeof payload.topic !== 'string' || payload.topic.length === 0) throw new HeraldError('forbidden', 'subscribe token: no "topic" claim');
+    return payload.topic;
+  }
+}
