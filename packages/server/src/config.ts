@@ -81,6 +81,8 @@ export const configSchema = z.strictObject({
           publicKey: z.string().min(1).optional(),
           /** URL of a JSON Web Key Set (cached; fetched again on an unknown `kid`). */
           jwksUrl: z.string().url().optional(),
+          /** After fetching the JWKS, how long before a token with an unknown `kid` may make Herald fetch it again. */
+          jwksCooldown: duration.default(30_000),
           /** Accepted algorithms. Default: the HMAC ones with a secret, the asymmetric ones with a key or JWKS. */
           algorithms: listOf(z.string()).optional(),
           issuer: z.string().optional(),

@@ -68,7 +68,7 @@ export class TokenVerifier {
       this.key = createPublicKey(config.publicKey);
       this.algorithms = config.algorithms ?? ASYMMETRIC;
     } else if (config.jwksUrl !== undefined) {
-      this.key = createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: 5_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+      this.key = createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: config.jwksCooldown, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
       this.algorithms = config.algorithms ?? ASYMMETRIC;
     } else {
       this.key = null;

@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SignJWT } from 'jose';
+import { CloseCode } from '../src/index.js';
+import { connect, deadline, http, startHerald, type TestClient } from './helpers.js';
+
+const SECRET = 'a-test-secret-that-is-at-least-32-chars';
+const token = (claims: Record<string, unknown>): Promise<string> =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+
+/** Logs in the seed's way and waits until the server has handled it (replies keep order). */
+async function seedLogin(c: TestClient, uid: string): Promise<void> {
+  c.send({ uid });
+  assert.equal((await c.request({ action: 'ping' })).ok, true);
+}
+
+describe('the push-centre seed flow (auth.insecureUidLogin)', () => {
+  it('two tabs of uid 123 both get /send?uid=123&message=Hello%20World as the raw message', async () => {
+    const herald = await startHerald({ auth: { insecureUidLogin: true } });
+    const [tab1, tab2, other] = await Promise.all([connect(herald), connect(herald), connect(herald)]);
+    await seedLogin(tab1, '123');
+    await seedLogin(tab2, '123');
+    await seedLogin(other, '456');
+
+    const sent = await http(herald, 'GET', '/send?uid=123&message=Hello%20World');
+    assert.equal(sent.status, 200);
+    assert.equal(sent.text, '');
+    assert.equal(await tab1.next(), 'Hello World');
+    assert.equal(await tab2.next(), 'Hello World');
+
+    // Form body, as the seed's r.FormValue reads it (the body wins over the query).
+    const form = await http(herald, 'POST', '/send?uid=456&message=from-query', 'uid=123&message=form+body', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(form.status, 200);
+    assert.equal(await tab1.next(), 'form body');
+    assert.equal(await tab2.next(), 'form body');
+
+    // Closing one tab keeps the other reachable (the seed lost it: its map held one client per uid).
+    await tab1.close();
+    assert.equal((await http(herald, 'GET', '/send?uid=123&message=still')).status, 200);
+    assert.equal(await tab2.next(), 'still');
+
+    const unknown = await http(herald, 'GET', '/send?uid=999&message=x');
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.text, 'client not found: 999');
+    const missing = await http(herald, 'GET', '/send?message=x');
+    assert.equal(missing.status, 400);
+    assert.equal(missing.text, 'uid is required');
+
+    // A missing message sends an empty text frame, as in the seed.
+    assert.equal((await http(herald, 'GET', '/send?uid=456')).status, 200);
+    assert.equal(await other.next(), '');
+    assert.equal(other.received.length, 1);
+    await Promise.all([tab2.close(), other.close()]);
+    await herald.close();
+  });
+
+  it('re-login with another uid moves the connection; the old uid is no longer reachable', async () => {
+    const herald = await startHerald({ auth: { insecureUidLogin: true } });
+    const c = await connect(herald);
+    await seedLogin(c, 'old');
+    await seedLogin(c, 'new');
+    assert.equal((await http(herald, 'GET', '/send?uid=old&message=x')).status, 400);
+    assert.equal((await http(herald, 'GET', '/send?uid=new&message=y')).status, 200);
+    assert.equal(await c.next(), 'y');
+    await c.close();
+    // After the close, the uid is gone: no crash, a 400 (the seed's handler panicked here).
+    assert.equal((await http(herald, 'GET', '/send?uid=new&message=z')).status, 400);
+    await herald.close();
+  });
+
+  it('the bare-uid login is refused when the mode is off', async () => {
+    const herald = await startHerald();
+    const c = await connect(herald);
+    c.send({ uid: '123' });
+    const error = await c.next();
+    assert.equal(error.action, 'error');
+    assert.equal(error.error.code, 'unauthorized');
+    assert.match(error.error.message, /insecureUidLogin/);
+    assert.equal(herald.userConnections('123'), 0);
+    assert.equal((await http(herald, 'GET', '/send?uid=123&message=x')).status, 400);
+    await c.close();
+    await herald.close();
+  });
+});
+
+describe('/api/send and /api/disconnect', () => {
+  it('pushes to every connection of several uids and says how many it reached', async () => {
+    const herald = await startHerald({ auth: { jwt: { secret: SECRET } } });
+    const a1 = await connect(herald, { path: `/ws?token=${await token({ sub: 'a' })}` });
+    const a2 = await connect(herald, { path: `/ws?token=${await token({ sub: 'a' })}` });
+    const b = await connect(herald, { path: `/ws?token=${await token({ sub: 'b' })}` });
+    const anonymous = await connect(herald);
+    for (const c of [a1, a2, b]) await c.request({ action: 'ping' });
+
+    const one = await http(herald, 'POST', '/api/send', { uid: 'b', message: { task: 7, progress: 50 } });
+    assert.deepEqual(one.body, { ok: true, delivered: 1 });
+    assert.deepEqual(await b.next(), { action: 'push', message: { task: 7, progress: 50 } });
+
+    const many = await http(herald, 'POST', '/api/send', { uids: ['a', 'b', 'nobody'], message: 'all of you' });
+    assert.deepEqual(many.body, { ok: true, delivered: 3 });
+    for (const c of [a1, a2, b]) assert.deepEqual(await c.next(), { action: 'push', message: 'all of you' });
+
+    assert.equal((await http(herald, 'POST', '/api/send', { uid: 'a' })).body.error.code, 'bad_request');
+    assert.equal((await http(herald, 'POST', '/api/send', { uid: 'a', uids: ['b'], message: 1 })).status, 400);
+    assert.equal(herald.send('a', 'from the library'), 2);
+    assert.deepEqual(await a1.next(), { action: 'push', message: 'from the library' });
+
+    const closed = await http(herald, 'POST', '/api/disconnect', { uid: 'a' });
+    assert.deepEqual(closed.body, { ok: true, closed: 2 });
+    for (const c of [a1, a2]) assert.deepEqual(await c.closed, { code: CloseCode.DISCONNECTED, reason: 'disconnected by the server' });
+    assert.equal((await http(herald, 'POST', '/api/disconnect', { uid: 'a' })).body.closed, 0);
+    assert.equal(anonymous.received.length, 0, 'an anonymous connection gets no user push');
+    await Promise.all([b.close(), anonymous.close()]);
+    await herald.close();
+  });
+});
+
+describe('topic permissions', () => {
+  it('private topics need a topics claim or a subscribe token; user topics are for their uid only', async () => {
+    const herald = await startHerald({ auth: { jwt: { secret: SECRET } } });
+    const alice = await connect(herald, { path: `/ws?token=${await token({ sub: 'alice', topics: ['private:team-a', 'private:orders.*'] })}` });
+    const bob = await connect(herald, { path: `/ws?token=${await token({ sub: 'bob' })}` });
+    const anonymous = await connect(herald);
+
+    assert.equal((await alice.request({ action: 'subscribe', topic: 'private:team-a' })).ok, true);
+    assert.equal((await alice.request({ action: 'subscribe', topic: 'private:orders.42' })).ok, true);
+    const noGrant = await alice.request({ action: 'subscribe', topic: 'private:team-b' });
+    assert.equal(noGrant.error.code, 'forbidden');
+    assert.match(noGrant.error.message, /private/);
+
+    for (const c of [bob, anonymous]) assert.equal((await c.request({ action: 'subscribe', topic: 'private:team-a' })).error.code, 'forbidden');
+
+    // A subscribe token: sub must be the connection's uid, topic names what it grants.
+    const grant = await token({ sub: 'bob', topic: 'private:team-a' });
+    assert.equal((await bob.request({ action: 'subscribe', topic: 'private:team-a', token: grant })).ok, true);
+    assert.equal((await bob.request({ action: 'subscribe', topic: 'private:team-b', token: grant })).error.code, 'forbidden');
+    const stolen = await anonymous.request({ action: 'subscribe', topic: 'private:team-a', token: grant });
+    assert.equal(stolen.error.code, 'forbidden');
+    assert.match(stolen.error.message, /sub/);
+
+    assert.equal((await alice.request({ action: 'subscribe', topic: 'user:alice' })).ok, true);
+    assert.equal((await bob.request({ action: 'subscribe', topic: 'user:alice' })).error.code, 'forbidden');
+    assert.equal((await anonymous.request({ action: 'subscribe', topic: 'user:alice' })).error.code, 'forbidden');
+    // A multi-topic subscribe with one forbidden topic subscribes to none.
+    assert.equal((await bob.request({ action: 'subscribe', topics: ['public-x', 'user:alice'] })).error.code, 'forbidden');
+    assert.equal(herald.hub.subscriberCount('public-x'), 0);
+
+    await herald.publish('private:team-a', 'secret');
+    assert.equal((await alice.next()).message, 'secret');
+    assert.equal((await bob.next()).message, 'secret');
+    await Promise.all([alice.close(), bob.close(), anonymous.close()]);
+    await herald.close();
+  });
+
+  it('clientPublish modes and the publish claim', async () => {
+    const modes = ['all', 'authenticated', 'none'] as const;
+    for (const mode of modes) {
+      const herald = await startHerald({ clientPublish: mode, auth: { jwt: { secret: SECRET } } });
+      const user = await connect(herald, { path: `/ws?token=${await token({ sub: 'u' })}` });
+      const anonymous = await connect(herald);
+      const publisher = await connect(herald, { path: `/ws?token=${await token({ sub: 'p', publish: ['announce*', 'private:board'] })}` });
+      const publish = async (c: TestClient, topic: string) => (await c.request({ action: 'publish', topic, message: 1 })).ok as boolean;
+      assert.equal(await publish(user, 'chat'), mode !== 'none', `${mode}: user`);
+      assert.equal(await publish(anonymous, 'chat'), mode === 'all', `${mode}: anonymous`);
+      assert.equal(await publish(publisher, 'announcements'), true, `${mode}: claim`);
+      assert.equal(await publish(publisher, 'private:board'), true, `${mode}: claim on a private topic`);
+      assert.equal(await publish(user, 'private:board'), false, `${mode}: private without claim`);
+      assert.equal(await publish(user, 'user:u'), false, `${mode}: user topic without claim`);
+      await Promise.all([user.close(), anonymous.close(), publisher.close()]);
+      await herald.close();
+    }
+  });
+});
+
+describe('without anonymous connections (auth.anonymous: false)', () => {
+  it('refuses commands before login, closes with 4501 when no login comes, and works after login', async () => {
+    const herald = await startHerald({ auth: { anonymous: false, loginTimeout: 300, jwt: { secret: SECRET } } });
+    const late = await connect(herald);
+    const refused = await late.request({ action: 'subscribe', topic: 'news' });
+    assert.equal(refused.error.code, 'unauthorized');
+    assert.equal((await late.request({ action: 'ping' })).ok, true, 'ping is allowed before login');
+    assert.deepEqual(await deadline(late.closed, 5000, 'the login timeout'), { code: CloseCode.UNAUTHORIZED, reason: 'login required' });
+
+    const prompt = await connect(herald);
+    assert.equal((await prompt.request({ action: 'login', token: await token({ sub: 'z' }) })).ok, true);
+    assert.equal((await prompt.request({ action: 'subscribe', topic: 'news' })).ok, true);
+    const viaUrl = await connect(herald, { path: `/ws?token=${await token({ sub: 'y' })}` });
+    assert.equal((await viaUrl.request({ action: 'subscribe', topic: 'news' })).ok, true);
+    // Both outlive the login timeout.
+    await herald.publish('news', 'ok');
+    assert.equal((await prompt.next()).message, 'ok');
+    await new Promise<void>((resolve) => setTimeout(resolve, 400)); // longer than loginTimeout: proving a non-event
+    assert.equal((await prompt.request({ action: 'ping' })).ok, true);
+    assert.equal((await viaUrl.request({ action: 'ping' })).ok, true);
+    await Promise.all([prompt.close(), viaUrl.close()]);
+    await herald.close();
+  });
+});
