@@ -113,7 +113,7 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly startedAt = Date.now();
   private sessionSeq = 0;
   private closingPromise: Promise<void> | null = null;
-  private stats = { messagesIn: 0, messagesOut: 0, publications: 0, slowConsumers: 0, pushes: 0 };
+  private stats = { messagesIn: 0, messagesOut: 0, publications: 0, slowConsumers: 0 };
   private readonly connectionBucket: TokenBucket;
   private readonly connectionsByIp = new Map<string, number>();
   private readonly sessionIp = new WeakMap<Session, string>();
@@ -196,11 +196,17 @@ export class Herald implements SessionHost, UpgradeHost {
   send(uid: string | readonly string[], message: unknown): number {
     if (this.closing) throw new HeraldError('unavailable', 'server is shutting down');
     const uids = typeof uid === 'string' ? [uid] : uid;
-    const payload = this.encodeMessage(message);
-    const raw = typeof message === 'string' ? message : payload;
-    const reached = this.hub.push(uids, payload, raw);
-    this.stats.pushes++;
-    return reached;
+    return this.hub.push(uids, this.encodeMessage(message));
+  }
+
+  /**
+   * The push-centre seed's `/send`: connections that logged in the seed's way
+   * (`{"uid":...}`) get the text as it is, as the seed sends it; the others
+   * get the push envelope.
+   */
+  sendSeed(uid: string, text: string): number {
+    if (this.closing) throw new HeraldError('unavailable', 'server is shutting down');
+    return this.hub.push([uid], this.encodeMessage(text), text);
   }
 
   /** Closes every connection of a user with 4504. Returns how many were closed. */

@@ -50,6 +50,10 @@ describe('the push-centre seed flow (auth.insecureUidLogin)', () => {
     assert.equal((await http(herald, 'GET', '/send?uid=456')).status, 200);
     assert.equal(await other.next(), '');
     assert.equal(other.received.length, 1);
+
+    // The JSON API keeps PROTOCOL.md's shape for every connection, seed-logged ones included.
+    assert.deepEqual((await http(herald, 'POST', '/api/send', { uid: '456', message: 'enveloped' })).body, { ok: true, delivered: 1 });
+    assert.deepEqual(await other.next(), { action: 'push', message: 'enveloped' });
     await Promise.all([tab2.close(), other.close()]);
     await herald.close();
   });
@@ -78,6 +82,18 @@ describe('the push-centre seed flow (auth.insecureUidLogin)', () => {
     assert.match(error.error.message, /insecureUidLogin/);
     assert.equal(herald.userConnections('123'), 0);
     assert.equal((await http(herald, 'GET', '/send?uid=123&message=x')).status, 400);
+    await c.close();
+    await herald.close();
+  });
+});
+
+describe('/send to a connection that logged in with a token', () => {
+  it('delivers the push envelope', async () => {
+    const herald = await startHerald({ auth: { jwt: { secret: SECRET } } });
+    const c = await connect(herald, { path: `/ws?token=${await token({ sub: '77' })}` });
+    await c.request({ action: 'ping' });
+    assert.equal((await http(herald, 'GET', '/send?uid=77&message=Hello%20World')).status, 200);
+    assert.deepEqual(await c.next(), { action: 'push', message: 'Hello World' });
     await c.close();
     await herald.close();
   });

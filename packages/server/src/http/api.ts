@@ -124,7 +124,7 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     const uid = field('uid');
     if (!uid) return void reply.status(400).type('text/plain').send('uid is required');
     if (herald.userConnections(uid) === 0) return void reply.status(400).type('text/plain').send(`client not found: ${uid}`);
-    herald.send(uid, field('message'));
+    herald.sendSeed(uid, field('message'));
     return void reply.status(200).type('text/plain').send('');
   };
   app.get('/send', { onRequest: guard }, seedSend);

@@ -141,17 +141,18 @@ export class Hub {
   /**
    * Pushes a message to every session of the given users on this node.
    * `payload` is the message's JSON text (framed once per protocol, as a
-   * push); sessions that logged in the push-centre seed's way get `raw`, the
-   * message as the seed sends it. Returns how many sessions got it.
+   * push). With `raw` (the seed's `/send`), sessions that logged in the
+   * push-centre seed's way get `raw` as it is, as the seed sends it. Returns
+   * how many sessions got it.
    */
-  push(uids: Iterable<string>, payload: string, raw: string): number {
+  push(uids: Iterable<string>, payload: string, raw: string | null = null): number {
     let rawFrame: Buffer | null = null;
     let frames: Map<Protocol, Buffer> | null = null;
     let written = 0;
     for (const uid of uids) {
       for (const session of this.userSessions(uid)) {
         let frame: Buffer;
-        if (session.rawPush) {
+        if (raw !== null && session.rawPush) {
           frame = rawFrame ??= encodeTextFrame(raw);
         } else {
           frames ??= new Map();

@@ -51,7 +51,7 @@ export class Session implements Corkable {
   grants: Grants = NO_GRANTS;
   /** Public information about the user (token `info` claim or connect hook). */
   info: unknown;
-  /** Logged in with the push-centre seed's `{"uid":...}` frame: pushes arrive as the raw message, as in the seed. */
+  /** Logged in with the push-centre seed's `{"uid":...}` frame: the seed's `/send` reaches it as the raw message, as in the seed. */
   rawPush = false;
   /** When the identity's token expires (ms since the epoch). */
   expiresAt: number | undefined;
