@@ -5,16 +5,9 @@ import { after, before, describe, it } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { CloseCode } from '../src/index.js';
 import { connect, deadline, startHerald, type TestClient } from './helpers.js';
+import { SECRET, signToken } from './tokens.js';
 
-const SECRET = 'a-test-secret-that-is-at-least-32-chars';
-const secretKey = new TextEncoder().encode(SECRET);
-
-async function hs256(claims: Record<string, unknown>, options: { exp?: number | string; nbf?: number | string; alg?: string; key?: Uint8Array } = {}): Promise<string> {
-  let jwt = new SignJWT(claims).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setIssuedAt();
-  if (options.exp !== undefined) jwt = jwt.setExpirationTime(options.exp);
-  if (options.nbf !== undefined) jwt = jwt.setNotBefore(options.nbf);
-  return jwt.sign(options.key ?? secretKey);
-}
+const hs256 = signToken;
 
 /** An unsigned token (`alg: none`), as an attacker would forge it. */
 function unsigned(claims: Record<string, unknown>): string {
@@ -193,4 +186,3 @@ describe('without a token configuration', () => {
   });
 });
 
-export { hs256, SECRET };

@@ -2,14 +2,12 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { CloseCode } from '../src/index.js';
 import { connect, startHerald, wsUrl } from './helpers.js';
+import { SECRET, signToken } from './tokens.js';
 
-const SECRET = 'a-test-secret-that-is-at-least-32-chars';
-const token = (sub: string): Promise<string> =>
-  new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+const token = (sub: string): Promise<string> => signToken({ sub });
 
 /** Opens a WebSocket and resolves with 101 or the HTTP status that refused it. */
 function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<{ status: number; ws?: WebSocket; retryAfter?: string }> {

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SignJWT } from 'jose';
 import { CloseCode } from '../src/index.js';
 import { connect, deadline, http, startHerald, type TestClient } from './helpers.js';
+import { SECRET, signToken } from './tokens.js';
 
-const SECRET = 'a-test-secret-that-is-at-least-32-chars';
-const token = (claims: Record<string, unknown>): Promise<string> =>
-  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+const token = (claims: Record<string, unknown>): Promise<string> => signToken(claims);
 
 /** Logs in the seed's way and waits until the server has handled it (replies keep order). */
 async function seedLogin(c: TestClient, uid: string): Promise<void> {

@@ -4,6 +4,7 @@ import { topicProblem } from '@herald/protocol';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { HeraldError, HTTP_STATUS } from '../errors.js';
+import { describeIssue as describe } from '../util/zod.js';
 import type { Herald } from '../gateway.js';
 import { createApiGuard } from './auth.js';
 
@@ -22,11 +23,6 @@ const sendBody = z.strictObject({
 
 const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string().max(100).optional() });
 
-function describe(error: z.ZodError, prefix = ''): string {
-  const issue = error.issues[0]!;
-  const field = issue.path.join('.');
-  return `${prefix}${field ? `field "${field}": ` : ''}${issue.message}`;
-}
 
 /** Checks one publish item; returns its topics or throws a HeraldError naming the problem. */
 function topicsOf(item: unknown, maxTopicLength: number, where: string): { topics: string[]; message: unknown } {

@@ -4,6 +4,7 @@ import type { TokenVerifier } from '../auth/jwt.js';
 import type { Permissions } from '../auth/permissions.js';
 import type { Publication, PublishResult } from '../broker/broker.js';
 import { HeraldError, toErrorBody } from '../errors.js';
+import { describeIssue as describe } from '../util/zod.js';
 import { encodeTextFrame } from '../hub/frame.js';
 import type { Hub } from '../hub/hub.js';
 import type { Session } from '../hub/session.js';
@@ -57,11 +58,6 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function describe(error: z.ZodError): string {
-  const issue = error.issues[0]!;
-  const field = issue.path.join('.');
-  return field ? `field "${field}": ${issue.message}` : issue.message;
-}
 
 /**
  * The native JSON protocol (PROTOCOL.md §2): one JSON command per text frame,
