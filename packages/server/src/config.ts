@@ -51,8 +51,30 @@ export const configSchema = z.strictObject({
   nodeId: z.string().min(1).max(64).optional(),
   /** API keys accepted as `Authorization: Bearer <key>`. Without any, the HTTP API answers loopback callers only. */
   apiKeys: listOf(z.string().min(12, 'an API key must be at least 12 characters long')).default([]),
-  /** Which broker carries publications between nodes. */
-  broker: z.enum(['memory']).default('memory'),
+  /** Which broker carries publications between nodes: `memory` (one node), `redis` or `nats`. */
+  broker: z.enum(['memory', 'redis', 'nats']).default('memory'),
+  redis: z
+    .strictObject({
+      /** Redis URL (redis://, rediss://, with user and password if needed). */
+      url: z.string().url().default('redis://127.0.0.1:6379'),
+      /** Prepended to every topic to make its Redis channel. Empty: topic `channel` is Redis channel `channel`. */
+      prefix: z.string().default(''),
+    })
+    .prefault({}),
+  nats: z
+    .strictObject({
+      /** NATS server URL, or several separated by commas. */
+      url: z.string().min(1).default('nats://127.0.0.1:4222'),
+      /** Prepended to every topic to make its NATS subject. */
+      prefix: z.string().default(''),
+    })
+    .prefault({}),
+  cluster: z
+    .strictObject({
+      /** How often a node tells the others it is alive (a node silent for three intervals is forgotten). */
+      heartbeatInterval: duration.default(5_000),
+    })
+    .prefault({}),
   /** Who may publish from a WebSocket connection; a token's `publish` claim grants more. */
   clientPublish: z.enum(['all', 'authenticated', 'none']).default('all'),
   /** Origins browsers may connect from (exact, e.g. "https://app.example.com"). Empty: any origin. */

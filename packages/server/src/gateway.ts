@@ -14,6 +14,9 @@ import { TokenVerifier, type Identity } from './auth/jwt.js';
 import { Permissions, type Grants } from './auth/permissions.js';
 import type { Broker, BrokerState, Publication, PublishResult } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
+import { NatsBroker } from './broker/nats.js';
+import { RedisBroker } from './broker/redis.js';
+import { ClusterRegistry, type NodeView } from './cluster/registry.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
 import { buildHttpApi } from './http/api.js';
@@ -50,6 +53,8 @@ export interface DisconnectInfo {
 }
 
 export interface HeraldEvents {
+  /** The broker's state changed (`ready`, `down`, ...). */
+  broker: [state: BrokerState, detail: string | undefined];
   connect: [connection: ConnectionInfo];
   disconnect: [connection: ConnectionInfo, info: DisconnectInfo];
 }
@@ -58,6 +63,13 @@ export interface HeraldOptions extends HeraldConfigInput {
   /** A pino logger to use instead of creating one from `log`. */
   logger?: Logger;
   onConnect?: ConnectHook;
+}
+
+export interface PushResult {
+  /** Connections reached on this node. */
+  delivered: number;
+  /** Other nodes the push was forwarded to (they deliver to their connections of the users). */
+  nodes: number;
 }
 
 export interface HeraldStatus {
@@ -103,6 +115,7 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly http: FastifyInstance;
   readonly tokens: TokenVerifier;
   readonly permissions: Permissions;
+  readonly cluster: ClusterRegistry;
 
   private readonly events = new EventEmitter<HeraldEvents>();
   private readonly handlers = new Map<string, CommandHandler>();
@@ -126,8 +139,23 @@ export class Herald implements SessionHost, UpgradeHost {
     this.hub = new Hub({
       onTopicOpened: (topic) => this.broker.subscribe(topic),
       onTopicClosed: (topic) => this.broker.unsubscribe(topic),
+      onUserOnline: (uid) => this.cluster.userOnline(uid),
+      onUserOffline: (uid) => this.cluster.userOffline(uid),
     });
-    this.broker = new MemoryBroker();
+    this.broker = createBroker(config, this.nodeId, this.log);
+    this.cluster = new ClusterRegistry(
+      this.nodeId,
+      this.broker,
+      {
+        stats: () => ({ connections: this.hub.sessions.size, users: this.hub.userCount, topics: this.hub.topicCount, subscriptions: this.hub.subscriptions }),
+        localUsers: () => this.hub.userIds(),
+        deliverPush: (uids, payload, raw) => {
+          this.hub.push(uids, payload, raw);
+        },
+      },
+      config.cluster.heartbeatInterval,
+      this.log,
+    );
     this.tokens = new TokenVerifier(config.auth.jwt);
     this.permissions = new Permissions(config.auth, config.clientPublish);
     this.connectionBucket = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionsPerSecond * 2);
@@ -174,7 +202,7 @@ export class Herald implements SessionHost, UpgradeHost {
    * single path of every publication. Resolves once the broker accepted it.
    */
   publish(topic: string, message: unknown): Promise<PublishResult> {
-    const problem = topicProblem(topic, this.config.limits.maxTopicLength);
+    const problem = this.topicProblem(topic);
     if (problem) return Promise.reject(new HeraldError('invalid_topic', problem));
     if (this.closing) return Promise.reject(new HeraldError('unavailable', 'server is shutting down'));
     let payload: string;
@@ -185,7 +213,13 @@ export class Herald implements SessionHost, UpgradeHost {
     }
     this.stats.publications++;
     const publication: Publication = { topic, payload };
-    return this.broker.publish(publication);
+    // Local subscribers first, then the other nodes: local delivery keeps
+    // working while the broker is down, and the caller is told the truth.
+    const local = this.hub.deliver(publication);
+    return this.broker.publish(publication).catch((err: unknown) => {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new HeraldError('unavailable', `${why}: delivered to ${local} connection(s) on this node only, not to other nodes`, { cause: err });
+    });
   }
 
   /**
@@ -193,10 +227,8 @@ export class Herald implements SessionHost, UpgradeHost {
    * as `{"action":"push","message":...}`. Returns how many connections it
    * reached.
    */
-  send(uid: string | readonly string[], message: unknown): number {
-    if (this.closing) throw new HeraldError('unavailable', 'server is shutting down');
-    const uids = typeof uid === 'string' ? [uid] : uid;
-    return this.hub.push(uids, this.encodeMessage(message));
+  async send(uid: string | readonly string[], message: unknown): Promise<PushResult> {
+    return this.push(typeof uid === 'string' ? [uid] : uid, this.encodeMessage(message), null);
   }
 
   /**
@@ -204,9 +236,36 @@ export class Herald implements SessionHost, UpgradeHost {
    * (`{"uid":...}`) get the text as it is, as the seed sends it; the others
    * get the push envelope.
    */
-  sendSeed(uid: string, text: string): number {
+  sendSeed(uid: string, text: string): Promise<PushResult> {
+    return this.push([uid], this.encodeMessage(text), text);
+  }
+
+  /** Delivers a push here and forwards it to the other nodes that hold the users. */
+  private async push(uids: readonly string[], payload: string, raw: string | null): Promise<PushResult> {
     if (this.closing) throw new HeraldError('unavailable', 'server is shutting down');
-    return this.hub.push([uid], this.encodeMessage(text), text);
+    const delivered = this.hub.push(uids, payload, raw);
+    let nodes = 0;
+    try {
+      nodes = await this.cluster.forwardPush(uids, payload, raw);
+    } catch (err) {
+      throw new HeraldError('unavailable', `${(err as Error).message}: pushed to ${delivered} connection(s) on this node only`, { cause: err });
+    }
+    return { delivered, nodes };
+  }
+
+  /** Whether a uid has a connection on any node (this one, or another the cluster registry knows). */
+  isUserConnected(uid: string): boolean {
+    return this.hub.userSessions(uid).size > 0 || this.cluster.nodesHolding(uid).length > 0;
+  }
+
+  /** The live nodes of the cluster, this one included, with their figures. */
+  clusterView(): NodeView[] {
+    return this.cluster.view();
+  }
+
+  /** Herald's topic rule plus the broker's own (NATS subjects cannot have empty tokens). */
+  topicProblem(topic: string): string | null {
+    return topicProblem(topic, this.config.limits.maxTopicLength) ?? this.broker.topicProblem(topic);
   }
 
   /** Closes every connection of a user with 4504. Returns how many were closed. */
@@ -286,8 +345,15 @@ export class Herald implements SessionHost, UpgradeHost {
       deliver: (publication) => {
         this.hub.deliver(publication);
       },
-      onStateChange: (state, detail) => this.log.info({ broker: this.broker.name, state, detail }, 'broker state'),
+      onControl: (message) => this.cluster.onControl(message),
+      onStateChange: (state, detail) => {
+        const level = state === 'down' ? 'warn' : 'info';
+        this.log[level]({ broker: this.broker.name, state, detail }, 'broker state');
+        if (state === 'ready') this.cluster.announce();
+        this.events.emit('broker', state, detail);
+      },
     });
+    if (this.broker.name !== 'memory') this.cluster.start();
     await this.http.listen({ port: this.config.port, host: this.config.host });
     this.heartbeat.start();
     this.log.info({ url: this.url, node: this.nodeId, broker: this.broker.name, version: VERSION }, 'herald listening');
@@ -328,10 +394,6 @@ export class Herald implements SessionHost, UpgradeHost {
 
   get maxTopicsPerConnection(): number {
     return this.config.limits.maxTopicsPerConnection;
-  }
-
-  get maxTopicLength(): number {
-    return this.config.limits.maxTopicLength;
   }
 
   get anonymousAllowed(): boolean {
@@ -446,7 +508,7 @@ export class Herald implements SessionHost, UpgradeHost {
     const hook = this.config.auth.connectHook;
     if (hook.url) {
       const answer = await askConnectHook(hook, { ip: session.ip, url, headers: request.headers });
-      topics = (answer.topics ?? []).filter((topic) => topicProblem(topic, this.maxTopicLength) === null);
+      topics = (answer.topics ?? []).filter((topic) => this.topicProblem(topic) === null);
       if (answer.uid !== undefined) {
         this.applyIdentity(session, { uid: answer.uid, expiresAt: undefined, topics, publish: answer.publish ?? [], info: answer.info });
       } else {
@@ -598,6 +660,7 @@ export class Herald implements SessionHost, UpgradeHost {
       for (const session of left) session.ws.terminate();
     }
     await httpClosed;
+    if (this.broker.state === 'ready') await this.cluster.stop();
     await this.broker.close();
     this.log.info('herald stopped');
   }
@@ -623,4 +686,15 @@ function after(ms: number, session: Session, fn: () => void): void {
     else fn();
   }, Math.min(delay, MAX_TIMER));
   session.authTimer.unref();
+}
+
+function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {
+  switch (config.broker) {
+    case 'redis':
+      return new RedisBroker({ url: config.redis.url, prefix: config.redis.prefix, nodeId, log: log.child({ component: 'redis' }) });
+    case 'nats':
+      return new NatsBroker({ url: config.nats.url, prefix: config.nats.prefix, nodeId, log: log.child({ component: 'nats' }) });
+    default:
+      return new MemoryBroker();
+  }
 }

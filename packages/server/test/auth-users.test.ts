@@ -50,7 +50,7 @@ describe('the push-centre seed flow (auth.insecureUidLogin)', () => {
     assert.equal(other.received.length, 1);
 
     // The JSON API keeps PROTOCOL.md's shape for every connection, seed-logged ones included.
-    assert.deepEqual((await http(herald, 'POST', '/api/send', { uid: '456', message: 'enveloped' })).body, { ok: true, delivered: 1 });
+    assert.deepEqual((await http(herald, 'POST', '/api/send', { uid: '456', message: 'enveloped' })).body, { ok: true, delivered: 1, nodes: 0 });
     assert.deepEqual(await other.next(), { action: 'push', message: 'enveloped' });
     await Promise.all([tab2.close(), other.close()]);
     await herald.close();
@@ -107,16 +107,16 @@ describe('/api/send and /api/disconnect', () => {
     for (const c of [a1, a2, b]) await c.request({ action: 'ping' });
 
     const one = await http(herald, 'POST', '/api/send', { uid: 'b', message: { task: 7, progress: 50 } });
-    assert.deepEqual(one.body, { ok: true, delivered: 1 });
+    assert.deepEqual(one.body, { ok: true, delivered: 1, nodes: 0 });
     assert.deepEqual(await b.next(), { action: 'push', message: { task: 7, progress: 50 } });
 
     const many = await http(herald, 'POST', '/api/send', { uids: ['a', 'b', 'nobody'], message: 'all of you' });
-    assert.deepEqual(many.body, { ok: true, delivered: 3 });
+    assert.deepEqual(many.body, { ok: true, delivered: 3, nodes: 0 });
     for (const c of [a1, a2, b]) assert.deepEqual(await c.next(), { action: 'push', message: 'all of you' });
 
     assert.equal((await http(herald, 'POST', '/api/send', { uid: 'a' })).body.error.code, 'bad_request');
     assert.equal((await http(herald, 'POST', '/api/send', { uid: 'a', uids: ['b'], message: 1 })).status, 400);
-    assert.equal(herald.send('a', 'from the library'), 2);
+    assert.deepEqual(await herald.send('a', 'from the library'), { delivered: 2, nodes: 0 });
     assert.deepEqual(await a1.next(), { action: 'push', message: 'from the library' });
 
     const closed = await http(herald, 'POST', '/api/disconnect', { uid: 'a' });

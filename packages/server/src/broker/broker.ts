@@ -1,23 +1,32 @@
 /**
- * The broker carries publications between Herald nodes. Everything above it
- * (client publish, HTTP API, library API) goes through `gateway.publish`,
- * which calls `broker.publish`; every node's broker hands what it receives to
- * its hub through the sink. The in-memory broker is the one-node case of the
- * same contract, so swapping in Redis or NATS changes nothing above it.
+ * The broker carries publications and control messages between Herald nodes.
+ * Everything above it (client publish, HTTP API, library API) goes through
+ * `Herald.publish`, which delivers to this node's subscribers and then hands
+ * the publication to `broker.publish` for the other nodes; each node's broker
+ * gives what it receives from others to its hub through the sink. The
+ * in-memory broker is the one-node case of the same contract, so swapping in
+ * Redis or NATS changes nothing above it.
  *
  * Contract every implementation keeps:
- * - Ordering: publications to one topic, made by one node in one sequence of
- *   `publish` calls, are delivered to every node's sink in that order.
- * - Delivery: at most once per node. A broker never delivers a publication
- *   twice; across nodes a publication may be lost while the broker is down
- *   (history, when configured, is how clients recover what they missed).
- * - `publish` resolves when the broker has accepted the publication for every
- *   node (the memory broker: once it is handed to the local sink). It rejects
- *   with `HeraldError('unavailable')` when the broker cannot take it; it never
- *   resolves for a publication it dropped.
+ * - Ordering: publications to one topic made by one node, in one sequence of
+ *   `publish` calls, reach every other node in that order.
+ * - Delivery: at most once per node. A node never gets its own publications
+ *   back (the broker drops them), and while the broker is down publications
+ *   do not reach other nodes (history, when configured, is how clients
+ *   recover what they missed).
+ * - `publish` resolves when the broker has accepted the publication for the
+ *   other nodes. It rejects with `HeraldError('unavailable')` when it cannot
+ *   (broker down): never a silent success.
+ * - A payload on a topic's channel that a non-Herald publisher sent (a raw
+ *   Redis `PUBLISH`, a `nats pub`) is delivered as the message: its text when
+ *   it is valid JSON, otherwise the text as a JSON string.
  * - `subscribe(topic)` is called when the first local connection subscribes to
- *   a topic and `unsubscribe(topic)` when the last one leaves. A broker may
- *   deliver topics nobody subscribed to; the hub ignores them.
+ *   a topic and `unsubscribe(topic)` when the last one leaves; the broker holds
+ *   one subscription per topic per node, and restores them all by itself after
+ *   a reconnection.
+ * - `broadcast` and `sendToNode` carry the cluster's control messages (user
+ *   registry, heartbeats, pushes); they are best effort and reach the sink's
+ *   `onControl` on the other nodes (and, for broadcast, maybe this one).
  * - `state` is `ready` when publish can succeed; every change is reported
  *   through `onStateChange`, which drives `/readyz`.
  */
@@ -39,8 +48,10 @@ export interface PublishResult {
 }
 
 export interface BrokerSink {
-  /** Delivers a publication to this node's local subscribers. */
+  /** Delivers a publication from another node (or a raw publisher) to this node's subscribers. */
   deliver(publication: Publication): void;
+  /** A control message from another node. */
+  onControl(message: string): void;
   /** Reports a change of the broker's state. */
   onStateChange(state: BrokerState, detail?: string): void;
 }
@@ -48,9 +59,15 @@ export interface BrokerSink {
 export interface Broker {
   readonly name: string;
   readonly state: BrokerState;
+  /** A topic this broker cannot carry (beyond Herald's own topic rule), or null. */
+  topicProblem(topic: string): string | null;
   start(sink: BrokerSink): Promise<void>;
   publish(publication: Publication): Promise<PublishResult>;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
+  /** A control message to every node. */
+  broadcast(message: string): Promise<void>;
+  /** A control message to one node. */
+  sendToNode(nodeId: string, message: string): Promise<void>;
   close(): Promise<void>;
 }

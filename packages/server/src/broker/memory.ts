@@ -4,30 +4,29 @@ import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from
 const ACCEPTED: PublishResult = Object.freeze({});
 
 /**
- * The embedded broker for a single node: a publication is handed straight to
- * the local hub, synchronously, so per-topic order is call order.
+ * The embedded broker for a single node: there are no other nodes to carry
+ * anything to, so a publication is accepted as soon as it is made (the
+ * gateway has already delivered it locally).
  */
 export class MemoryBroker implements Broker {
   readonly name = 'memory';
-  private sink: BrokerSink | null = null;
   private currentState: BrokerState = 'connecting';
 
   get state(): BrokerState {
     return this.currentState;
   }
 
+  topicProblem(): string | null {
+    return null;
+  }
+
   async start(sink: BrokerSink): Promise<void> {
-    this.sink = sink;
     this.currentState = 'ready';
     sink.onStateChange('ready');
   }
 
-  publish(publication: Publication): Promise<PublishResult> {
-    const sink = this.sink;
-    if (!sink || this.currentState !== 'ready') {
-      return Promise.reject(new HeraldError('unavailable', `broker is ${this.currentState}`));
-    }
-    sink.deliver(publication);
+  publish(_publication: Publication): Promise<PublishResult> {
+    if (this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker is ${this.currentState}`));
     return Promise.resolve(ACCEPTED);
   }
 
@@ -35,8 +34,11 @@ export class MemoryBroker implements Broker {
 
   unsubscribe(): void {}
 
+  async broadcast(): Promise<void> {}
+
+  async sendToNode(): Promise<void> {}
+
   async close(): Promise<void> {
     this.currentState = 'closed';
-    this.sink = null;
   }
 }

@@ -1,6 +1,5 @@
 import fastifyFormbody from '@fastify/formbody';
 import fastifyStatic from '@fastify/static';
-import { topicProblem } from '@herald/protocol';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { HeraldError, HTTP_STATUS } from '../errors.js';
@@ -25,7 +24,7 @@ const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string
 
 
 /** Checks one publish item; returns its topics or throws a HeraldError naming the problem. */
-function topicsOf(item: unknown, maxTopicLength: number, where: string): { topics: string[]; message: unknown } {
+function topicsOf(item: unknown, topicRule: (topic: string) => string | null, where: string): { topics: string[]; message: unknown } {
   const parsed = publishItem.safeParse(item);
   if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error, where));
   const data: PublishItem = parsed.data;
@@ -35,7 +34,7 @@ function topicsOf(item: unknown, maxTopicLength: number, where: string): { topic
   }
   const topics = data.topics ?? [data.topic!];
   for (const topic of topics) {
-    const problem = topicProblem(topic, maxTopicLength);
+    const problem = topicRule(topic);
     if (problem) throw new HeraldError('invalid_topic', `${where}${problem}`);
   }
   return { topics, message: data.message };
@@ -91,14 +90,16 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
 
   app.get('/api/status', { onRequest: guard }, async () => herald.status());
 
+  app.get('/api/cluster', { onRequest: guard }, async () => ({ node: herald.nodeId, broker: herald.broker.name, nodes: herald.clusterView() }));
+
   app.post('/api/send', { onRequest: guard }, async (request) => {
     const parsed = sendBody.safeParse(request.body);
     if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error));
     const { uid, uids } = parsed.data;
     if ((uid === undefined) === (uids === undefined)) throw new HeraldError('bad_request', 'give either "uid" or "uids"');
     if (!('message' in (request.body as object))) throw new HeraldError('bad_request', 'a push needs a "message"');
-    const delivered = herald.send(uids ?? [uid!], parsed.data.message);
-    return { ok: true, delivered };
+    const { delivered, nodes } = await herald.send(uids ?? [uid!], parsed.data.message);
+    return { ok: true, delivered, nodes };
   });
 
   app.post('/api/disconnect', { onRequest: guard }, async (request) => {
@@ -119,8 +120,8 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     };
     const uid = field('uid');
     if (!uid) return void reply.status(400).type('text/plain').send('uid is required');
-    if (herald.userConnections(uid) === 0) return void reply.status(400).type('text/plain').send(`client not found: ${uid}`);
-    herald.sendSeed(uid, field('message'));
+    if (!herald.isUserConnected(uid)) return void reply.status(400).type('text/plain').send(`client not found: ${uid}`);
+    await herald.sendSeed(uid, field('message'));
     return void reply.status(200).type('text/plain').send('');
   };
   app.get('/send', { onRequest: guard }, seedSend);
@@ -128,14 +129,14 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
 
   app.post('/api/publish', { onRequest: guard }, async (request) => {
     const body = request.body;
-    const maxTopicLength = limits.maxTopicLength;
+    const topicRule = (topic: string): string | null => herald.topicProblem(topic);
     if (Array.isArray(body)) {
       if (body.length === 0) throw new HeraldError('bad_request', 'a batch must hold at least one publication');
       if (body.length > limits.maxBatchSize) {
         throw new HeraldError('too_large', `a batch of ${body.length} publications is over the limit of ${limits.maxBatchSize}`);
       }
       // Validate everything first: a bad item rejects the whole batch, nothing half-published.
-      const items = body.map((item, index) => topicsOf(item, maxTopicLength, `item ${index}: `));
+      const items = body.map((item, index) => topicsOf(item, topicRule, `item ${index}: `));
       let count = 0;
       for (const item of items) {
         for (const topic of item.topics) {
@@ -146,7 +147,7 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
       return { ok: true, count };
     }
     if (typeof body !== 'object' || body === null) throw new HeraldError('bad_request', 'body must be a JSON object or an array of them');
-    const item = topicsOf(body, maxTopicLength, '');
+    const item = topicsOf(body, topicRule, '');
     if (item.topics.length === 1) {
       const result = await herald.publish(item.topics[0]!, item.message);
       return { ok: true, ...result };

@@ -10,6 +10,10 @@ export interface TopicListener {
   onTopicOpened(topic: string): void;
   /** The last local connection left `topic`. */
   onTopicClosed(topic: string): void;
+  /** A uid got its first connection on this node. */
+  onUserOnline?(uid: string): void;
+  /** A uid lost its last connection on this node. */
+  onUserOffline?(uid: string): void;
 }
 
 /**
@@ -68,8 +72,14 @@ export class Hub {
     if (!set) {
       set = new Set();
       this.users.set(uid, set);
+      this.listener.onUserOnline?.(uid);
     }
     set.add(session);
+  }
+
+  /** Every uid with a session on this node. */
+  userIds(): IterableIterator<string> {
+    return this.users.keys();
   }
 
   /** The live sessions of a uid on this node. */
@@ -81,7 +91,10 @@ export class Hub {
     const uid = session.uid;
     if (uid === undefined) return;
     const set = this.users.get(uid);
-    if (set?.delete(session) && set.size === 0) this.users.delete(uid);
+    if (set?.delete(session) && set.size === 0) {
+      this.users.delete(uid);
+      this.listener.onUserOffline?.(uid);
+    }
   }
 
   /** Subscribes; returns false when the session was already subscribed. */

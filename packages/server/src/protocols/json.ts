@@ -1,4 +1,4 @@
-import { topicProblem, type ErrorCode, type Json } from '@herald/protocol';
+import type { ErrorCode, Json } from '@herald/protocol';
 import { z } from 'zod';
 import type { TokenVerifier } from '../auth/jwt.js';
 import type { Permissions } from '../auth/permissions.js';
@@ -34,7 +34,8 @@ export type CommandHandler = (command: Record<string, unknown>, context: Command
 export interface JsonProtocolHost {
   readonly hub: Hub;
   readonly maxTopicsPerConnection: number;
-  readonly maxTopicLength: number;
+  /** Why a topic name is not acceptable here (Herald's rule and the broker's), or null. */
+  topicProblem(topic: string): string | null;
   readonly anonymousAllowed: boolean;
   readonly permissions: Permissions;
   readonly tokens: TokenVerifier;
@@ -154,7 +155,7 @@ export class JsonProtocol implements Protocol {
       return null;
     }
     for (const topic of topics) {
-      const problem = topicProblem(topic, this.host.maxTopicLength);
+      const problem = this.host.topicProblem(topic);
       if (problem) {
         this.fail(session, id, action, 'invalid_topic', problem);
         return null;
@@ -213,7 +214,7 @@ export class JsonProtocol implements Protocol {
     const parsed = publishSchema.safeParse(raw);
     if (!parsed.success) return this.fail(session, id, 'publish', 'bad_request', describe(parsed.error));
     if (!('message' in raw)) return this.fail(session, id, 'publish', 'bad_request', 'publish needs a "message"');
-    const problem = topicProblem(parsed.data.topic, this.host.maxTopicLength);
+    const problem = this.host.topicProblem(parsed.data.topic);
     if (problem) return this.fail(session, id, 'publish', 'invalid_topic', problem);
     const refused = this.host.permissions.publishProblem(session, parsed.data.topic);
     if (refused) return this.fail(session, id, 'publish', 'forbidden', refused);

@@ -1,0 +1,154 @@
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { HeraldError } from '../errors.js';
+import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
+import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+
+const ACCEPTED: PublishResult = Object.freeze({});
+const decoder = new TextDecoder();
+
+export interface NatsBrokerOptions {
+  url: string;
+  /** Prepended to every topic to make its subject (and to the control subjects). */
+  prefix: string;
+  nodeId: string;
+  log: Logger;
+}
+
+/**
+ * NATS core pub/sub between nodes (@nats-io/transport-node). Subject = prefix +
+ * topic, so `nats pub <subject> <data>` from any client reaches the topic's
+ * subscribers, and Lhttp nodes on the same server share subjects with Herald.
+ * The client reconnects forever with backoff and restores subscriptions
+ * itself; while it is disconnected, publish fails at once with `unavailable`
+ * rather than buffering.
+ */
+export class NatsBroker implements Broker {
+  readonly name = 'nats';
+  private nc: NatsConnection | null = null;
+  private sink: BrokerSink | null = null;
+  private currentState: BrokerState = 'connecting';
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly wanted = new Set<string>();
+  private readonly controlSubject: string;
+  private readonly nodeSubject: string;
+
+  constructor(private readonly options: NatsBrokerOptions) {
+    this.controlSubject = `${options.prefix}herald|cluster`;
+    this.nodeSubject = `${options.prefix}herald|node|${options.nodeId}`;
+  }
+
+  get state(): BrokerState {
+    return this.currentState;
+  }
+
+  /** NATS subjects are dot-separated tokens: none may be empty. */
+  topicProblem(topic: string): string | null {
+    const subject = `${this.options.prefix}${topic}`;
+    if (subject.startsWith('.') || subject.endsWith('.') || subject.includes('..')) {
+      return `topic ${JSON.stringify(topic)} would make a NATS subject with an empty token (leading, trailing or double dot)`;
+    }
+    return null;
+  }
+
+  async start(sink: BrokerSink): Promise<void> {
+    this.sink = sink;
+    void this.connectLoop();
+  }
+
+  private async connectLoop(): Promise<void> {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: this.options.url,
+        name: `herald-${this.options.nodeId}`,
+        waitOnFirstConnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        pingInterval: 10_000,
+      });
+    } catch (err) {
+      if (this.currentState === 'closed') return;
+      this.options.log.warn({ err: (err as Error).message }, 'nats: cannot connect, retrying');
+      setTimeout(() => void this.connectLoop(), 1000).unref();
+      return;
+    }
+    if (this.currentState === 'closed') {
+      await nc.close();
+      return;
+    }
+    this.nc = nc;
+    this.listen(this.controlSubject, (text) => this.sink?.onControl(text));
+    this.listen(this.nodeSubject, (text) => this.sink?.onControl(text));
+    for (const topic of this.wanted) this.subscribe(topic);
+    this.setState('ready');
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect' || status.type === 'reconnecting') this.setState('down', status.type);
+        else if (status.type === 'reconnect') this.setState('ready');
+      }
+    })();
+    void nc.closed().then(() => {
+      if (this.currentState !== 'closed') this.setState('down', 'connection closed');
+    });
+  }
+
+  private setState(state: BrokerState, detail?: string): void {
+    if (this.currentState === 'closed' || this.currentState === state) return;
+    this.currentState = state;
+    this.sink?.onStateChange(state, detail);
+  }
+
+  private listen(subject: string, handle: (text: string) => void): Subscription {
+    return this.nc!.subscribe(subject, {
+      callback: (err, msg) => {
+        if (!err) handle(decoder.decode(msg.data));
+      },
+    });
+  }
+
+  publish(publication: Publication): Promise<PublishResult> {
+    const nc = this.nc;
+    if (!nc || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker nats is ${this.currentState}`));
+    try {
+      nc.publish(`${this.options.prefix}${publication.topic}`, encodeEnvelope(this.options.nodeId, publication.payload));
+    } catch (err) {
+      return Promise.reject(new HeraldError('unavailable', `broker nats refused the publication: ${(err as Error).message}`, { cause: err }));
+    }
+    return Promise.resolve(ACCEPTED);
+  }
+
+  subscribe(topic: string): void {
+    this.wanted.add(topic);
+    if (!this.nc || this.subscriptions.has(topic)) return;
+    const prefix = this.options.prefix;
+    const sub = this.listen(`${prefix}${topic}`, (text) => {
+      const { node, payload } = decodeEnvelope(text);
+      if (node !== this.options.nodeId) this.sink?.deliver({ topic, payload });
+    });
+    this.subscriptions.set(topic, sub);
+  }
+
+  unsubscribe(topic: string): void {
+    this.wanted.delete(topic);
+    this.subscriptions.get(topic)?.unsubscribe();
+    this.subscriptions.delete(topic);
+  }
+
+  async broadcast(message: string): Promise<void> {
+    if (this.currentState !== 'ready' || !this.nc) throw new HeraldError('unavailable', 'broker nats is not ready');
+    this.nc.publish(this.controlSubject, message);
+  }
+
+  async sendToNode(nodeId: string, message: string): Promise<void> {
+    if (this.currentState !== 'ready' || !this.nc) throw new HeraldError('unavailable', 'broker nats is not ready');
+    this.nc.publish(`${this.options.prefix}herald|node|${nodeId}`, message);
+  }
+
+  async close(): Promise<void> {
+    this.currentState = 'closed';
+    const nc = this.nc;
+    this.nc = null;
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+}

@@ -1,0 +1,118 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { HeraldError } from '../errors.js';
+import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
+import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+
+const ACCEPTED: PublishResult = Object.freeze({});
+
+export interface RedisBrokerOptions {
+  url: string;
+  /** Prepended to every topic to make its channel (and to the control channels). */
+  prefix: string;
+  nodeId: string;
+  log: Logger;
+}
+
+/**
+ * Redis Pub/Sub between nodes (ioredis). Two connections per node: one for
+ * commands, one in subscriber mode holding one channel per topic that has
+ * local subscribers (channel = prefix + topic), plus the cluster's control
+ * channels. ioredis reconnects with backoff and resubscribes every channel by
+ * itself. Commands are never queued while disconnected: a publish during an
+ * outage fails at once with `unavailable`.
+ */
+export class RedisBroker implements Broker {
+  readonly name = 'redis';
+  private pub: Redis | null = null;
+  private sub: Redis | null = null;
+  private sink: BrokerSink | null = null;
+  private currentState: BrokerState = 'connecting';
+  private readonly controlChannel: string;
+  private readonly nodeChannel: string;
+
+  constructor(private readonly options: RedisBrokerOptions) {
+    this.controlChannel = `${options.prefix}herald|cluster`;
+    this.nodeChannel = `${options.prefix}herald|node|${options.nodeId}`;
+  }
+
+  get state(): BrokerState {
+    return this.currentState;
+  }
+
+  topicProblem(): string | null {
+    return null;
+  }
+
+  async start(sink: BrokerSink): Promise<void> {
+    this.sink = sink;
+    const retryStrategy = (times: number): number => Math.min(100 * 2 ** Math.min(times, 6), 5000);
+    const common = { retryStrategy, maxRetriesPerRequest: null, lazyConnect: false, connectionName: `herald-${this.options.nodeId}` };
+    this.pub = new Redis(this.options.url, { ...common, enableOfflineQueue: false });
+    this.sub = new Redis(this.options.url, { ...common, enableOfflineQueue: true, autoResubscribe: true });
+    for (const [role, client] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {
+      client.on('ready', () => this.update());
+      client.on('close', () => this.update());
+      client.on('end', () => this.update());
+      client.on('error', (err: Error) => this.options.log.debug({ role, err: err.message }, 'redis connection error'));
+    }
+    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.receive(channel.toString('utf8'), message.toString('utf8')));
+    this.sub.subscribe(this.controlChannel, this.nodeChannel).catch((err: Error) => this.options.log.warn({ err: err.message }, 'redis: control subscription failed'));
+  }
+
+  private update(): void {
+    if (this.currentState === 'closed') return;
+    const ready = this.pub?.status === 'ready' && this.sub?.status === 'ready';
+    const next: BrokerState = ready ? 'ready' : this.currentState === 'connecting' ? 'connecting' : 'down';
+    if (next === this.currentState) return;
+    this.currentState = next;
+    this.sink?.onStateChange(next, ready ? undefined : `publisher ${this.pub?.status}, subscriber ${this.sub?.status}`);
+  }
+
+  private receive(channel: string, text: string): void {
+    const sink = this.sink;
+    if (!sink) return;
+    if (channel === this.controlChannel || channel === this.nodeChannel) {
+      sink.onControl(text);
+      return;
+    }
+    if (!channel.startsWith(this.options.prefix)) return;
+    const { node, payload } = decodeEnvelope(text);
+    if (node === this.options.nodeId) return;
+    sink.deliver({ topic: channel.slice(this.options.prefix.length), payload });
+  }
+
+  publish(publication: Publication): Promise<PublishResult> {
+    const pub = this.pub;
+    if (!pub || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker redis is ${this.currentState}`));
+    return pub.publish(`${this.options.prefix}${publication.topic}`, encodeEnvelope(this.options.nodeId, publication.payload)).then(
+      () => ACCEPTED,
+      (err: Error) => {
+        throw new HeraldError('unavailable', `broker redis refused the publication: ${err.message}`, { cause: err });
+      },
+    );
+  }
+
+  subscribe(topic: string): void {
+    this.sub?.subscribe(`${this.options.prefix}${topic}`).catch((err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis subscribe failed'));
+  }
+
+  unsubscribe(topic: string): void {
+    this.sub?.unsubscribe(`${this.options.prefix}${topic}`).catch((err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis unsubscribe failed'));
+  }
+
+  async broadcast(message: string): Promise<void> {
+    if (this.currentState !== 'ready' || !this.pub) throw new HeraldError('unavailable', 'broker redis is not ready');
+    await this.pub.publish(this.controlChannel, message);
+  }
+
+  async sendToNode(nodeId: string, message: string): Promise<void> {
+    if (this.currentState !== 'ready' || !this.pub) throw new HeraldError('unavailable', 'broker redis is not ready');
+    await this.pub.publish(`${this.options.prefix}herald|node|${nodeId}`, message);
+  }
+
+  async close(): Promise<void> {
+    this.currentState = 'closed';
+    await Promise.all([this.pub, this.sub].map((client) => client?.quit().catch(() => client.disconnect())));
+  }
+}

@@ -1,0 +1,233 @@
+import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.js';
+
+/** What a node tells the others about itself in each heartbeat. */
+export interface NodeStats {
+  connections: number;
+  users: number;
+  topics: number;
+  subscriptions: number;
+}
+
+export interface NodeView extends NodeStats {
+  id: string;
+  self: boolean;
+  /** When this node last heard from it (ms since the epoch). */
+  lastSeen: number;
+}
+
+interface RemoteNode {
+  seq: number;
+  users: Set<string>;
+  stats: NodeStats;
+  lastSeen: number;
+  /** Snapshot being received in parts. */
+  incoming: { seq: number; users: Set<string> } | null;
+  synced: boolean;
+}
+
+type Control =
+  | { t: 'hb'; node: string; seq: number; stats: NodeStats }
+  | { t: 'delta'; node: string; seq: number; add: string[]; del: string[] }
+  | { t: 'snap'; node: string; seq: number; part: number; last: boolean; users: string[] }
+  | { t: 'want'; node: string; from: string }
+  | { t: 'bye'; node: string }
+  | { t: 'push'; node: string; uids: string[]; payload: string; raw: string | null };
+
+const SNAPSHOT_PART = 5000;
+
+export interface RegistryHost {
+  stats(): NodeStats;
+  /** Every uid with a connection on this node. */
+  localUsers(): Iterable<string>;
+  /** A push forwarded by another node for users connected here. */
+  deliverPush(uids: string[], payload: string, raw: string | null): void;
+}
+
+/**
+ * The cluster's shared knowledge, replicated on every node through the
+ * broker's control channels: which nodes are alive (heartbeats) and which
+ * users each one holds (deltas, snapshots on request). A lookup (`is this
+ * uid connected anywhere?`, `which nodes hold it?`) is a local map read: no
+ * scatter-gather on a send. Deltas carry a per-node sequence number; a gap
+ * (a message lost while the broker was down) makes the receiver ask that
+ * node for a snapshot. A node that misses three heartbeats is forgotten, with
+ * its users.
+ */
+export class ClusterRegistry {
+  private readonly remotes = new Map<string, RemoteNode>();
+  private seq = 0;
+  private added = new Set<string>();
+  private removed = new Set<string>();
+  private flushScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly nodeId: string,
+    private readonly broker: Broker,
+    private readonly host: RegistryHost,
+    private readonly interval: number,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), this.interval);
+    this.timer.unref();
+  }
+
+  /** Announces this node (after every broker (re)connection): a snapshot, and a request for everyone else's. */
+  announce(): void {
+    this.sendSnapshot();
+    this.heartbeat();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.send({ t: 'bye', node: this.nodeId });
+  }
+
+  userOnline(uid: string): void {
+    if (!this.removed.delete(uid)) this.added.add(uid);
+    this.scheduleFlush();
+  }
+
+  userOffline(uid: string): void {
+    if (!this.added.delete(uid)) this.removed.add(uid);
+    this.scheduleFlush();
+  }
+
+  /** Other live nodes that hold a connection of `uid`. */
+  nodesHolding(uid: string): string[] {
+    const nodes: string[] = [];
+    for (const [id, node] of this.remotes) if (node.users.has(uid)) nodes.push(id);
+    return nodes;
+  }
+
+  /** Forwards a push to the other nodes that hold any of `uids`; resolves with how many nodes it went to. */
+  async forwardPush(uids: readonly string[], payload: string, raw: string | null): Promise<number> {
+    const byNode = new Map<string, string[]>();
+    for (const uid of uids) for (const node of this.nodesHolding(uid)) (byNode.get(node) ?? byNode.set(node, []).get(node)!).push(uid);
+    await Promise.all([...byNode].map(([node, list]) => this.broker.sendToNode(node, JSON.stringify({ t: 'push', node: this.nodeId, uids: list, payload, raw }))));
+    return byNode.size;
+  }
+
+  view(): NodeView[] {
+    const now = Date.now();
+    const nodes: NodeView[] = [{ id: this.nodeId, self: true, lastSeen: now, ...this.host.stats() }];
+    for (const [id, node] of this.remotes) nodes.push({ id, self: false, lastSeen: node.lastSeen, ...node.stats });
+    return nodes.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  onControl(text: string): void {
+    let message: Control;
+    try {
+      message = JSON.parse(text) as Control;
+    } catch {
+      return;
+    }
+    if (!message || typeof message !== 'object' || message.node === this.nodeId) return;
+    switch (message.t) {
+      case 'hb': {
+        const node = this.remote(message.node);
+        node.stats = message.stats;
+        if (!node.synced || message.seq !== node.seq) this.want(message.node);
+        break;
+      }
+      case 'delta': {
+        const node = this.remote(message.node);
+        if (node.synced && message.seq === node.seq + 1) {
+          for (const uid of message.add) node.users.add(uid);
+          for (const uid of message.del) node.users.delete(uid);
+          node.seq = message.seq;
+        } else if (!node.incoming) {
+          this.want(message.node);
+        }
+        break;
+      }
+      case 'snap': {
+        const node = this.remote(message.node);
+        if (message.part === 0 || !node.incoming || node.incoming.seq !== message.seq) node.incoming = { seq: message.seq, users: new Set() };
+        for (const uid of message.users) node.incoming.users.add(uid);
+        if (message.last) {
+          node.users = node.incoming.users;
+          node.seq = message.seq;
+          node.incoming = null;
+          node.synced = true;
+        }
+        break;
+      }
+      case 'want':
+        if (message.from === this.nodeId) this.sendSnapshot();
+        else this.remote(message.node);
+        break;
+      case 'bye':
+        this.remotes.delete(message.node);
+        break;
+      case 'push':
+        this.host.deliverPush(message.uids, message.payload, message.raw);
+        break;
+    }
+  }
+
+  private remote(id: string): RemoteNode {
+    let node = this.remotes.get(id);
+    if (!node) {
+      node = { seq: 0, users: new Set(), stats: { connections: 0, users: 0, topics: 0, subscriptions: 0 }, lastSeen: 0, incoming: null, synced: false };
+      this.remotes.set(id, node);
+    }
+    node.lastSeen = Date.now();
+    return node;
+  }
+
+  private want(node: string): void {
+    void this.send({ t: 'want', node: this.nodeId, from: node });
+  }
+
+  private tick(): void {
+    const deadline = Date.now() - 3 * this.interval;
+    for (const [id, node] of this.remotes) {
+      if (node.lastSeen < deadline) {
+        this.remotes.delete(id);
+        this.log.warn({ node: id }, 'cluster node silent for three heartbeats: forgotten');
+      }
+    }
+    this.heartbeat();
+  }
+
+  private heartbeat(): void {
+    void this.send({ t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats() });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.added.size === 0 && this.removed.size === 0) return;
+      const message: Control = { t: 'delta', node: this.nodeId, seq: ++this.seq, add: [...this.added], del: [...this.removed] };
+      this.added = new Set();
+      this.removed = new Set();
+      void this.send(message);
+    });
+  }
+
+  private sendSnapshot(): void {
+    // Pending deltas are part of the snapshot.
+    this.added = new Set();
+    this.removed = new Set();
+    const users = [...this.host.localUsers()];
+    const seq = ++this.seq;
+    const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART));
+    for (let part = 0; part < parts; part++) {
+      void this.send({ t: 'snap', node: this.nodeId, seq, part, last: part === parts - 1, users: users.slice(part * SNAPSHOT_PART, (part + 1) * SNAPSHOT_PART) });
+    }
+  }
+
+  private async send(message: Control): Promise<void> {
+    try {
+      await this.broker.broadcast(JSON.stringify(message));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, t: message.t }, 'cluster message not sent');
+    }
+  }
+}

@@ -1,0 +1,264 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import type { Herald, HeraldOptions } from '../src/index.js';
+import { connect, deadline, http, startHerald, type TestClient } from './helpers.js';
+import { eventually, freePort, NatsServer, RedisServer, requireBinary, type ServerProcess } from './servers.js';
+
+function waitForBroker(herald: Herald, state: string): Promise<void> {
+  if (herald.broker.state === state) return Promise.resolve();
+  return deadline(
+    new Promise<void>((resolve) => {
+      const listener = (s: string): void => {
+        if (s === state) {
+          herald.off('broker', listener);
+          resolve();
+        }
+      };
+      herald.on('broker', listener);
+    }),
+    15_000,
+    `broker ${state}`,
+  );
+}
+
+/** Subscribes and collects until `marker` arrives: exactly what came before it, no more. */
+async function until(client: TestClient, marker: unknown, ms = 20_000): Promise<unknown[]> {
+  const got: unknown[] = [];
+  for (;;) {
+    const frame = await client.next(ms);
+    if (JSON.stringify(frame.message) === JSON.stringify(marker)) return got;
+    got.push(frame.message);
+  }
+}
+
+for (const kind of ['redis', 'nats'] as const) {
+  describe(`${kind} broker: several Herald nodes as one`, () => {
+    const skip = requireBinary(kind === 'redis' ? 'redis-server' : 'nats-server');
+    const server: ServerProcess = kind === 'redis' ? new RedisServer() : new NatsServer();
+
+    before(async () => {
+      if (!skip) await server.start();
+    });
+    after(() => server.stop());
+
+    // Each test gets its own channel namespace, so that nodes of one test never meet another's.
+    let prefix = '';
+    let tests = 0;
+    const freshPrefix = (): string => (prefix = kind === 'redis' ? `t${++tests}:` : `t${++tests}.`);
+
+    async function node(options: HeraldOptions = {}): Promise<Herald> {
+      const herald = await startHerald({
+        broker: kind,
+        [kind]: { url: server.url, prefix },
+        cluster: { heartbeatInterval: 200 },
+        limits: { maxConnectionsPerIp: 5000 },
+        ...options,
+      });
+      await waitForBroker(herald, 'ready');
+      return herald;
+    }
+
+    it('a publication on one node reaches subscribers on every node exactly once, in order', async (t) => {
+      if (skip) return t.skip(skip);
+      freshPrefix();
+      const nodes = await Promise.all([node(), node(), node()]);
+      const subscribers = await Promise.all(nodes.map((n) => connect(n)));
+      for (const s of subscribers) await s.request({ action: 'subscribe', topic: 'orders' });
+      await eventually(() => nodes.every((n) => n.clusterView().length === 3), 'three nodes to see each other');
+
+      // From the HTTP API of A and from a client on B, each in its own order.
+      for (let i = 0; i < 20; i++) assert.equal((await http(nodes[0]!, 'POST', '/api/publish', { topic: 'orders', message: { from: 'A', i } })).status, 200);
+      const clientB = await connect(nodes[1]!);
+      for (let i = 0; i < 20; i++) clientB.send({ action: 'publish', topic: 'orders', message: { from: 'B', i } });
+      await clientB.request({ action: 'ping' });
+      await nodes[0]!.publish('orders', 'end-A');
+      await nodes[1]!.publish('orders', 'end-B');
+
+      for (const s of subscribers) {
+        // Each publisher's order is kept; the two publishers' streams may interleave differently on each node.
+        const all: Array<{ from: string; i: number } | string> = [];
+        while (!(all.includes('end-A') && all.includes('end-B'))) all.push((await s.next(20_000)).message);
+        const fromA = all.filter((m) => typeof m === 'object' && m.from === 'A').map((m) => (m as { i: number }).i);
+        const fromB = all.filter((m) => typeof m === 'object' && m.from === 'B').map((m) => (m as { i: number }).i);
+        assert.deepEqual(fromA, Array.from({ length: 20 }, (_, i) => i), 'A: each once, in order');
+        assert.deepEqual(fromB, Array.from({ length: 20 }, (_, i) => i), 'B: each once, in order');
+      }
+      await Promise.all(nodes.map((n) => n.close()));
+    });
+
+    it('100 subscribers spread over 3 nodes × 1,000 messages: nothing lost', async (t) => {
+      if (skip) return t.skip(skip);
+      freshPrefix();
+      const nodes = await Promise.all([node(), node(), node()]);
+      const subscribers: TestClient[] = [];
+      for (let i = 0; i < 100; i++) subscribers.push(await connect(nodes[i % 3]!));
+      await Promise.all(subscribers.map((s) => s.request({ action: 'subscribe', topic: 'load' })));
+      if (kind === 'redis') await eventually(async () => (await redisNumsub(server, `${prefix}load`)) === 3, 'all three nodes subscribed');
+      else await eventually(async () => (await (server as NatsServer).subjects()).filter((s) => s === `${prefix}load`).length === 3, 'all three nodes subscribed');
+      for (let n = 0; n < 1000; n++) await nodes[n % 3]!.publish('load', { n });
+      await Promise.all(
+        subscribers.map(async (s) => {
+          const frames = await s.collect(1000, 30_000);
+          const seen = frames.map((f) => f.message.n).sort((a: number, b: number) => a - b);
+          assert.deepEqual(seen, Array.from({ length: 1000 }, (_, i) => i));
+        }),
+      );
+      await Promise.all(nodes.map((n) => n.close()));
+    });
+
+    it(`a raw ${kind === 'redis' ? 'PUBLISH' : 'nats pub'} from any client reaches WebSocket subscribers (JSON as JSON, text as a string)`, async (t) => {
+      if (skip) return t.skip(skip);
+      prefix = ''; // the seed's flow: topic `channel` is the broker's channel `channel`
+      const herald = await node();
+      const sub = await connect(herald);
+      await sub.request({ action: 'subscribe', topic: 'channel' });
+      if (kind === 'redis') {
+        await eventually(async () => (await redisNumsub(server, 'channel')) === 1, 'the channel subscription');
+        const php = new Redis(server.url);
+        assert.equal(await php.publish('channel', 'data from PHP'), 1, 'one Redis subscriber per node');
+        await php.publish('channel', '{"booked":"1673254205340:2199:32925:en00030"}');
+        php.disconnect();
+      } else {
+        const nc = await natsConnect({ servers: server.url });
+        await eventually(async () => (await (server as NatsServer).subjects()).includes('channel'), 'the subject subscription');
+        nc.publish('channel', 'data from PHP');
+        nc.publish('channel', '{"booked":"1673254205340:2199:32925:en00030"}');
+        await nc.drain();
+      }
+      assert.deepEqual(await sub.next(), { action: 'publish', topic: 'channel', message: 'data from PHP' });
+      assert.deepEqual(await sub.next(), { action: 'publish', topic: 'channel', message: { booked: '1673254205340:2199:32925:en00030' } });
+      await herald.close();
+    });
+
+    it('holds one broker subscription per topic per node while local subscribers exist, and releases it after the last', async (t) => {
+      if (skip) return t.skip(skip);
+      freshPrefix();
+      const [a, b] = await Promise.all([node(), node()]);
+      const count = async (): Promise<number> =>
+        kind === 'redis' ? redisNumsub(server, `${prefix}books`) : (await (server as NatsServer).subjects()).filter((s) => s === `${prefix}books`).length;
+      const onA = await Promise.all([connect(a), connect(a), connect(a)]);
+      const onB = await connect(b);
+      for (const c of [...onA, onB]) await c.request({ action: 'subscribe', topic: 'books' });
+      await eventually(async () => (await count()) === 2, 'one subscription per node (2)');
+      await onB.request({ action: 'unsubscribe', topic: 'books' });
+      await eventually(async () => (await count()) === 1, 'node B released it');
+      await onA[0]!.request({ action: 'unsubscribe', topic: 'books' });
+      await onA[1]!.close();
+      assert.equal(await count(), 1, 'still held while one local subscriber remains');
+      await onA[2]!.close();
+      await eventually(async () => (await count()) === 0, 'node A released it');
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('pushes to a user connected on another node; /send answers 400 for a uid connected nowhere; every node sees the cluster', async (t) => {
+      if (skip) return t.skip(skip);
+      freshPrefix();
+      const nodes = await Promise.all([node({ auth: { insecureUidLogin: true } }), node({ auth: { insecureUidLogin: true } }), node({ auth: { insecureUidLogin: true } })]);
+      const [a, b, c] = nodes as [Herald, Herald, Herald];
+      const onB = await connect(b);
+      const onC = await connect(c);
+      for (const [client, uid] of [[onB, 'u1'], [onC, 'u1']] as const) {
+        client.send({ uid });
+        await client.request({ action: 'ping' });
+      }
+      await eventually(() => a.isUserConnected('u1'), 'node A to learn that u1 is connected elsewhere');
+
+      const sent = await http(a, 'POST', '/api/send', { uid: 'u1', message: { progress: 100 } });
+      assert.deepEqual(sent.body, { ok: true, delivered: 0, nodes: 2 });
+      for (const client of [onB, onC]) assert.deepEqual(await client.next(), { action: 'push', message: { progress: 100 } });
+
+      assert.equal((await http(a, 'GET', '/send?uid=u1&message=Hello%20World')).status, 200);
+      for (const client of [onB, onC]) assert.equal(await client.next(), 'Hello World');
+      const nowhere = await http(a, 'GET', '/send?uid=ghost&message=x');
+      assert.equal(nowhere.status, 400);
+      assert.equal(nowhere.text, 'client not found: ghost');
+
+      await eventually(() => {
+        const view = a.clusterView();
+        return view.length === 3 && view.find((n) => n.id === b.nodeId)?.connections === 1;
+      }, 'the cluster view to show every node and its connections');
+      const cluster = await http(a, 'GET', '/api/cluster');
+      assert.equal(cluster.body.nodes.length, 3);
+      assert.equal(cluster.body.nodes.filter((n: { self: boolean }) => n.self).length, 1);
+      assert.equal((await http(b, 'GET', '/api/status')).body.broker.state, 'ready');
+
+      // When the user leaves B and C, A learns it and answers 400 again.
+      await Promise.all([onB.close(), onC.close()]);
+      await eventually(() => !a.isUserConnected('u1'), 'node A to learn that u1 left');
+      assert.equal((await http(a, 'GET', '/send?uid=u1&message=x')).status, 400);
+      await Promise.all(nodes.map((n) => n.close()));
+    });
+
+    it('starts while the broker is unreachable: serves, says not ready, and connects when the broker comes', async (t) => {
+      if (skip) return t.skip(skip);
+      freshPrefix();
+      const late: ServerProcess = kind === 'redis' ? new RedisServer() : new NatsServer();
+      late.port = await freePort();
+      const herald = await startHerald({ broker: kind, [kind]: { url: late.url, prefix }, cluster: { heartbeatInterval: 200 } });
+      assert.notEqual(herald.broker.state, 'ready');
+      const notReady = await http(herald, 'GET', '/readyz');
+      assert.equal(notReady.status, 503);
+      assert.match(notReady.body.error.message, /broker is (connecting|down)/);
+      assert.equal((await http(herald, 'GET', '/healthz')).status, 200, 'alive all the same');
+      assert.equal((await http(herald, 'POST', '/api/publish', { topic: 'x', message: 1 })).status, 503);
+      try {
+        await late.start();
+        await waitForBroker(herald, 'ready');
+        assert.equal((await http(herald, 'GET', '/readyz')).status, 200);
+        assert.equal((await http(herald, 'POST', '/api/publish', { topic: 'x', message: 1 })).status, 200);
+      } finally {
+        await herald.close();
+        await late.stop();
+      }
+    });
+
+    it('survives the broker going away: 503 and not-ready during the outage, local delivery kept, everything resumes after', async (t) => {
+      if (skip) return t.skip(skip);
+      freshPrefix();
+      const [a, b] = await Promise.all([node(), node()]);
+      const [subA, subB] = await Promise.all([connect(a), connect(b)]);
+      for (const s of [subA, subB]) await s.request({ action: 'subscribe', topic: 'news' });
+      await a.publish('news', 'before');
+      assert.equal((await subB.next()).message, 'before');
+      assert.equal((await subA.next()).message, 'before');
+
+      await server.stop();
+      await Promise.all([waitForBroker(a, 'down'), waitForBroker(b, 'down')]);
+      const refused = await http(a, 'POST', '/api/publish', { topic: 'news', message: 'during' });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.body.error.code, 'unavailable');
+      assert.match(refused.body.error.message, /delivered to 1 connection\(s\) on this node only/);
+      assert.equal((await subA.next()).message, 'during', 'local delivery keeps working');
+      assert.equal((await http(a, 'GET', '/readyz')).status, 503);
+      const clientReply = await subA.request({ action: 'publish', topic: 'news', message: 'client during' });
+      assert.equal(clientReply.error.code, 'unavailable', 'the client is told the truth');
+      assert.equal((await subA.next()).message, 'client during');
+
+      await server.start();
+      await Promise.all([waitForBroker(a, 'ready'), waitForBroker(b, 'ready')]);
+      assert.equal((await http(a, 'GET', '/readyz')).status, 200);
+      // The topic subscriptions came back by themselves: B receives A's publications again.
+      await eventually(async () => {
+        await a.publish('news', 'probe');
+        return subB.received.some((f: any) => f.message === 'probe');
+      }, 'delivery across nodes to resume');
+      await a.publish('news', 'after');
+      const afterFrames = await until(subB, 'after');
+      assert.ok(afterFrames.every((m) => m === 'probe'), 'nothing from the outage leaked across');
+      assert.equal(subB.received.filter((f: any) => f.message === 'during' || f.message === 'client during').length, 0);
+      await Promise.all([a.close(), b.close()]);
+    });
+  });
+}
+
+async function redisNumsub(server: ServerProcess, channel: string): Promise<number> {
+  const redis = new Redis(server.url);
+  try {
+    const reply = (await redis.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
+    return Number(reply[1]);
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,112 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { deadline } from './helpers.js';
+
+/** A free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Whether a server binary can be run. Missing: the tests that need it are
+ * skipped on a developer machine but fail under CI=true (CI must run them;
+ * .ci/run installs the Debian packages).
+ */
+export function requireBinary(name: string): string | null {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+  if (found) return null;
+  const why = `${name} not found (apt-get install ${name === 'redis-server' ? 'redis-server' : 'nats-server'})`;
+  if (process.env.CI === 'true') throw new Error(`broker tests must run under CI: ${why}`);
+  return why;
+}
+
+/** Polls `check` until it holds (for state outside Herald that emits no event, e.g. Redis's PUBSUB). */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A real broker server process owned by a test, on its own free port. */
+export abstract class ServerProcess {
+  port = 0;
+  private child: ChildProcess | null = null;
+
+  protected abstract command(): { bin: string; args: string[]; ready: RegExp };
+
+  get url(): string {
+    return `${this.scheme}://127.0.0.1:${this.port}`;
+  }
+
+  protected abstract readonly scheme: string;
+
+  async start(): Promise<void> {
+    if (this.port === 0) this.port = await freePort();
+    const { bin, args, ready } = this.command();
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    let output = '';
+    await deadline(
+      new Promise<void>((resolve, reject) => {
+        const onData = (data: Buffer): void => {
+          output += data.toString();
+          if (ready.test(output)) resolve();
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', onData);
+        child.once('exit', (code) => reject(new Error(`${bin} exited with ${code}: ${output}`)));
+      }),
+      10_000,
+      `${bin} to start`,
+    );
+  }
+
+  /** Kills the server (SIGKILL: no goodbye to clients) and waits for it to be gone. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    this.child = null;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+export class RedisServer extends ServerProcess {
+  protected readonly scheme = 'redis';
+  protected command() {
+    return {
+      bin: 'redis-server',
+      args: ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'],
+      ready: /Ready to accept connections/,
+    };
+  }
+}
+
+export class NatsServer extends ServerProcess {
+  protected readonly scheme = 'nats';
+  monitorPort = 0;
+  protected command() {
+    return { bin: 'nats-server', args: ['-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort)], ready: /Server is ready/ };
+  }
+
+  override async start(): Promise<void> {
+    if (this.monitorPort === 0) this.monitorPort = await freePort();
+    await super.start();
+  }
+
+  /** Subjects of every subscription the server holds (from its monitoring endpoint). */
+  async subjects(): Promise<string[]> {
+    const response = await fetch(`http://127.0.0.1:${this.monitorPort}/connz?subs=1`);
+    const body = (await response.json()) as { connections?: Array<{ subscriptions_list?: string[] }> };
+    return (body.connections ?? []).flatMap((c) => c.subscriptions_list ?? []);
+  }
+}
