@@ -123,8 +123,20 @@ for (const kind of ['redis', 'nats'] as const) {
       } else {
         const nc = await natsConnect({ servers: server.url });
         await eventually(async () => (await (server as NatsServer).subjects()).includes('channel'), 'the subject subscription');
+        // A plain NATS subscriber (an Lhttp node, `nats sub`) sees Herald's publications as the bare message.
+        const seen: string[] = [];
+        const plain = nc.subscribe('channel', {
+          callback: (_err, msg) => {
+            seen.push(msg.string());
+          },
+        });
         nc.publish('channel', 'data from PHP');
         nc.publish('channel', '{"booked":"1673254205340:2199:32925:en00030"}');
+        await nc.flush();
+        await herald.publish('channel', { from: 'herald' });
+        await eventually(() => seen.length === 3, 'the plain subscriber to get three messages');
+        assert.deepEqual(seen[2], '{"from":"herald"}');
+        plain.unsubscribe();
         await nc.drain();
       }
       assert.deepEqual(await sub.next(), { action: 'publish', topic: 'channel', message: 'data from PHP' });

@@ -1,11 +1,14 @@
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { HeraldError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { rawPayload } from './envelope.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
 const decoder = new TextDecoder();
+
+/** The NATS header naming the Herald node a publication came from. */
+const NODE_HEADER = 'Herald-Node';
 
 export interface NatsBrokerOptions {
   url: string;
@@ -19,6 +22,9 @@ export interface NatsBrokerOptions {
  * NATS core pub/sub between nodes (@nats-io/transport-node). Subject = prefix +
  * topic, so `nats pub <subject> <data>` from any client reaches the topic's
  * subscribers, and Lhttp nodes on the same server share subjects with Herald.
+ * The payload is the message itself (its JSON text); the publishing node is
+ * named in a `Herald-Node` header, which NATS strips for old clients that do
+ * not support headers, so any NATS subscriber sees the plain message.
  * The client reconnects forever with backoff and restores subscriptions
  * itself; while it is disconnected, publish fails at once with `unavailable`
  * rather than buffering.
@@ -32,10 +38,12 @@ export class NatsBroker implements Broker {
   private readonly wanted = new Set<string>();
   private readonly controlSubject: string;
   private readonly nodeSubject: string;
+  private readonly origin = headers();
 
   constructor(private readonly options: NatsBrokerOptions) {
     this.controlSubject = `${options.prefix}herald|cluster`;
     this.nodeSubject = `${options.prefix}herald|node|${options.nodeId}`;
+    this.origin.set(NODE_HEADER, options.nodeId);
   }
 
   get state(): BrokerState {
@@ -78,8 +86,8 @@ export class NatsBroker implements Broker {
       return;
     }
     this.nc = nc;
-    this.listen(this.controlSubject, (text) => this.sink?.onControl(text));
-    this.listen(this.nodeSubject, (text) => this.sink?.onControl(text));
+    this.listen(this.controlSubject, (msg) => this.sink?.onControl(decoder.decode(msg.data)));
+    this.listen(this.nodeSubject, (msg) => this.sink?.onControl(decoder.decode(msg.data)));
     for (const topic of this.wanted) this.subscribe(topic);
     this.setState('ready');
     void (async () => {
@@ -99,10 +107,10 @@ export class NatsBroker implements Broker {
     this.sink?.onStateChange(state, detail);
   }
 
-  private listen(subject: string, handle: (text: string) => void): Subscription {
+  private listen(subject: string, handle: (msg: Msg) => void): Subscription {
     return this.nc!.subscribe(subject, {
       callback: (err, msg) => {
-        if (!err) handle(decoder.decode(msg.data));
+        if (!err) handle(msg);
       },
     });
   }
@@ -111,7 +119,7 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     if (!nc || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker nats is ${this.currentState}`));
     try {
-      nc.publish(`${this.options.prefix}${publication.topic}`, encodeEnvelope(this.options.nodeId, publication.payload));
+      nc.publish(`${this.options.prefix}${publication.topic}`, publication.payload, { headers: this.origin });
     } catch (err) {
       return Promise.reject(new HeraldError('unavailable', `broker nats refused the publication: ${(err as Error).message}`, { cause: err }));
     }
@@ -122,9 +130,12 @@ export class NatsBroker implements Broker {
     this.wanted.add(topic);
     if (!this.nc || this.subscriptions.has(topic)) return;
     const prefix = this.options.prefix;
-    const sub = this.listen(`${prefix}${topic}`, (text) => {
-      const { node, payload } = decodeEnvelope(text);
-      if (node !== this.options.nodeId) this.sink?.deliver({ topic, payload });
+    const sub = this.listen(`${prefix}${topic}`, (msg) => {
+      const node = msg.headers?.get(NODE_HEADER);
+      if (node === this.options.nodeId) return;
+      const text = decoder.decode(msg.data);
+      // Herald's own publications are JSON already; anything else is a raw payload.
+      this.sink?.deliver({ topic, payload: node ? text : rawPayload(text) });
     });
     this.subscriptions.set(topic, sub);
   }
