@@ -59,6 +59,10 @@ export const configSchema = z.strictObject({
       url: z.string().url().default('redis://127.0.0.1:6379'),
       /** Prepended to every topic to make its Redis channel. Empty: topic `channel` is Redis channel `channel`. */
       prefix: z.string().default(''),
+      /** Redis Sentinel addresses (`host:port`); when set, Herald asks them for the master instead of using `url`'s host. */
+      sentinels: listOf(z.string().regex(/^[^:\s]+:\d+$/, 'a sentinel is host:port')).default([]),
+      /** The master's name as the sentinels know it. */
+      sentinelName: z.string().min(1).default('mymaster'),
     })
     .prefault({}),
   nats: z

@@ -691,7 +691,7 @@ function after(ms: number, session: Session, fn: () => void): void {
 function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {
   switch (config.broker) {
     case 'redis':
-      return new RedisBroker({ url: config.redis.url, prefix: config.redis.prefix, nodeId, log: log.child({ component: 'redis' }) });
+      return new RedisBroker({ ...config.redis, nodeId, log: log.child({ component: 'redis' }) });
     case 'nats':
       return new NatsBroker({ url: config.nats.url, prefix: config.nats.prefix, nodeId, log: log.child({ component: 'nats' }) });
     default:

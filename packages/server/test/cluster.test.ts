@@ -4,7 +4,7 @@ import { connect as natsConnect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import type { Herald, HeraldOptions } from '../src/index.js';
 import { connect, deadline, http, startHerald, type TestClient } from './helpers.js';
-import { eventually, freePort, NatsServer, RedisServer, requireBinary, type ServerProcess } from './servers.js';
+import { eventually, freePort, NatsServer, RedisSentinel, RedisServer, requireBinary, type ServerProcess } from './servers.js';
 
 function waitForBroker(herald: Herald, state: string): Promise<void> {
   if (herald.broker.state === state) return Promise.resolve();
@@ -274,3 +274,35 @@ async function redisNumsub(server: ServerProcess, channel: string): Promise<numb
     redis.disconnect();
   }
 }
+
+describe('redis broker through Sentinel', () => {
+  const skip = requireBinary('redis-server');
+  const master = new RedisServer();
+  const sentinel = new RedisSentinel(master);
+  before(async () => {
+    if (skip) return;
+    await master.start();
+    await sentinel.start();
+  });
+  after(async () => {
+    await sentinel.stop();
+    await master.stop();
+  });
+
+  it('finds the master through the sentinels and carries publications between nodes', async (t) => {
+    if (skip) return t.skip(skip);
+    const options = {
+      broker: 'redis' as const,
+      // The URL's host is not used with sentinels: a closed port proves the master came from the sentinel.
+      redis: { url: 'redis://127.0.0.1:1', sentinels: [`127.0.0.1:${sentinel.port}`], sentinelName: 'mymaster', prefix: 'sentinel:' },
+    };
+    const [a, b] = await Promise.all([startHerald(options), startHerald(options)]);
+    await Promise.all([waitForBroker(a, 'ready'), waitForBroker(b, 'ready')]);
+    const sub = await connect(b);
+    await sub.request({ action: 'subscribe', topic: 'watched' });
+    await eventually(async () => (await redisNumsub(master, 'sentinel:watched')) === 1, 'the subscription on the master');
+    await a.publish('watched', 'via sentinel');
+    assert.deepEqual(await sub.next(), { action: 'publish', topic: 'watched', message: 'via sentinel' });
+    await Promise.all([a.close(), b.close()]);
+  });
+});

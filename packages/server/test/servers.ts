@@ -1,6 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { deadline } from './helpers.js';
 
 /** A free TCP port on loopback. */
@@ -108,5 +111,27 @@ export class NatsServer extends ServerProcess {
     const response = await fetch(`http://127.0.0.1:${this.monitorPort}/connz?subs=1`);
     const body = (await response.json()) as { connections?: Array<{ subscriptions_list?: string[] }> };
     return (body.connections ?? []).flatMap((c) => c.subscriptions_list ?? []);
+  }
+}
+
+/** A Redis Sentinel watching `master` (redis-server --sentinel, from the same Debian package). */
+export class RedisSentinel extends ServerProcess {
+  protected readonly scheme = 'redis';
+  private configFile = '';
+
+  constructor(private readonly master: ServerProcess) {
+    super();
+  }
+
+  protected command() {
+    return { bin: 'redis-server', args: [this.configFile, '--sentinel'], ready: /Sentinel ID is|monitor master/ };
+  }
+
+  override async start(): Promise<void> {
+    if (this.port === 0) this.port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'herald-sentinel-'));
+    this.configFile = join(dir, 'sentinel.conf');
+    writeFileSync(this.configFile, `port ${this.port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 ${this.master.port} 1\n`);
+    await super.start();
   }
 }

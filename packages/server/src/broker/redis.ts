@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { HeraldError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
@@ -8,6 +8,9 @@ const ACCEPTED: PublishResult = Object.freeze({});
 
 export interface RedisBrokerOptions {
   url: string;
+  /** Sentinel addresses (host:port); empty for a direct connection to `url`. */
+  sentinels: string[];
+  sentinelName: string;
   /** Prepended to every topic to make its channel (and to the control channels). */
   prefix: string;
   nodeId: string;
@@ -48,8 +51,8 @@ export class RedisBroker implements Broker {
     this.sink = sink;
     const retryStrategy = (times: number): number => Math.min(100 * 2 ** Math.min(times, 6), 5000);
     const common = { retryStrategy, maxRetriesPerRequest: null, lazyConnect: false, connectionName: `herald-${this.options.nodeId}` };
-    this.pub = new Redis(this.options.url, { ...common, enableOfflineQueue: false });
-    this.sub = new Redis(this.options.url, { ...common, enableOfflineQueue: true, autoResubscribe: true });
+    this.pub = this.client({ ...common, enableOfflineQueue: false });
+    this.sub = this.client({ ...common, enableOfflineQueue: true, autoResubscribe: true });
     for (const [role, client] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {
       client.on('ready', () => this.update());
       client.on('close', () => this.update());
@@ -58,6 +61,23 @@ export class RedisBroker implements Broker {
     }
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.receive(channel.toString('utf8'), message.toString('utf8')));
     this.sub.subscribe(this.controlChannel, this.nodeChannel).catch((err: Error) => this.options.log.warn({ err: err.message }, 'redis: control subscription failed'));
+  }
+
+  /** A connection to `url`, or to the master the sentinels name (credentials and db still come from `url`). */
+  private client(options: RedisOptions): Redis {
+    if (this.options.sentinels.length === 0) return new Redis(this.options.url, options);
+    const url = new URL(this.options.url);
+    return new Redis({
+      ...options,
+      sentinels: this.options.sentinels.map((address) => {
+        const [host, port] = address.split(':') as [string, string];
+        return { host, port: Number(port) };
+      }),
+      name: this.options.sentinelName,
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(url.pathname.length > 1 ? { db: Number(url.pathname.slice(1)) } : {}),
+    });
   }
 
   private update(): void {
