@@ -7,3 +7,8 @@ export type * from './frames.js';
 
 /** WebSocket subprotocol names Herald understands. */
 export const SUBPROTOCOL_JSON = 'json';
+export { LHTTP_MAX_BYTES, LHTTP_PREFIX, LhttpError, decodeLhttp, decodeLhttpWithBytes, encodeLhttp, lhttpGate, splitList, splitMultipart } from './lhttp.js';
+export type { LhttpMessage, MultipartPart } from './lhttp.js';
+
+/** The subprotocol name of LHTTP/1.0. */
+export const SUBPROTOCOL_LHTTP = 'lhttp';
