@@ -73,6 +73,22 @@ export const configSchema = z.strictObject({
       prefix: z.string().default(''),
     })
     .prefault({}),
+  lhttp: z
+    .strictObject({
+      /** Paths (besides wsPath) where a WebSocket speaks LHTTP even without the `lhttp` subprotocol: the original's. */
+      paths: listOf(z.string().startsWith('/')).default(['/', '/echo']),
+      upstream: z
+        .strictObject({
+          /** URL prefixes `upstream:` may call (e.g. "https://api.example.com/hooks/"). Empty: upstream is off. */
+          allow: listOf(z.string().url()).default([]),
+          /** How long an upstream call may take. */
+          timeout: duration.default(5_000),
+          /** Send the upstream's answer back to the client as `LHTTP/1.0 upstream` with a `status` header. */
+          reply: z.boolean().default(false),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   cluster: z
     .strictObject({
       /** How often a node tells the others it is alive (a node silent for three intervals is forgotten). */

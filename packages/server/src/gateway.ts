@@ -6,13 +6,15 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { CloseCode, CLOSE_CODE_MEANINGS, SUBPROTOCOL_JSON, topicProblem } from '@herald/protocol';
+import { CloseCode, CLOSE_CODE_MEANINGS, SUBPROTOCOL_JSON, SUBPROTOCOL_LHTTP, topicProblem } from '@herald/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { askConnectHook } from './auth/connect-hook.js';
 import { TokenVerifier, type Identity } from './auth/jwt.js';
 import { Permissions, type Grants } from './auth/permissions.js';
-import type { Broker, BrokerState, Publication, PublishResult } from './broker/broker.js';
+import type { Broker, BrokerState, LhttpPublication, Publication, PublishResult } from './broker/broker.js';
+import { pubSubFilter, upstreamFilter } from './protocols/lhttp/builtins.js';
+import { LhttpProtocol, type LhttpFilter, type LhttpProcessor } from './protocols/lhttp/protocol.js';
 import { MemoryBroker } from './broker/memory.js';
 import { NatsBroker } from './broker/nats.js';
 import { RedisBroker } from './broker/redis.js';
@@ -121,6 +123,7 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly handlers = new Map<string, CommandHandler>();
   private readonly protocols = new Map<string, Protocol>();
   private readonly defaultProtocol: Protocol;
+  private readonly lhttpProtocol: LhttpProtocol;
   private readonly heartbeat: Heartbeat;
   private readonly onConnect: ConnectHook | undefined;
   private readonly startedAt = Date.now();
@@ -161,6 +164,8 @@ export class Herald implements SessionHost, UpgradeHost {
     this.connectionBucket = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionsPerSecond * 2);
     this.defaultProtocol = new JsonProtocol(this);
     this.protocols.set(SUBPROTOCOL_JSON, this.defaultProtocol);
+    this.lhttpProtocol = new LhttpProtocol([pubSubFilter(this), upstreamFilter(config.lhttp.upstream)], (session, err) => this.reportError(session, err));
+    this.protocols.set(SUBPROTOCOL_LHTTP, this.lhttpProtocol);
     this.heartbeat = new Heartbeat(
       this.hub.sessions,
       {
@@ -211,8 +216,26 @@ export class Herald implements SessionHost, UpgradeHost {
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.distribute({ topic, payload });
+  }
+
+  /**
+   * Publishes an LHTTP message to `topic`: LHTTP subscribers receive `text`
+   * as it is, JSON subscribers `{"action":"publish","topic","message":<body>,"lhttp":{command,headers}}`.
+   */
+  publishLhttp(topic: string, message: LhttpPublication, body: string): Promise<PublishResult> {
+    const problem = this.topicProblem(topic);
+    if (problem) return Promise.reject(new HeraldError('invalid_topic', problem));
+    if (this.closing) return Promise.reject(new HeraldError('unavailable', 'server is shutting down'));
+    const max = this.config.limits.maxMessageBytes;
+    const size = Buffer.byteLength(message.text);
+    if (size > max) return Promise.reject(new HeraldError('too_large', `message is ${size} bytes, over the limit of ${max}`));
+    return this.distribute({ topic, payload: JSON.stringify(body), lhttp: message });
+  }
+
+  /** Every publication's one path: this node's subscribers first, then the other nodes through the broker. */
+  private distribute(publication: Publication): Promise<PublishResult> {
     this.stats.publications++;
-    const publication: Publication = { topic, payload };
     // Local subscribers first, then the other nodes: local delivery keeps
     // working while the broker is down, and the caller is told the truth.
     const local = this.hub.deliver(publication);
@@ -408,14 +431,25 @@ export class Herald implements SessionHost, UpgradeHost {
     return [...this.protocols.keys()];
   }
 
-  protocolFor(offered: Set<string>): Protocol | null {
-    if (offered.size === 0) return this.defaultProtocol;
+  protocolFor(path: string, offered: Set<string>): Protocol | null | undefined {
+    const lhttpPath = this.config.lhttp.paths.includes(path);
+    if (path !== this.config.wsPath && !lhttpPath) return undefined;
+    if (offered.size === 0) return lhttpPath && path !== this.config.wsPath ? this.lhttpProtocol : this.defaultProtocol;
     for (const name of offered) {
       const protocol = this.protocols.get(name);
       if (protocol) return protocol;
     }
     return null;
   }
+
+  /**
+   * The Lhttp seed's server API: processors by command, and header filters
+   * that run after the built-in ones (see docs/lhttp.md).
+   */
+  readonly lhttp = {
+    register: (command: string, processor: LhttpProcessor): void => this.lhttpProtocol.register(command, processor),
+    addFilter: (filter: LhttpFilter): void => this.lhttpProtocol.addFilter(filter),
+  };
 
   commandHandler(action: string): CommandHandler | undefined {
     return this.handlers.get(action);
@@ -623,6 +657,7 @@ export class Herald implements SessionHost, UpgradeHost {
     if (this.detached.has(session)) return;
     this.detached.add(session);
     this.hub.remove(session);
+    session.protocol.onClose?.(session);
     if (session.authTimer) clearTimeout(session.authTimer);
     const ip = this.sessionIp.get(session);
     if (ip !== undefined) {

@@ -144,6 +144,40 @@ for (const kind of ['redis', 'nats'] as const) {
       await herald.close();
     });
 
+    it('carries LHTTP messages between nodes unchanged, and shares subjects with plain clients (an Lhttp node)', async (t) => {
+      if (skip) return t.skip(skip);
+      prefix = ''; // the Lhttp seed's subjects have no prefix
+      const [a, b] = await Promise.all([node(), node()]);
+      const sender = await connect(a, { path: '/' });
+      const [lhttpReader, jsonReader] = await Promise.all([connect(b, { path: '/' }), connect(b)]);
+      lhttpReader.send('LHTTP/1.0 chat\r\nsubscribe:lroom\r\n\r\n');
+      await jsonReader.request({ action: 'subscribe', topic: 'lroom' });
+      if (kind === 'redis') await eventually(async () => (await redisNumsub(server, 'lroom')) === 1, 'node B subscribed');
+      else await eventually(async () => (await (server as NatsServer).subjects()).includes('lroom'), 'node B subscribed');
+      const frame = 'LHTTP/1.0 chat\r\npublish:lroom\r\nnick:li\r\n\r\n你好';
+      sender.send(frame);
+      assert.equal(await lhttpReader.next(), frame);
+      assert.deepEqual(await jsonReader.next(), { action: 'publish', topic: 'lroom', message: '你好', lhttp: { command: 'chat', headers: { publish: 'lroom', nick: 'li' } } });
+      if (kind === 'nats') {
+        // An Lhttp node on the same NATS server: it publishes LHTTP text on the subject and reads Herald's as they are.
+        const lhttpNode = await natsConnect({ servers: server.url });
+        const seen: string[] = [];
+        lhttpNode.subscribe('lroom', {
+          callback: (_err, msg) => {
+            seen.push(msg.string());
+          },
+        });
+        await lhttpNode.flush();
+        const fromNode = 'LHTTP/1.0 chat\r\npublish:lroom\r\n\r\nfrom an lhttp node';
+        lhttpNode.publish('lroom', fromNode);
+        assert.equal(await lhttpReader.next(), fromNode);
+        sender.send(frame);
+        await eventually(() => seen.includes(frame), 'the Lhttp node to read Herald\'s LHTTP publication as it is');
+        await lhttpNode.drain();
+      }
+      await Promise.all([a.close(), b.close()]);
+    });
+
     it('holds one broker subscription per topic per node while local subscribers exist, and releases it after the last', async (t) => {
       if (skip) return t.skip(skip);
       freshPrefix();

@@ -1,3 +1,6 @@
+import { decodeLhttp, LHTTP_PREFIX } from '@herald/protocol';
+import type { Publication } from './broker.js';
+
 /**
  * What travels on a topic's channel between nodes. Herald's own publications
  * are marked so that nodes recognise them (and drop their own):
@@ -10,23 +13,48 @@
  */
 const MARK = '\x1eherald\x1f';
 
-export function encodeEnvelope(nodeId: string, payload: string): string {
-  return `${MARK}${nodeId}\x1f${payload}`;
+export function encodeEnvelope(nodeId: string, publication: Publication): string {
+  return `${MARK}${nodeId}\x1f${wireText(publication)}`;
+}
+
+/**
+ * The text a publication travels as: its message JSON, or for an LHTTP
+ * publication the LHTTP text itself (so that Lhttp nodes on the same broker
+ * read it as they read their own).
+ */
+export function wireText(publication: Publication): string {
+  return publication.lhttp ? publication.lhttp.text : publication.payload;
+}
+
+/**
+ * A publication from the text found on a topic's channel: LHTTP text (from an
+ * LHTTP client on any node, or an Lhttp node) becomes an LHTTP publication,
+ * anything else a message as `rawPayload` says.
+ */
+export function publicationFromWire(topic: string, text: string, trusted: boolean): Publication {
+  if (text.startsWith(LHTTP_PREFIX)) {
+    try {
+      const message = decodeLhttp(text);
+      return { topic, payload: JSON.stringify(message.body), lhttp: { text, command: message.command, headers: [...message.headers] } };
+    } catch {
+      // not LHTTP after all: a plain string
+    }
+  }
+  return { topic, payload: trusted ? text : rawPayload(text) };
 }
 
 export interface Decoded {
   /** The publishing node, or null for a raw publisher. */
   node: string | null;
-  /** The message as JSON text. */
-  payload: string;
+  publication: Publication;
 }
 
-export function decodeEnvelope(text: string): Decoded {
+export function decodeEnvelope(topic: string, text: string): Decoded {
   if (text.startsWith(MARK)) {
     const end = text.indexOf('\x1f', MARK.length);
-    if (end !== -1) return { node: text.slice(MARK.length, end), payload: text.slice(end + 1) };
+    if (end !== -1) return { node: text.slice(MARK.length, end), publication: publicationFromWire(topic, text.slice(end + 1), true) };
   }
-  return { node: null, payload: rawPayload(text) };
+  return { node: null, publication: publicationFromWire(topic, text, false) };
 }
 
 /** A raw payload as message JSON: itself when it is valid JSON, else a JSON string. */

@@ -2,7 +2,7 @@ import { connect, headers, type Msg, type NatsConnection, type Subscription } fr
 import type { Logger } from 'pino';
 import { HeraldError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
-import { rawPayload } from './envelope.js';
+import { publicationFromWire, wireText } from './envelope.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
 const decoder = new TextDecoder();
@@ -119,7 +119,7 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     if (!nc || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker nats is ${this.currentState}`));
     try {
-      nc.publish(`${this.options.prefix}${publication.topic}`, publication.payload, { headers: this.origin });
+      nc.publish(`${this.options.prefix}${publication.topic}`, wireText(publication), { headers: this.origin });
     } catch (err) {
       return Promise.reject(new HeraldError('unavailable', `broker nats refused the publication: ${(err as Error).message}`, { cause: err }));
     }
@@ -133,9 +133,8 @@ export class NatsBroker implements Broker {
     const sub = this.listen(`${prefix}${topic}`, (msg) => {
       const node = msg.headers?.get(NODE_HEADER);
       if (node === this.options.nodeId) return;
-      const text = decoder.decode(msg.data);
-      // Herald's own publications are JSON already; anything else is a raw payload.
-      this.sink?.deliver({ topic, payload: node ? text : rawPayload(text) });
+      // Herald's own publications are JSON (or LHTTP) already; anything else is a raw payload.
+      this.sink?.deliver(publicationFromWire(topic, decoder.decode(msg.data), Boolean(node)));
     });
     this.subscriptions.set(topic, sub);
   }

@@ -97,15 +97,15 @@ export class RedisBroker implements Broker {
       return;
     }
     if (!channel.startsWith(this.options.prefix)) return;
-    const { node, payload } = decodeEnvelope(text);
+    const { node, publication } = decodeEnvelope(channel.slice(this.options.prefix.length), text);
     if (node === this.options.nodeId) return;
-    sink.deliver({ topic: channel.slice(this.options.prefix.length), payload });
+    sink.deliver(publication);
   }
 
   publish(publication: Publication): Promise<PublishResult> {
     const pub = this.pub;
     if (!pub || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker redis is ${this.currentState}`));
-    return pub.publish(`${this.options.prefix}${publication.topic}`, encodeEnvelope(this.options.nodeId, publication.payload)).then(
+    return pub.publish(`${this.options.prefix}${publication.topic}`, encodeEnvelope(this.options.nodeId, publication)).then(
       () => ACCEPTED,
       (err: Error) => {
         throw new HeraldError('unavailable', `broker redis refused the publication: ${err.message}`, { cause: err });

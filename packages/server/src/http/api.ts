@@ -1,5 +1,6 @@
 import fastifyFormbody from '@fastify/formbody';
 import fastifyStatic from '@fastify/static';
+import { decodeLhttp, splitList } from '@herald/protocol';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { HeraldError, HTTP_STATUS } from '../errors.js';
@@ -125,6 +126,26 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     return void reply.status(200).type('text/plain').send('');
   };
   app.get('/send', { onRequest: guard }, seedSend);
+
+  // The Lhttp seed's endpoint: a whole LHTTP message as text/plain; its raw
+  // bytes are published to every topic of its `publish` header. 200 with an
+  // empty body as the original (also without a publish header); 400 for a
+  // body that is not LHTTP, where the original dropped the connection.
+  app.post('/publish', { onRequest: guard }, async (request, reply) => {
+    if (typeof request.body !== 'string') throw new HeraldError('bad_request', 'the body must be an LHTTP message sent as text/plain');
+    const text = request.body;
+    let message;
+    try {
+      message = decodeLhttp(text);
+    } catch (err) {
+      throw new HeraldError('bad_request', `not an LHTTP message: ${(err as Error).message}`);
+    }
+    const topics = splitList(message.headers.get('publish') ?? '').filter((topic) => topic !== '');
+    if (topics.length === 0) request.log.debug('POST /publish without a publish header: nothing published');
+    const lhttp = { text, command: message.command, headers: [...message.headers] };
+    for (const topic of topics) await herald.publishLhttp(topic, lhttp, message.body);
+    return reply.status(200).type('text/plain').send('');
+  });
   app.post('/send', { onRequest: guard }, seedSend);
 
   app.post('/api/publish', { onRequest: guard }, async (request) => {

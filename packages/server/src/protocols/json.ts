@@ -76,6 +76,10 @@ export class JsonProtocol implements Protocol {
     if (publication.offset !== undefined) {
       text += `,"offset":${publication.offset},"epoch":${JSON.stringify(publication.epoch ?? '')}`;
     }
+    if (publication.lhttp) {
+      const { command, headers } = publication.lhttp;
+      text += `,"lhttp":${JSON.stringify({ command, headers: Object.fromEntries(headers) })}`;
+    }
     return encodeTextFrame(`${text}}`);
   }
 

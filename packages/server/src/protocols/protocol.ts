@@ -19,4 +19,6 @@ export interface Protocol {
    * answered in the order they were sent.
    */
   onFrame(session: Session, data: Buffer, isBinary: boolean): void | Promise<void>;
+  /** The connection closed. */
+  onClose?(session: Session): void;
 }

@@ -19,8 +19,8 @@ export interface UpgradeHost {
   /** True while the gateway is shutting down: upgrades are refused with 503. */
   readonly closing: boolean;
   readonly maxFrameBytes: number;
-  /** Protocols by subprotocol name; `default` is spoken when none is offered. */
-  protocolFor(offered: Set<string>): Protocol | null;
+  /** The protocol to speak on `path` for the offered subprotocols; undefined: no WebSocket on that path. */
+  protocolFor(path: string, offered: Set<string>): Protocol | null | undefined;
   readonly supportedProtocols: string[];
   accept(ws: WebSocket, socket: Duplex, request: IncomingMessage, protocol: Protocol): void;
 }
@@ -77,7 +77,9 @@ export function createUpgradeHandler(host: UpgradeHost): (request: IncomingMessa
     const url = request.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
-    if (path !== host.wsPath) {
+    const offered = parseOffered(request.headers['sec-websocket-protocol']);
+    const protocol = host.protocolFor(path, offered);
+    if (protocol === undefined) {
       abortHandshake(socket, 404, 'not_found', `no WebSocket endpoint at ${path}; use ${host.wsPath}`);
       return;
     }
@@ -90,8 +92,6 @@ export function createUpgradeHandler(host: UpgradeHost): (request: IncomingMessa
       abortHandshake(socket, refusal.status, refusal.code, refusal.message, refusal.headers);
       return;
     }
-    const offered = parseOffered(request.headers['sec-websocket-protocol']);
-    const protocol = host.protocolFor(offered);
     if (!protocol) {
       abortHandshake(socket, 400, 'bad_request', `unsupported subprotocol ${[...offered].join(', ')}; supported: ${host.supportedProtocols.join(', ')}`);
       return;

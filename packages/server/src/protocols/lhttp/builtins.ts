@@ -1,0 +1,154 @@
+import { splitList, type ErrorCode } from '@herald/protocol';
+import type { Permissions } from '../../auth/permissions.js';
+import type { LhttpPublication, PublishResult } from '../../broker/broker.js';
+import { HeraldError } from '../../errors.js';
+import { encodeTextFrame } from '../../hub/frame.js';
+import type { Hub } from '../../hub/hub.js';
+import type { Session } from '../../hub/session.js';
+import type { LhttpHandler } from './handler.js';
+import { lhttpErrorText, type LhttpFilter } from './protocol.js';
+import { encodeLhttp } from '@herald/protocol';
+
+export interface UpstreamOptions {
+  /** URL prefixes upstream calls may go to; empty: upstream is off. */
+  allow: string[];
+  timeout: number;
+  /** Send the upstream's answer back to the client as `LHTTP/1.0 upstream`. */
+  reply: boolean;
+}
+
+/** What the built-in filters need from the gateway. */
+export interface LhttpHost {
+  readonly hub: Hub;
+  readonly permissions: Permissions;
+  readonly maxTopicsPerConnection: number;
+  topicProblem(topic: string): string | null;
+  publishLhttp(topic: string, message: LhttpPublication, body: string): Promise<PublishResult>;
+}
+
+function sessionOf(handler: LhttpHandler): Session {
+  return handler.connection as Session;
+}
+
+function fail(handler: LhttpHandler, code: ErrorCode, message: string): void {
+  sessionOf(handler).write(encodeTextFrame(lhttpErrorText(code, message)));
+}
+
+/** The names of a subscribe/publish/unsubscribe header: split on single spaces, empty names skipped. */
+function topicsIn(value: string | undefined): string[] {
+  return value ? splitList(value).filter((topic) => topic !== '') : [];
+}
+
+/**
+ * The built-in `subscribe`, `publish` and `unsubscribe` headers (SEEDS-SPEC
+ * §3.9.1), run after the processor in that fixed order whatever their order in
+ * the message. Subscribers receive the message as the original publishes it:
+ * the response command or the request's, the response headers or all the
+ * request's (the `publish` header included), the request body.
+ */
+export function pubSubFilter(host: LhttpHost): LhttpFilter {
+  return {
+    async afterRequest(handler) {
+      const session = sessionOf(handler);
+      for (const topic of topicsIn(handler.headers.get('subscribe'))) {
+        const problem = host.topicProblem(topic) ?? host.permissions.subscribeProblem(session, topic);
+        if (problem) {
+          fail(handler, host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
+          continue;
+        }
+        if (!session.topics.has(topic) && session.topics.size >= host.maxTopicsPerConnection) {
+          fail(handler, 'too_many_topics', `subscribing to ${topic} would go over the limit of ${host.maxTopicsPerConnection} topics`);
+          continue;
+        }
+        host.hub.subscribe(session, topic);
+      }
+      const publishTo = topicsIn(handler.headers.get('publish'));
+      if (publishTo.length > 0) {
+        const text = handler.response(handler.body);
+        const message: LhttpPublication = {
+          text,
+          command: handler.responseCommand || handler.command,
+          headers: [...(handler.responseHeaders ?? handler.headers)],
+        };
+        for (const topic of publishTo) {
+          const problem = host.topicProblem(topic) ?? host.permissions.publishProblem(session, topic);
+          if (problem) {
+            fail(handler, host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
+            continue;
+          }
+          try {
+            await host.publishLhttp(topic, message, handler.body);
+          } catch (err) {
+            fail(handler, err instanceof HeraldError ? err.code : 'internal', err instanceof HeraldError ? err.message : 'internal error');
+          }
+        }
+      }
+      for (const topic of topicsIn(handler.headers.get('unsubscribe'))) host.hub.unsubscribe(session, topic);
+    },
+  };
+}
+
+/** True when `url` starts with one of the allowed prefixes (both normalised by URL). */
+export function upstreamAllowed(url: URL, allow: readonly string[]): boolean {
+  return allow.some((prefix) => {
+    try {
+      return url.href.startsWith(new URL(prefix).href);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The built-in `upstream` header (SEEDS-SPEC §3.9.2): `upstream:POST <url>`
+ * sends the body, with the LHTTP headers as HTTP headers, to the URL;
+ * `upstream:GET <url>` sends no body. Unlike the original: only URLs under a
+ * prefix of `lhttp.upstream.allow` (none by default, so that no client can
+ * make Herald call internal addresses), no redirects, a timeout, and a failed
+ * call is an LHTTP error frame rather than a crashed connection.
+ */
+export function upstreamFilter(options: UpstreamOptions): LhttpFilter {
+  return {
+    async afterRequest(handler) {
+      const value = handler.headers.get('upstream');
+      if (!value) return;
+      const [method, target] = splitList(value);
+      if (!method || !target) return fail(handler, 'bad_request', 'upstream needs "<METHOD> <URL>"');
+      let url: URL;
+      try {
+        url = new URL(target);
+      } catch {
+        return fail(handler, 'bad_request', `upstream URL ${JSON.stringify(target)} does not parse`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') return fail(handler, 'bad_request', 'upstream URLs are http or https');
+      if (!upstreamAllowed(url, options.allow)) {
+        return fail(handler, 'forbidden', `upstream to ${url.origin} is not allowed (lhttp.upstream.allow)`);
+      }
+      const headers = new Headers();
+      for (const [key, headerValue] of handler.headers) {
+        try {
+          headers.set(key, headerValue);
+        } catch {
+          // Not a valid HTTP header name or value (e.g. the bogus "" key): not forwarded.
+        }
+      }
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method,
+          headers,
+          body: method === 'GET' || method === 'HEAD' ? undefined : handler.body,
+          redirect: 'error',
+          signal: AbortSignal.timeout(options.timeout),
+        });
+      } catch (err) {
+        const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${options.timeout} ms` : ((err as { cause?: Error }).cause?.message ?? (err as Error).message);
+        return fail(handler, 'unavailable', `upstream ${method} ${url.href} failed: ${reason}`);
+      }
+      const text = await response.text().catch(() => '');
+      if (options.reply) {
+        sessionOf(handler).write(encodeTextFrame(encodeLhttp({ command: 'upstream', headers: [['status', String(response.status)]], body: text })));
+      }
+    },
+  };
+}

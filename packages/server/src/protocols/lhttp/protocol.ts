@@ -1,0 +1,158 @@
+import { decodeLhttpWithBytes, encodeLhttp, lhttpGate, LhttpError, splitMultipart, type ErrorCode } from '@herald/protocol';
+import type { Publication } from '../../broker/broker.js';
+import { HeraldError } from '../../errors.js';
+import { encodeTextFrame } from '../../hub/frame.js';
+import type { Session } from '../../hub/session.js';
+import type { Protocol } from '../protocol.js';
+import { LhttpHandler, MultipartBlock } from './handler.js';
+
+type Hook = (handler: LhttpHandler) => void | Promise<void>;
+
+/** A processor for one command (the original's HandlerCallbacks). */
+export interface LhttpProcessor {
+  /** Once per connection, before the first message's onMessage (lazily, as in the original). */
+  onOpen?: Hook;
+  onMessage?: Hook;
+  /** When the connection closes, on the processor of its last message. */
+  onClose?: Hook;
+}
+
+/** A header filter (the original's HeadFilterHandler): runs for every message, whatever its command. */
+export interface LhttpFilter {
+  onOpen?: Hook;
+  beforeRequest?: Hook;
+  afterRequest?: Hook;
+  onClose?: Hook;
+}
+
+interface ConnectionState {
+  opened: boolean;
+  last: LhttpHandler | null;
+}
+
+/** An LHTTP error frame: `LHTTP/1.0 error`, a `code` header, the message as body. */
+export function lhttpErrorText(code: ErrorCode, message: string): string {
+  return encodeLhttp({ command: 'error', headers: [['code', code]], body: message });
+}
+
+/**
+ * The LHTTP/1.0 protocol over WebSocket (PROTOCOL.md §3, SEEDS-SPEC §3.6). Per
+ * accepted message: decode; beforeRequest filters; on the connection's first
+ * message, onOpen filters and the processor's onOpen; the processor's
+ * onMessage; afterRequest filters (the built-ins run subscribe, publish,
+ * unsubscribe, then upstream). Messages of one connection are handled one
+ * after another, in order, even when a step is asynchronous.
+ */
+export class LhttpProtocol implements Protocol {
+  readonly name = 'lhttp';
+  private readonly processors = new Map<string, LhttpProcessor>();
+  private readonly filters: LhttpFilter[] = [];
+  private readonly states = new WeakMap<Session, ConnectionState>();
+
+  constructor(
+    builtIns: LhttpFilter[],
+    private readonly reportError: (session: Session, err: unknown) => void,
+  ) {
+    this.filters.push(...builtIns);
+  }
+
+  /** Registers the processor of a command (exact, case-sensitive); the last registration wins. */
+  register(command: string, processor: LhttpProcessor): void {
+    this.processors.set(command, processor);
+  }
+
+  /** Adds a filter after the built-in ones and those added before. */
+  addFilter(filter: LhttpFilter): void {
+    this.filters.push(filter);
+  }
+
+  encodePublication(publication: Publication): Buffer {
+    if (publication.lhttp) return encodeTextFrame(publication.lhttp.text);
+    return encodeTextFrame(encodeLhttp({ command: 'publish', headers: [['publish', publication.topic]], body: messageText(publication.payload) }));
+  }
+
+  encodePush(payload: string): Buffer {
+    return encodeTextFrame(encodeLhttp({ command: 'push', headers: [], body: messageText(payload) }));
+  }
+
+  onFrame(session: Session, data: Buffer, _isBinary: boolean): void | Promise<void> {
+    // Frames the original's gate skips are skipped silently, binary or not.
+    if (lhttpGate(data) !== null) return;
+    let decoded;
+    try {
+      decoded = decodeLhttpWithBytes(data);
+    } catch (err) {
+      return this.fail(session, 'bad_request', (err as LhttpError).message);
+    }
+    let multipart: MultipartBlock | null = null;
+    const offsets = decoded.headers.get('multipart');
+    if (offsets) {
+      try {
+        multipart = MultipartBlock.list(splitMultipart(offsets, decoded.bodyBytes));
+      } catch (err) {
+        return this.fail(session, 'bad_request', (err as LhttpError).message);
+      }
+    }
+    const handler = new LhttpHandler(session, decoded.command, decoded.headers, decoded.body, multipart, (text) => {
+      session.write(encodeTextFrame(text));
+    });
+    return this.run(session, handler).catch((err: unknown) => this.handlerFailed(session, err));
+  }
+
+  /** Runs the connection's close hooks (filters, then the last message's processor). */
+  onClose(session: Session): void {
+    const state = this.states.get(session);
+    if (!state?.last) return;
+    const handler = state.last;
+    void (async () => {
+      for (const filter of this.filters) await filter.onClose?.(handler);
+      await this.processors.get(handler.command)?.onClose?.(handler);
+    })().catch((err: unknown) => this.reportError(session, err));
+  }
+
+  private async run(session: Session, handler: LhttpHandler): Promise<void> {
+    let state = this.states.get(session);
+    if (!state) {
+      state = { opened: false, last: null };
+      this.states.set(session, state);
+    }
+    const processor = this.processors.get(handler.command);
+    for (const filter of this.filters) {
+      await filter.beforeRequest?.(handler);
+      if (handler.stopped) return;
+    }
+    if (!state.opened) {
+      state.opened = true;
+      for (const filter of this.filters) await filter.onOpen?.(handler);
+      await processor?.onOpen?.(handler);
+    }
+    state.last = handler;
+    await processor?.onMessage?.(handler);
+    for (const filter of this.filters) {
+      if (handler.stopped) return;
+      await filter.afterRequest?.(handler);
+    }
+  }
+
+  private handlerFailed(session: Session, err: unknown): void {
+    if (err instanceof HeraldError) return this.fail(session, err.code, err.message);
+    this.reportError(session, err);
+    this.fail(session, 'internal', 'internal error');
+  }
+
+  fail(session: Session, code: ErrorCode, message: string): void {
+    session.write(encodeTextFrame(lhttpErrorText(code, message)));
+  }
+}
+
+/** A message's text for an LHTTP body: a JSON string as its plain text, anything else as JSON. */
+function messageText(payload: string): string {
+  if (payload.startsWith('"')) {
+    try {
+      return JSON.parse(payload) as string;
+    } catch {
+      return payload;
+    }
+  }
+  return payload;
+}
