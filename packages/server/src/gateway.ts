@@ -19,6 +19,7 @@ import { MemoryBroker } from './broker/memory.js';
 import { NatsBroker } from './broker/nats.js';
 import { RedisBroker } from './broker/redis.js';
 import { ClusterRegistry, type NodeView } from './cluster/registry.js';
+import { Metrics, type PublicationSource } from './metrics/metrics.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
 import { buildHttpApi } from './http/api.js';
@@ -118,6 +119,7 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly tokens: TokenVerifier;
   readonly permissions: Permissions;
   readonly cluster: ClusterRegistry;
+  readonly metrics: Metrics;
 
   private readonly events = new EventEmitter<HeraldEvents>();
   private readonly handlers = new Map<string, CommandHandler>();
@@ -128,6 +130,7 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly onConnect: ConnectHook | undefined;
   private readonly startedAt = Date.now();
   private sessionSeq = 0;
+  private brokerWasDown = false;
   private closingPromise: Promise<void> | null = null;
   private stats = { messagesIn: 0, messagesOut: 0, publications: 0, slowConsumers: 0 };
   private readonly connectionBucket: TokenBucket;
@@ -146,6 +149,19 @@ export class Herald implements SessionHost, UpgradeHost {
       onUserOffline: (uid) => this.cluster.userOffline(uid),
     });
     this.broker = createBroker(config, this.nodeId, this.log);
+    this.metrics = new Metrics({
+      connectionsByProtocol: () => {
+        const counts = new Map<string, number>([...this.protocols.keys()].map((name) => [name, 0]));
+        for (const session of this.hub.sessions.values()) counts.set(session.protocol.name, (counts.get(session.protocol.name) ?? 0) + 1);
+        return counts;
+      },
+      topics: () => this.hub.topicCount,
+      subscriptions: () => this.hub.subscriptions,
+      users: () => this.hub.userCount,
+      queuedBytes: () => Array.from(this.hub.sessions.values(), (session) => session.queuedBytes),
+      brokerName: () => this.broker.name,
+      brokerReady: () => this.broker.state === 'ready',
+    });
     this.cluster = new ClusterRegistry(
       this.nodeId,
       this.broker,
@@ -206,7 +222,7 @@ export class Herald implements SessionHost, UpgradeHost {
    * Publishes `message` (any JSON value) to `topic` through the broker, the
    * single path of every publication. Resolves once the broker accepted it.
    */
-  publish(topic: string, message: unknown): Promise<PublishResult> {
+  publish(topic: string, message: unknown, source: PublicationSource = 'library'): Promise<PublishResult> {
     const problem = this.topicProblem(topic);
     if (problem) return Promise.reject(new HeraldError('invalid_topic', problem));
     if (this.closing) return Promise.reject(new HeraldError('unavailable', 'server is shutting down'));
@@ -216,29 +232,44 @@ export class Herald implements SessionHost, UpgradeHost {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.distribute({ topic, payload });
+    return this.distribute({ topic, payload }, source);
   }
 
   /**
    * Publishes an LHTTP message to `topic`: LHTTP subscribers receive `text`
    * as it is, JSON subscribers `{"action":"publish","topic","message":<body>,"lhttp":{command,headers}}`.
    */
-  publishLhttp(topic: string, message: LhttpPublication, body: string): Promise<PublishResult> {
+  publishLhttp(topic: string, message: LhttpPublication, body: string, source: PublicationSource = 'client'): Promise<PublishResult> {
     const problem = this.topicProblem(topic);
     if (problem) return Promise.reject(new HeraldError('invalid_topic', problem));
     if (this.closing) return Promise.reject(new HeraldError('unavailable', 'server is shutting down'));
     const max = this.config.limits.maxMessageBytes;
     const size = Buffer.byteLength(message.text);
     if (size > max) return Promise.reject(new HeraldError('too_large', `message is ${size} bytes, over the limit of ${max}`));
-    return this.distribute({ topic, payload: JSON.stringify(body), lhttp: message });
+    return this.distribute({ topic, payload: JSON.stringify(body), lhttp: message }, source);
+  }
+
+  /** Hands a publication to this node's subscribers, with its metrics. */
+  private deliverLocally(publication: Publication, source: PublicationSource): number {
+    const started = process.hrtime.bigint();
+    const attempted = this.hub.subscriberCount(publication.topic);
+    const written = this.hub.deliver(publication);
+    const metrics = this.metrics;
+    metrics.published.inc({ source });
+    if (attempted > 0) {
+      metrics.fanoutSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      metrics.delivered.inc(written);
+      if (written < attempted) metrics.dropped.inc(attempted - written);
+    }
+    return written;
   }
 
   /** Every publication's one path: this node's subscribers first, then the other nodes through the broker. */
-  private distribute(publication: Publication): Promise<PublishResult> {
+  private distribute(publication: Publication, source: PublicationSource): Promise<PublishResult> {
     this.stats.publications++;
     // Local subscribers first, then the other nodes: local delivery keeps
     // working while the broker is down, and the caller is told the truth.
-    const local = this.hub.deliver(publication);
+    const local = this.deliverLocally(publication, source);
     return this.broker.publish(publication).catch((err: unknown) => {
       const why = err instanceof Error ? err.message : String(err);
       throw new HeraldError('unavailable', `${why}: delivered to ${local} connection(s) on this node only, not to other nodes`, { cause: err });
@@ -266,6 +297,7 @@ export class Herald implements SessionHost, UpgradeHost {
   /** Delivers a push here and forwards it to the other nodes that hold the users. */
   private async push(uids: readonly string[], payload: string, raw: string | null): Promise<PushResult> {
     if (this.closing) throw new HeraldError('unavailable', 'server is shutting down');
+    this.metrics.pushes.inc();
     const delivered = this.hub.push(uids, payload, raw);
     let nodes = 0;
     try {
@@ -366,10 +398,12 @@ export class Herald implements SessionHost, UpgradeHost {
   async listen(): Promise<void> {
     await this.broker.start({
       deliver: (publication) => {
-        this.hub.deliver(publication);
+        this.deliverLocally(publication, 'broker');
       },
       onControl: (message) => this.cluster.onControl(message),
       onStateChange: (state, detail) => {
+        if (state === 'ready' && this.brokerWasDown) this.metrics.brokerReconnects.inc();
+        if (state === 'down') this.brokerWasDown = true;
         const level = state === 'down' ? 'warn' : 'info';
         this.log[level]({ broker: this.broker.name, state, detail }, 'broker state');
         if (state === 'ready') this.cluster.announce();
@@ -510,6 +544,7 @@ export class Herald implements SessionHost, UpgradeHost {
       this.detach(session, session.closeCode ?? code, session.closeReason ?? reason.toString(), session.closeCode ? 'server' : 'client');
     });
     this.hub.add(session);
+    this.metrics.connects.inc({ protocol: protocol.name });
     this.log.info({ conn: id, ip, protocol: protocol.name }, 'connection opened');
     const needsWork = this.onConnect || this.config.auth.connectHook.url || request.url?.includes('token=');
     if (!needsWork) {
@@ -614,6 +649,7 @@ export class Herald implements SessionHost, UpgradeHost {
 
   onSlowConsumer(session: Session, queuedBytes: number): void {
     this.stats.slowConsumers++;
+    this.metrics.slowConsumers.inc();
     this.log.warn({ conn: session.id, queuedBytes, limit: this.maxQueueBytes }, 'slow consumer: closing');
     this.closeSession(session, CloseCode.TRY_AGAIN_LATER, `slow consumer: over ${this.maxQueueBytes} bytes queued`);
   }
@@ -670,6 +706,7 @@ export class Herald implements SessionHost, UpgradeHost {
       { conn: session.id, code, reason: reason || CLOSE_CODE_MEANINGS[code], by, ms: Date.now() - session.connectedAt, in: session.framesIn, out: session.framesOut },
       'connection closed',
     );
+    this.metrics.disconnects.inc({ code: String(code), by });
     this.events.emit('disconnect', session, { code, reason, by });
   }
 

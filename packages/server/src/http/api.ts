@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fastifyFormbody from '@fastify/formbody';
 import fastifyStatic from '@fastify/static';
 import { decodeLhttp, splitList } from '@herald/protocol';
@@ -54,11 +55,18 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.maxHttpBodyBytes,
     forceCloseConnections: 'idle',
+    // Request ids: the caller's X-Request-Id when it sends one (so a backend can follow a call), else Herald's.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
   });
   const guard = createApiGuard(herald.config.apiKeys);
   app.register(fastifyFormbody, { bodyLimit: limits.maxHttpBodyBytes });
 
   app.addHook('onResponse', async (request, reply) => {
+    herald.metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) });
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
@@ -90,6 +98,11 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
   });
 
   app.get('/api/status', { onRequest: guard }, async () => herald.status());
+
+  app.get('/metrics', { onRequest: guard }, async (_request, reply) => {
+    const text = await herald.metrics.registry.metrics();
+    return reply.type(herald.metrics.registry.contentType).send(text);
+  });
 
   app.get('/api/cluster', { onRequest: guard }, async () => ({ node: herald.nodeId, broker: herald.broker.name, nodes: herald.clusterView() }));
 
@@ -143,7 +156,7 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     const topics = splitList(message.headers.get('publish') ?? '').filter((topic) => topic !== '');
     if (topics.length === 0) request.log.debug('POST /publish without a publish header: nothing published');
     const lhttp = { text, command: message.command, headers: [...message.headers] };
-    for (const topic of topics) await herald.publishLhttp(topic, lhttp, message.body);
+    for (const topic of topics) await herald.publishLhttp(topic, lhttp, message.body, 'http');
     return reply.status(200).type('text/plain').send('');
   });
   app.post('/send', { onRequest: guard }, seedSend);
@@ -161,7 +174,7 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
       let count = 0;
       for (const item of items) {
         for (const topic of item.topics) {
-          await herald.publish(topic, item.message);
+          await herald.publish(topic, item.message, 'http');
           count++;
         }
       }
@@ -170,12 +183,12 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     if (typeof body !== 'object' || body === null) throw new HeraldError('bad_request', 'body must be a JSON object or an array of them');
     const item = topicsOf(body, topicRule, '');
     if (item.topics.length === 1) {
-      const result = await herald.publish(item.topics[0]!, item.message);
+      const result = await herald.publish(item.topics[0]!, item.message, 'http');
       return { ok: true, ...result };
     }
     const offsets: Record<string, number> = {};
     for (const topic of item.topics) {
-      const result = await herald.publish(topic, item.message);
+      const result = await herald.publish(topic, item.message, 'http');
       if (result.offset !== undefined) offsets[topic] = result.offset;
     }
     return Object.keys(offsets).length > 0 ? { ok: true, count: item.topics.length, offsets } : { ok: true, count: item.topics.length };

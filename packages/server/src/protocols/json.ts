@@ -40,7 +40,7 @@ export interface JsonProtocolHost {
   readonly permissions: Permissions;
   readonly tokens: TokenVerifier;
   readonly config: { limits: { commandsPerSecond: number } };
-  publish(topic: string, message: unknown): Promise<PublishResult>;
+  publish(topic: string, message: unknown, source: 'client'): Promise<PublishResult>;
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
   insecureLogin(session: Session, uid: string): void;
   commandHandler(action: string): CommandHandler | undefined;
@@ -222,7 +222,7 @@ export class JsonProtocol implements Protocol {
     if (problem) return this.fail(session, id, 'publish', 'invalid_topic', problem);
     const refused = this.host.permissions.publishProblem(session, parsed.data.topic);
     if (refused) return this.fail(session, id, 'publish', 'forbidden', refused);
-    return this.host.publish(parsed.data.topic, raw.message).then(
+    return this.host.publish(parsed.data.topic, raw.message, 'client').then(
       (result) => this.reply(session, id, 'publish', result.offset === undefined ? undefined : { offset: result.offset, epoch: result.epoch }),
       (err: unknown) => this.failWith(session, id, 'publish', err),
     );

@@ -1,0 +1,99 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Where a publication came from. */
+export type PublicationSource = 'client' | 'http' | 'library' | 'broker';
+
+/** What the metrics read from the gateway at scrape time. */
+export interface MetricsSource {
+  connectionsByProtocol(): Map<string, number>;
+  topics(): number;
+  subscriptions(): number;
+  users(): number;
+  /** Bytes queued per connection, for the queue gauges. */
+  queuedBytes(): Iterable<number>;
+  brokerName(): string;
+  brokerReady(): boolean;
+}
+
+/**
+ * Herald's Prometheus metrics, on a registry of its own (several gateways in
+ * one process do not mix). Gauges are computed when scraped; the hot path only
+ * bumps counters. No label carries a topic or a uid: cardinality stays bounded
+ * by protocols, sources, close codes and routes.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connects: Counter<'protocol'>;
+  readonly disconnects: Counter<'code' | 'by'>;
+  readonly published: Counter<'source'>;
+  readonly delivered: Counter;
+  readonly dropped: Counter;
+  readonly pushes: Counter;
+  readonly fanoutSeconds: Histogram;
+  readonly slowConsumers: Counter;
+  readonly brokerReconnects: Counter;
+  readonly httpRequests: Counter<'route' | 'method' | 'status'>;
+
+  constructor(source: MetricsSource) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'herald_connections',
+      help: 'Open WebSocket connections, by protocol.',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [protocol, count] of source.connectionsByProtocol()) this.set({ protocol }, count);
+      },
+    });
+    new Gauge({ name: 'herald_topics', help: 'Topics with at least one local subscriber.', registers, collect() { this.set(source.topics()); } });
+    new Gauge({ name: 'herald_subscriptions', help: 'Local subscriptions (connection × topic).', registers, collect() { this.set(source.subscriptions()); } });
+    new Gauge({ name: 'herald_users', help: 'Distinct uids with a connection on this node.', registers, collect() { this.set(source.users()); } });
+    new Gauge({
+      name: 'herald_writer_queue_bytes_max',
+      help: 'Largest outbound queue of any connection (bytes written, not yet taken by the kernel).',
+      registers,
+      collect() {
+        let max = 0;
+        for (const bytes of source.queuedBytes()) if (bytes > max) max = bytes;
+        this.set(max);
+      },
+    });
+    new Gauge({
+      name: 'herald_writer_queue_bytes',
+      help: 'Outbound bytes queued over all connections.',
+      registers,
+      collect() {
+        let sum = 0;
+        for (const bytes of source.queuedBytes()) sum += bytes;
+        this.set(sum);
+      },
+    });
+    new Gauge({
+      name: 'herald_broker_up',
+      help: '1 when the broker is ready, 0 otherwise.',
+      labelNames: ['broker'],
+      registers,
+      collect() {
+        this.reset();
+        this.set({ broker: source.brokerName() }, source.brokerReady() ? 1 : 0);
+      },
+    });
+    this.connects = new Counter({ name: 'herald_connects_total', help: 'WebSocket connections accepted, by protocol.', labelNames: ['protocol'], registers });
+    this.disconnects = new Counter({ name: 'herald_disconnects_total', help: 'Connections closed, by close code and by whom.', labelNames: ['code', 'by'], registers });
+    this.published = new Counter({ name: 'herald_messages_published_total', help: 'Publications received, by source (client, http, library, broker: from other nodes).', labelNames: ['source'], registers });
+    this.delivered = new Counter({ name: 'herald_messages_delivered_total', help: 'Publication frames written to connections.', registers });
+    this.dropped = new Counter({ name: 'herald_messages_dropped_total', help: 'Publication frames not written: the connection was closing or over its queue limit.', registers });
+    this.pushes = new Counter({ name: 'herald_pushes_total', help: 'Pushes to users (/api/send, /send, library).', registers });
+    this.fanoutSeconds = new Histogram({
+      name: 'herald_publish_fanout_seconds',
+      help: 'From a publication reaching this node to its frame handed to every local subscriber socket.',
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers,
+    });
+    this.slowConsumers = new Counter({ name: 'herald_slow_consumer_disconnects_total', help: 'Connections closed with 1013 for going over their queue limit.', registers });
+    this.brokerReconnects = new Counter({ name: 'herald_broker_reconnects_total', help: 'Times the broker became ready again after being down.', registers });
+    this.httpRequests = new Counter({ name: 'herald_http_requests_total', help: 'HTTP API requests, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
+  }
+}
