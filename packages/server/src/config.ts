@@ -185,7 +185,9 @@ export const configSchema = z.strictObject({
     .prefault({}),
   shutdown: z
     .strictObject({
-      /** How long shutdown waits for connections to close and queues to drain before cutting them. */
+      /** Connections are closed spread evenly over this window, so that they do not all reconnect at once. */
+      drainWindow: duration.default(2_000),
+      /** After the window: how long shutdown waits for connections to close and queues to drain before cutting them. */
       timeout: duration.default(5_000),
     })
     .prefault({}),
@@ -361,3 +363,23 @@ export function loadConfig(sources: ConfigSources = {}): HeraldConfig {
 }
 
 export { deepMerge as mergeConfig };
+
+/** A copy of the configuration safe to print: keys, secrets and URL passwords masked. */
+export function maskSecrets(config: HeraldConfig): HeraldConfig {
+  const mask = (value: string): string => (value.length <= 8 ? '***' : `${value.slice(0, 4)}***`);
+  const maskUrl = (value: string): string => {
+    try {
+      const url = new URL(value);
+      if (url.password) url.password = '***';
+      return url.toString();
+    } catch {
+      return value;
+    }
+  };
+  const copy = structuredClone(config);
+  copy.apiKeys = copy.apiKeys.map(mask);
+  if (copy.auth.jwt.secret !== undefined) copy.auth.jwt.secret = '***';
+  copy.redis.url = maskUrl(copy.redis.url);
+  copy.nats.url = copy.nats.url.split(',').map(maskUrl).join(',');
+  return copy;
+}

@@ -710,6 +710,22 @@ export class Herald implements SessionHost, UpgradeHost {
     this.events.emit('disconnect', session, { code, reason, by });
   }
 
+  /**
+   * Closes sessions with 1001 spread evenly over `shutdown.drainWindow`, in
+   * small batches, each after what is queued for it. Clients that reconnect at
+   * once land on other nodes over the window, not all in the same second.
+   */
+  private async drain(sessions: Session[]): Promise<void> {
+    const window = this.config.shutdown.drainWindow;
+    const step = 50;
+    const batches = Math.max(1, Math.floor(window / step));
+    const perBatch = Math.ceil(sessions.length / batches);
+    for (let start = 0; start < sessions.length; start += perBatch) {
+      for (const session of sessions.slice(start, start + perBatch)) this.closeSession(session, CloseCode.GOING_AWAY, 'server shutting down: reconnect');
+      if (start + perBatch < sessions.length) await new Promise((resolve) => setTimeout(resolve, step));
+    }
+  }
+
   private async shutdown(): Promise<void> {
     this.log.info({ connections: this.hub.sessions.size }, 'shutting down');
     this.heartbeat.stop();
@@ -719,7 +735,7 @@ export class Herald implements SessionHost, UpgradeHost {
     const allClosed = Promise.all(
       sessions.map((session) => (session.state === 'closed' ? undefined : new Promise<void>((resolve) => session.ws.once('close', () => resolve())))),
     );
-    for (const session of sessions) this.closeSession(session, CloseCode.GOING_AWAY, 'server shutting down');
+    await this.drain(sessions);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), this.config.shutdown.timeout);

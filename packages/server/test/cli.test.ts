@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -82,6 +85,33 @@ describe('herald serve', () => {
     assert.ok(server.logs.some((l) => l.msg === 'herald stopped'));
   });
 
+  it('drains 500 clients over the drain window, each after its queued messages, and exits 0', async () => {
+    const server = await serve(['--set', 'shutdown.drainWindow=1s']);
+    const ws = server.url.replace('http', 'ws') + '/ws';
+    const clients: TestClient[] = [];
+    for (let batch = 0; batch < 5; batch++) clients.push(...(await Promise.all(Array.from({ length: 100 }, () => TestClient.open(ws)))));
+    await Promise.all(clients.map((c) => c.request({ action: 'subscribe', topic: 'drain' })));
+    const batch = Array.from({ length: 5 }, (_, i) => ({ topic: 'drain', message: i }));
+    assert.equal((await http(server.url, 'POST', '/api/publish', batch)).status, 200);
+    const closedAt: number[] = [];
+    const sigterm = Date.now();
+    server.child.kill('SIGTERM');
+    await Promise.all(
+      clients.map(async (c) => {
+        const closed = await deadline(c.closed, 15_000, 'the drain close');
+        closedAt.push(Date.now() - sigterm);
+        assert.equal(closed.code, 1001);
+        assert.match(closed.reason, /reconnect/);
+        assert.deepEqual(c.received.map((f: any) => f.message), [0, 1, 2, 3, 4], 'queued messages first');
+      }),
+    );
+    assert.equal(await server.exited, 0);
+    closedAt.sort((a, b) => a - b);
+    const early = closedAt.filter((ms) => ms < 100).length;
+    assert.ok(early < 250, `not all at once: ${early} of 500 closed in the first 100 ms`);
+    assert.ok(closedAt[closedAt.length - 1]! >= 700, `spread over the window (last close after ${closedAt.at(-1)} ms)`);
+  });
+
   it('logs one line per connection open and close, none per message', async () => {
     const server = await serve();
     const c = await TestClient.open(server.url.replace('http', 'ws') + '/ws');
@@ -109,6 +139,30 @@ describe('herald serve', () => {
   });
 });
 
+describe('herald config check', () => {
+  it('prints the effective configuration with secrets masked, and exits 2 with hints when invalid', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-cli-'));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, 'port: 9999\napiKeys: [super-secret-api-key-1]\nauth:\n  jwt:\n    secret: a-jwt-secret-of-at-least-32-characters\nredis:\n  url: redis://user:hunter2hunter2@10.0.0.5:6379\n');
+    const ok = await run(['config', 'check', good], { HERALD_HOST: '127.0.0.9' });
+    assert.equal(ok.code, 0, ok.stderr);
+    const effective = JSON.parse(ok.stdout);
+    assert.equal(effective.port, 9999);
+    assert.equal(effective.host, '127.0.0.9', 'the environment is merged as by serve');
+    assert.equal(effective.limits.maxFrameBytes, 65536, 'defaults filled in');
+    for (const secret of ['super-secret-api-key-1', 'a-jwt-secret-of-at-least-32-characters', 'hunter2hunter2']) assert.ok(!ok.stdout.includes(secret), 'masked');
+    assert.deepEqual(effective.apiKeys, ['supe***']);
+    assert.equal(effective.redis.url, 'redis://user:***@10.0.0.5:6379');
+
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'prot: 1\nheartbeat:\n  intervall: 5s\n');
+    const refused = await run(['config', 'check', bad]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /prot: unknown option \(did you mean port\?\)/);
+    assert.match(refused.stderr, /heartbeat\.intervall: unknown option \(did you mean heartbeat\.interval\?\)/);
+  });
+});
+
 describe('herald publish and status', () => {
   let server: Server;
   before(async () => {
@@ -132,12 +186,26 @@ describe('herald publish and status', () => {
     await sub.close();
   });
 
-  it('status prints the server status', async () => {
-    const result = await run(['status', '--url', server.url, '--key', 'cli-test-key-123456']);
-    assert.equal(result.code, 0, result.stderr);
-    const status = JSON.parse(result.stdout);
+  it('status prints the server status, as a table or as JSON', async () => {
+    const c = await TestClient.open(server.url.replace('http', 'ws') + '/ws');
+    await c.request({ action: 'subscribe', topic: 'counted' });
+    const json = await run(['status', '--json', '--url', server.url, '--key', 'cli-test-key-123456']);
+    assert.equal(json.code, 0, json.stderr);
+    const status = JSON.parse(json.stdout);
     assert.equal(status.broker.name, 'memory');
-    assert.equal(typeof status.connections, 'number');
+    assert.equal(status.connections, 1);
+    const table = await run(['status', '--url', server.url, '--key', 'cli-test-key-123456']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^connections\s+1$/m);
+    assert.match(table.stdout, /^topics\s+1$/m);
+    assert.match(table.stdout, /^broker\s+memory \(ready\)$/m);
+    await c.close();
+  });
+
+  it('send pushes to a user', async () => {
+    const result = await run(['send', 'nobody', '{"x":1}', '--url', server.url, '--key', 'cli-test-key-123456']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), { ok: true, delivered: 0, nodes: 0 });
   });
 
   it('exits 1 on an API error, 2 on bad usage, 3 when the server is unreachable', async () => {
@@ -157,7 +225,7 @@ describe('herald publish and status', () => {
   });
 
   it('prints help for every command', async () => {
-    for (const args of [['--help'], ['serve', '--help'], ['publish', '--help'], ['status', '--help']]) {
+    for (const args of [['--help'], ['serve', '--help'], ['publish', '--help'], ['send', '--help'], ['status', '--help'], ['config', '--help']]) {
       const result = await run(args);
       assert.equal(result.code, 0);
       assert.match(result.stdout, /^Usage: herald/);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ConfigError, configFromAssignments, loadConfig, mergeConfig } from '../config.js';
+import { ConfigError, configFromAssignments, loadConfig, maskSecrets, mergeConfig } from '../config.js';
 import { createHerald } from '../gateway.js';
 import { VERSION } from '../version.js';
 import { apiRequest, ApiError, type ClientOptions } from './http-client.js';
@@ -12,9 +12,11 @@ import { apiRequest, ApiError, type ClientOptions } from './http-client.js';
 const USAGE = `Usage: herald <command> [options]
 
 Commands:
-  serve                 run a Herald server
+  serve                  run a Herald server
   publish <topic> <json> publish a message through a running server's HTTP API
-  status                print a running server's status
+  send <uid> <json>      push a message to every connection of a user
+  status                 print a running server's status
+  config check [file]    validate a configuration and print the effective one, secrets masked
 
 Run "herald <command> --help" for the options of a command.
 `;
@@ -50,9 +52,26 @@ ${CLIENT_OPTIONS}
 
 const STATUS_USAGE = `Usage: herald status [options]
 
-Prints the status of a running server as JSON.
+Prints the status of a running server: connections, topics, users, messages,
+broker, and the nodes of its cluster.
 
 ${CLIENT_OPTIONS}
+      --json        print the raw JSON of /api/status
+`;
+
+const SEND_USAGE = `Usage: herald send <uid> <json> [options]
+
+Pushes <json> to every connection of user <uid> (on every node). With --string, <json> is sent as a string.
+
+${CLIENT_OPTIONS}
+  -s, --string      send the message as a string instead of parsing it as JSON
+`;
+
+const CONFIG_USAGE = `Usage: herald config check [file]
+
+Validates a configuration (the file, HERALD_* variables and the defaults, as
+"herald serve" would merge them) and prints the effective configuration as
+JSON with keys and secrets masked. Exit code 0 when valid, 2 otherwise.
 `;
 
 class UsageError extends Error {}
@@ -135,31 +154,85 @@ async function publish(args: string[]): Promise<number> {
   }
   if (positionals.length !== 2) throw new UsageError(`publish takes a topic and a message\n\n${PUBLISH_USAGE}`);
   const [topic, text] = positionals as [string, string];
-  let message: unknown = text;
-  if (!values.string) {
-    try {
-      message = JSON.parse(text);
-    } catch {
-      throw new UsageError(`the message is not valid JSON: ${text}\n(to send it as a string, add --string or quote it: '"${text}"')`);
-    }
-  }
-  const result = await apiRequest(clientOptions(values), 'POST', '/api/publish', { topic, message });
+  const result = await apiRequest(clientOptions(values), 'POST', '/api/publish', { topic, message: parseMessage(text, values.string) });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return 0;
 }
 
+function parseMessage(text: string, asString: boolean | undefined): unknown {
+  if (asString) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`the message is not valid JSON: ${text}\n(to send it as a string, add --string or quote it: '"${text}"')`);
+  }
+}
+
+async function send(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { ...clientFlags, string: { type: 'boolean', short: 's' } }, allowPositionals: true, strict: true });
+  if (values.help) {
+    process.stdout.write(SEND_USAGE);
+    return 0;
+  }
+  if (positionals.length !== 2) throw new UsageError(`send takes a uid and a message\n\n${SEND_USAGE}`);
+  const [uid, text] = positionals as [string, string];
+  const result = await apiRequest(clientOptions(values), 'POST', '/api/send', { uid, message: parseMessage(text, values.string) });
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return 0;
+}
+
+function formatStatus(status: Record<string, any>, cluster: { nodes?: Array<Record<string, any>> } | null): string {
+  const rows: Array<[string, string]> = [
+    ['node', `${status.node} (herald ${status.version}, up ${status.uptime} s)`],
+    ['broker', `${status.broker?.name} (${status.broker?.state})`],
+    ['connections', String(status.connections)],
+    ['users', String(status.users)],
+    ['topics', String(status.topics)],
+    ['subscriptions', String(status.subscriptions)],
+    ['messages in', String(status.messagesIn)],
+    ['messages out', String(status.messagesOut)],
+    ['publications', String(status.publications)],
+    ['deliveries', String(status.deliveries)],
+    ['slow consumers cut', String(status.slowConsumerDisconnects)],
+  ];
+  let out = rows.map(([k, v]) => `${k.padEnd(20)}${v}`).join('\n');
+  if (cluster?.nodes && cluster.nodes.length > 1) {
+    out += '\n\nnodes\n' + cluster.nodes.map((n) => `  ${String(n.id).padEnd(24)}${String(n.connections).padStart(8)} connections${n.self ? '  (this one)' : ''}`).join('\n');
+  }
+  return `${out}\n`;
+}
+
 async function status(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: clientFlags, strict: true });
+  const { values } = parseArgs({ args, options: { ...clientFlags, json: { type: 'boolean' } }, strict: true });
   if (values.help) {
     process.stdout.write(STATUS_USAGE);
     return 0;
   }
-  const result = await apiRequest(clientOptions(values), 'GET', '/api/status');
-  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  const options = clientOptions(values);
+  const result = (await apiRequest(options, 'GET', '/api/status')) as Record<string, any>;
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  }
+  const cluster = (await apiRequest(options, 'GET', '/api/cluster').catch(() => null)) as { nodes?: Array<Record<string, any>> } | null;
+  process.stdout.write(formatStatus(result, cluster));
   return 0;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, publish, status };
+async function config(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    process.stdout.write(CONFIG_USAGE);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'check') throw new UsageError(`unknown config command "${sub}"\n\n${CONFIG_USAGE}`);
+  const { positionals } = parseArgs({ args: rest, allowPositionals: true, strict: true });
+  const effective = loadConfig({ file: positionals[0] ?? process.env.HERALD_CONFIG, env: process.env });
+  process.stdout.write(`${JSON.stringify(maskSecrets(effective), null, 2)}\n`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, publish, send, status, config };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
