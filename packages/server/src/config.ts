@@ -246,7 +246,7 @@ function setPath(target: Plain, path: string[], value: unknown): void {
 }
 
 /** Environment variables read by the CLI client commands, not by the server. */
-const CLIENT_ENV = new Set(['HERALD_URL', 'HERALD_API_KEY', 'HERALD_CONFIG']);
+const CLIENT_ENV = new Set(['HERALD_URL', 'HERALD_API_KEY', 'HERALD_CONFIG', 'HERALD_WORKER_CONFIG__INTERNAL']);
 
 function snakeToCamel(word: string): string {
   return word.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());

@@ -65,6 +65,8 @@ export interface HeraldEvents {
 export interface HeraldOptions extends HeraldConfigInput {
   /** A pino logger to use instead of creating one from `log`. */
   logger?: Logger;
+  /** A broker to use instead of the one `broker` names (your own implementation of the Broker contract). */
+  brokerInstance?: Broker;
   onConnect?: ConnectHook;
 }
 
@@ -89,6 +91,8 @@ export interface HeraldStatus {
   publications: number;
   deliveries: number;
   slowConsumerDisconnects: number;
+  /** Every live node (or worker) of the cluster, this one included. */
+  cluster: { nodes: number; connections: number; users: number };
 }
 
 const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push']);
@@ -97,8 +101,8 @@ const DEMO_DIR = fileURLToPath(new URL('../../../../demo', import.meta.url));
 
 /** Starts a Herald gateway and resolves once it listens. */
 export async function createHerald(options: HeraldOptions = {}): Promise<Herald> {
-  const { logger, onConnect, ...input } = options;
-  const herald = new Herald(validateConfig(input), { logger, onConnect });
+  const { logger, onConnect, brokerInstance, ...input } = options;
+  const herald = new Herald(validateConfig(input), { logger, onConnect, broker: brokerInstance });
   await herald.listen();
   return herald;
 }
@@ -137,7 +141,7 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly connectionsByIp = new Map<string, number>();
   private readonly sessionIp = new WeakMap<Session, string>();
 
-  constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined } = {}) {
+  constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined; broker?: Broker | undefined } = {}) {
     this.config = config;
     this.log = extras.logger ?? createLogger(config.log);
     this.onConnect = extras.onConnect;
@@ -148,7 +152,7 @@ export class Herald implements SessionHost, UpgradeHost {
       onUserOnline: (uid) => this.cluster.userOnline(uid),
       onUserOffline: (uid) => this.cluster.userOffline(uid),
     });
-    this.broker = createBroker(config, this.nodeId, this.log);
+    this.broker = extras.broker ?? createBroker(config, this.nodeId, this.log);
     this.metrics = new Metrics({
       connectionsByProtocol: () => {
         const counts = new Map<string, number>([...this.protocols.keys()].map((name) => [name, 0]));
@@ -386,6 +390,7 @@ export class Herald implements SessionHost, UpgradeHost {
       publications: this.stats.publications,
       deliveries: this.hub.deliveries,
       slowConsumerDisconnects: this.stats.slowConsumers,
+      cluster: this.cluster.view().reduce((sum, node) => ({ nodes: sum.nodes + 1, connections: sum.connections + node.connections, users: sum.users + node.users }), { nodes: 0, connections: 0, users: 0 }),
     };
   }
 

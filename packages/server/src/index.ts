@@ -9,6 +9,8 @@ export { ConfigError, configSchema, loadConfig, validateConfig } from './config.
 export type { HeraldConfig, HeraldConfigInput, ConfigSources } from './config.js';
 export type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker/broker.js';
 export { MemoryBroker } from './broker/memory.js';
+export { RedisBroker } from './broker/redis.js';
+export { NatsBroker } from './broker/nats.js';
 export { VERSION } from './version.js';
 export { CloseCode, ERROR_CODES, shouldReconnect } from '@herald/protocol';
 export type { ErrorCode, Json } from '@herald/protocol';

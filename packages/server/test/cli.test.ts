@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { deadline, http, TestClient } from './helpers.js';
+import { eventually } from './servers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -124,6 +125,24 @@ describe('herald serve', () => {
     assert.equal(messages.filter((m) => m === 'connection opened').length, 1);
     assert.equal(messages.filter((m) => m === 'connection closed').length, 1);
     assert.ok(server.logs.length < 15, `few log lines, got ${server.logs.length}: ${messages.join(', ')}`);
+  });
+
+  it('--workers 2: processes share the port; a publish on the HTTP API reaches subscribers on either worker', async () => {
+    const server = await serve(['--workers', '2', '--set', 'cluster.heartbeatInterval=200']);
+    const ws = server.url.replace('http', 'ws') + '/ws';
+    const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(ws)));
+    await Promise.all(clients.map((c) => c.request({ action: 'subscribe', topic: 'everywhere' })));
+    // Both workers hold connections, and any worker's status adds them up.
+    await eventually(async () => {
+      const status = (await http(server.url, 'GET', '/api/status')).body;
+      const cluster = (await http(server.url, 'GET', '/api/cluster')).body;
+      return status.cluster.nodes === 2 && status.cluster.connections === 20 && cluster.nodes.every((n: { connections: number }) => n.connections > 0);
+    }, 'both workers to hold connections and know each other');
+    for (let i = 0; i < 10; i++) assert.equal((await http(server.url, 'POST', '/api/publish', { topic: 'everywhere', message: i })).status, 200);
+    for (const c of clients) assert.deepEqual((await c.collect(10)).map((f) => f.message), Array.from({ length: 10 }, (_, i) => i));
+    server.child.kill('SIGTERM');
+    await Promise.all(clients.map((c) => c.closed));
+    assert.equal(await server.exited, 0);
   });
 
   it('refuses a bad option naming it, with exit code 2', async () => {

@@ -1,6 +1,13 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ConfigError, configFromAssignments, loadConfig, maskSecrets, mergeConfig } from '../config.js';
+import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Broker } from '../broker/broker.js';
+import { IpcBroker } from '../broker/ipc.js';
+import { ConfigError, configFromAssignments, loadConfig, maskSecrets, mergeConfig, type HeraldConfig } from '../config.js';
+import { createLogger } from '../log.js';
+import { runPrimary, workerCount, WORKER_CONFIG_ENV } from './workers.js';
 import { createHerald } from '../gateway.js';
 import { VERSION } from '../version.js';
 import { apiRequest, ApiError, type ClientOptions } from './http-client.js';
@@ -30,6 +37,7 @@ Options:
       --log-level <lvl>  fatal|error|warn|info|debug|trace|silent (env HERALD_LOG__LEVEL)
       --api-key <key>    accept this API key on the HTTP API (repeatable; env HERALD_API_KEYS=k1,k2)
       --set <name=value> set any option by its dotted name, e.g. --set limits.maxFrameBytes=1024 (repeatable)
+  -w, --workers <n>      run n processes sharing the port ("auto": one per CPU; default 1)
   -h, --help             show this help
 
 Flags beat environment variables, which beat the config file, which beats the defaults.
@@ -99,6 +107,7 @@ async function serve(args: string[]): Promise<number> {
       'log-level': { type: 'string' },
       'api-key': { type: 'string', multiple: true },
       set: { type: 'string', multiple: true },
+      workers: { type: 'string', short: 'w' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -107,6 +116,8 @@ async function serve(args: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
+  const workerConfig = process.env[WORKER_CONFIG_ENV];
+  if (cluster.isWorker && workerConfig) return serveWorker(JSON.parse(workerConfig) as HeraldConfig);
   let flags: Record<string, unknown> = configFromAssignments(values.set ?? []);
   const direct: Record<string, unknown> = {};
   if (values.port !== undefined) {
@@ -119,7 +130,22 @@ async function serve(args: string[]): Promise<number> {
   if (values['api-key'] !== undefined) direct.apiKeys = values['api-key'];
   flags = mergeConfig(flags, direct);
   const config = loadConfig({ file: values.config ?? process.env.HERALD_CONFIG, env: process.env, flags });
-  const herald = await createHerald(config);
+  const workers = values.workers === undefined ? 1 : workerCount(values.workers);
+  if (workers > 1) {
+    runPrimary(config, workers, createLogger(config.log).child({ role: 'primary' }));
+    return -1;
+  }
+  return serveWith(config);
+}
+
+/** A worker of `serve --workers`: the primary's configuration; on the memory broker, the IPC broker. */
+async function serveWorker(config: HeraldConfig): Promise<number> {
+  const nodeId = `${config.nodeId ?? hostname()}-w${cluster.worker!.id}-${randomUUID().slice(0, 4)}`;
+  return serveWith({ ...config, nodeId }, config.broker === 'memory' ? new IpcBroker(nodeId) : undefined);
+}
+
+async function serveWith(config: HeraldConfig, brokerInstance?: Broker): Promise<number> {
+  const herald = await createHerald({ ...config, ...(brokerInstance ? { brokerInstance } : {}) });
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {

@@ -1,0 +1,72 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import { isIpcMessage } from '../broker/ipc.js';
+import type { HeraldConfig } from '../config.js';
+
+/** Parses `--workers`: a positive count, or `auto` for one per CPU. */
+export function workerCount(value: string): number {
+  if (value === 'auto') return availableParallelism();
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1) throw new TypeError(`--workers: "${value}" is not a positive number or "auto"`);
+  return count;
+}
+
+export const WORKER_CONFIG_ENV = 'HERALD_WORKER_CONFIG__INTERNAL';
+
+/**
+ * The primary of `herald serve --workers N`: forks N workers that share the
+ * port (node:cluster distributes connections), relays publications and
+ * control messages between them when they run on the memory broker, restarts
+ * a worker that dies, and on SIGTERM/SIGINT stops them all (each drains its
+ * own connections) and exits 0.
+ */
+export function runPrimary(config: HeraldConfig, count: number, log: Logger): void {
+  const workers = new Map<number, Worker>();
+  const nodes = new Map<string, Worker>();
+  let stopping = false;
+
+  const fork = (): void => {
+    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
+    workers.set(worker.id, worker);
+    worker.on('message', (message: unknown) => {
+      if (!isIpcMessage(message)) return;
+      if (message.herald === 'hello') {
+        nodes.set(message.node, worker);
+        return;
+      }
+      if (message.herald === 'control' && message.to !== null) {
+        const target = nodes.get(message.to);
+        if (target?.isConnected()) target.send(message);
+        return;
+      }
+      for (const other of workers.values()) if (other !== worker && other.isConnected()) other.send(message);
+    });
+    worker.on('exit', (code, signal) => {
+      workers.delete(worker.id);
+      for (const [node, w] of nodes) if (w === worker) nodes.delete(node);
+      if (stopping) {
+        if (workers.size === 0) {
+          log.info('all workers stopped');
+          process.exit(0);
+        }
+        return;
+      }
+      log.error({ worker: worker.id, code, signal }, 'worker died: starting another');
+      setTimeout(fork, 500).unref();
+    });
+  };
+
+  for (let i = 0; i < count; i++) fork();
+  log.info({ workers: count, port: config.port, broker: config.broker === 'memory' ? 'memory (relayed between workers)' : config.broker }, 'herald primary started');
+
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping workers');
+    for (const worker of workers.values()) worker.process.kill('SIGTERM');
+    if (workers.size === 0) process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
