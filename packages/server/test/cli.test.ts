@@ -42,17 +42,26 @@ interface Server {
   exited: Promise<number | null>;
 }
 
-/** Spawns `herald serve` on a free port and waits for its "listening" log line. */
-async function serve(args: string[] = []): Promise<Server> {
+const spawned: ChildProcess[] = [];
+
+// A server left running by a failed test would keep this file's process alive.
+after(() => {
+  for (const child of spawned) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+/** Spawns `herald serve` on a free port and waits until `listeners` processes log "herald listening". */
+async function serve(args: string[] = [], listeners = 1): Promise<Server> {
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], { env: cleanEnv() });
+  spawned.push(child);
   const logs: Array<Record<string, unknown>> = [];
   const exited = once(child, 'exit').then(([code]) => code as number | null);
+  let listening = 0;
   const url = await deadline(
     new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (line) => {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
-        if (entry.msg === 'herald listening') resolve(entry.url as string);
+        if (entry.msg === 'herald listening' && ++listening === listeners) resolve(entry.url as string);
       });
       child.once('exit', (code) => reject(new Error(`herald serve exited with ${code}`)));
     }),
@@ -128,7 +137,7 @@ describe('herald serve', () => {
   });
 
   it('--workers 2: processes share the port; a publish on the HTTP API reaches subscribers on either worker', async () => {
-    const server = await serve(['--workers', '2', '--set', 'cluster.heartbeatInterval=200']);
+    const server = await serve(['--workers', '2', '--set', 'cluster.heartbeatInterval=200'], 2);
     const ws = server.url.replace('http', 'ws') + '/ws';
     const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(ws)));
     await Promise.all(clients.map((c) => c.request({ action: 'subscribe', topic: 'everywhere' })));
@@ -138,8 +147,13 @@ describe('herald serve', () => {
       const cluster = (await http(server.url, 'GET', '/api/cluster')).body;
       return status.cluster.nodes === 2 && status.cluster.connections === 20 && cluster.nodes.every((n: { connections: number }) => n.connections > 0);
     }, 'both workers to hold connections and know each other');
+    // Separate calls may be served by different workers: each arrives exactly once (order is per publishing worker).
     for (let i = 0; i < 10; i++) assert.equal((await http(server.url, 'POST', '/api/publish', { topic: 'everywhere', message: i })).status, 200);
-    for (const c of clients) assert.deepEqual((await c.collect(10)).map((f) => f.message), Array.from({ length: 10 }, (_, i) => i));
+    for (const c of clients) assert.deepEqual((await c.collect(10)).map((f) => f.message).sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i));
+    // One batch is published by one worker: every client gets it in order.
+    const batch = Array.from({ length: 10 }, (_, i) => ({ topic: 'everywhere', message: 10 + i }));
+    assert.equal((await http(server.url, 'POST', '/api/publish', batch)).status, 200);
+    for (const c of clients) assert.deepEqual((await c.collect(20)).slice(10).map((f) => f.message), Array.from({ length: 10 }, (_, i) => 10 + i));
     server.child.kill('SIGTERM');
     await Promise.all(clients.map((c) => c.closed));
     assert.equal(await server.exited, 0);

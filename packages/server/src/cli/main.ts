@@ -147,13 +147,19 @@ async function serveWorker(config: HeraldConfig): Promise<number> {
 async function serveWith(config: HeraldConfig, brokerInstance?: Broker): Promise<number> {
   const herald = await createHerald({ ...config, ...(brokerInstance ? { brokerInstance } : {}) });
   let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
+  const stop = (signal: NodeJS.Signals | 'disconnect'): void => {
     if (stopping) {
       herald.log.warn({ signal }, 'second signal: exiting now');
       process.exit(130);
     }
     stopping = true;
     herald.log.info({ signal }, 'signal received: shutting down gracefully');
+    // A close that cannot finish (a peer that never answers, a cluster primary gone) must not keep the process alive.
+    const limit = config.shutdown.drainWindow + config.shutdown.timeout + 5000;
+    setTimeout(() => {
+      herald.log.error({ ms: limit }, 'shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, limit).unref();
     herald.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -164,6 +170,8 @@ async function serveWith(config: HeraldConfig, brokerInstance?: Broker): Promise
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // A worker whose primary is gone stops too.
+  if (cluster.isWorker) process.once('disconnect', () => stop('disconnect'));
   return -1; // keep running
 }
 
