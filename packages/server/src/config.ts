@@ -89,6 +89,34 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Topics with history: first matching rule wins; a pattern is an exact topic or a prefix ending in `*`. */
+  history: z
+    .array(
+      z.strictObject({
+        pattern: z.string().min(1),
+        /** Publications kept per topic. */
+        size: z.number().int().min(1).max(1_000_000).default(100),
+        /** How long a publication is kept. */
+        ttl: duration.default(300_000),
+      }),
+    )
+    .default([]),
+  /** Bytes of history kept over all topics on this node (memory history); the oldest entries go first. */
+  historyMaxBytes: size.default(64 * 1024 * 1024),
+  /** Topics with presence: who is subscribed. */
+  presence: z
+    .array(
+      z.strictObject({
+        pattern: z.string().min(1),
+        /** Send `join` and `leave` events to the topic's subscribers. */
+        joinLeave: z.boolean().default(false),
+        /** Most entries a presence list returns (counts are always exact). */
+        maxList: z.number().int().min(1).default(1000),
+      }),
+    )
+    .default([]),
+  /** How long a publish's idempotencyKey is remembered. */
+  idempotencyWindow: duration.default(300_000),
   cluster: z
     .strictObject({
       /** How often a node tells the others it is alive (a node silent for three intervals is forgotten). */

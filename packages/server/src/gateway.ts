@@ -20,6 +20,7 @@ import { NatsBroker } from './broker/nats.js';
 import { RedisBroker } from './broker/redis.js';
 import { ClusterRegistry, type NodeView } from './cluster/registry.js';
 import { Metrics, type PublicationSource } from './metrics/metrics.js';
+import { MemoryHistory, ruleFor, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
 import { buildHttpApi } from './http/api.js';
@@ -70,6 +71,26 @@ export interface HeraldOptions extends HeraldConfigInput {
   onConnect?: ConnectHook;
 }
 
+export interface PublishOptions {
+  /** A retry with the same key within `idempotencyWindow` publishes nothing and answers the first result. */
+  idempotencyKey?: string;
+}
+
+export interface Recovery {
+  recovered: boolean;
+  reason?: RecoveryFailure;
+  offset?: number;
+  epoch?: string;
+}
+
+export interface HistoryPage {
+  topic: string;
+  /** The topic's latest offset and its epoch. */
+  offset: number;
+  epoch: string;
+  publications: Array<{ offset: number; time: number; message: unknown; lhttp?: { command: string; headers: Record<string, string> } }>;
+}
+
 export interface PushResult {
   /** Connections reached on this node. */
   delivered: number;
@@ -95,7 +116,7 @@ export interface HeraldStatus {
   cluster: { nodes: number; connections: number; users: number };
 }
 
-const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push']);
+const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave']);
 
 const DEMO_DIR = fileURLToPath(new URL('../../../../demo', import.meta.url));
 
@@ -124,6 +145,7 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly permissions: Permissions;
   readonly cluster: ClusterRegistry;
   readonly metrics: Metrics;
+  readonly history: HistoryStore;
 
   private readonly events = new EventEmitter<HeraldEvents>();
   private readonly handlers = new Map<string, CommandHandler>();
@@ -140,6 +162,7 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly connectionBucket: TokenBucket;
   private readonly connectionsByIp = new Map<string, number>();
   private readonly sessionIp = new WeakMap<Session, string>();
+  private readonly idempotency = new Map<string, { at: number; result: Promise<PublishResult> }>();
 
   constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined; broker?: Broker | undefined } = {}) {
     this.config = config;
@@ -153,6 +176,7 @@ export class Herald implements SessionHost, UpgradeHost {
       onUserOffline: (uid) => this.cluster.userOffline(uid),
     });
     this.broker = extras.broker ?? createBroker(config, this.nodeId, this.log);
+    this.history = new MemoryHistory(config.historyMaxBytes);
     this.metrics = new Metrics({
       connectionsByProtocol: () => {
         const counts = new Map<string, number>([...this.protocols.keys()].map((name) => [name, 0]));
@@ -226,7 +250,29 @@ export class Herald implements SessionHost, UpgradeHost {
    * Publishes `message` (any JSON value) to `topic` through the broker, the
    * single path of every publication. Resolves once the broker accepted it.
    */
-  publish(topic: string, message: unknown, source: PublicationSource = 'library'): Promise<PublishResult> {
+  publish(topic: string, message: unknown, source: PublicationSource = 'library', options: PublishOptions = {}): Promise<PublishResult> {
+    const key = options.idempotencyKey;
+    if (key === undefined) return this.publishNow(topic, message, source);
+    // A retried publish with the same key within the window is a no-op answering the first result.
+    this.forgetOldKeys();
+    const id = `${topic}\n${key}`;
+    const known = this.idempotency.get(id);
+    if (known) return known.result;
+    const result = this.publishNow(topic, message, source);
+    this.idempotency.set(id, { at: Date.now(), result });
+    result.catch(() => this.idempotency.delete(id));
+    return result;
+  }
+
+  private forgetOldKeys(): void {
+    const expired = Date.now() - this.config.idempotencyWindow;
+    for (const [id, entry] of this.idempotency) {
+      if (entry.at >= expired) break;
+      this.idempotency.delete(id);
+    }
+  }
+
+  private publishNow(topic: string, message: unknown, source: PublicationSource): Promise<PublishResult> {
     const problem = this.topicProblem(topic);
     if (problem) return Promise.reject(new HeraldError('invalid_topic', problem));
     if (this.closing) return Promise.reject(new HeraldError('unavailable', 'server is shutting down'));
@@ -270,11 +316,27 @@ export class Herald implements SessionHost, UpgradeHost {
 
   /** Every publication's one path: this node's subscribers first, then the other nodes through the broker. */
   private distribute(publication: Publication, source: PublicationSource): Promise<PublishResult> {
+    const rule = ruleFor(this.config.history, publication.topic);
+    if (rule) {
+      const position = this.history.append(publication.topic, rule, publication.payload, publication.lhttp);
+      if (position instanceof Promise) return position.then((p) => this.distributeAt(publication, source, p));
+      return this.distributeAt(publication, source, position);
+    }
+    return this.distributeAt(publication, source, null);
+  }
+
+  private distributeAt(publication: Publication, source: PublicationSource, position: Position | null): Promise<PublishResult> {
+    if (position) {
+      publication.offset = position.offset;
+      publication.epoch = position.epoch;
+    }
     this.stats.publications++;
     // Local subscribers first, then the other nodes: local delivery keeps
     // working while the broker is down, and the caller is told the truth.
     const local = this.deliverLocally(publication, source);
-    return this.broker.publish(publication).catch((err: unknown) => {
+    const accepted = this.broker.publish(publication);
+    const result: PublishResult = position ? { offset: position.offset, epoch: position.epoch } : {};
+    return accepted.then(() => result, (err: unknown) => {
       const why = err instanceof Error ? err.message : String(err);
       throw new HeraldError('unavailable', `${why}: delivered to ${local} connection(s) on this node only, not to other nodes`, { cause: err });
     });
@@ -310,6 +372,55 @@ export class Herald implements SessionHost, UpgradeHost {
       throw new HeraldError('unavailable', `${(err as Error).message}: pushed to ${delivered} connection(s) on this node only`, { cause: err });
     }
     return { delivered, nodes };
+  }
+
+  /**
+   * Past publications of a topic with history: after `since` (oldest first),
+   * or the newest `limit` with `reverse`. Rejects with `not_found` for a topic
+   * without history, `bad_request` when `since` names another epoch.
+   */
+  async historyOf(topic: string, options: { since?: Position; limit?: number; reverse?: boolean } = {}): Promise<HistoryPage> {
+    const problem = this.topicProblem(topic);
+    if (problem) throw new HeraldError('invalid_topic', problem);
+    const rule = ruleFor(this.config.history, topic);
+    if (!rule) throw new HeraldError('not_found', `no history is kept for topic ${topic}`);
+    const limit = Math.min(options.limit ?? rule.size, rule.size);
+    const read = await this.history.read(topic, rule, { after: options.since?.offset, limit, reverse: options.reverse });
+    if (options.since && options.since.epoch !== read.position.epoch) {
+      throw new HeraldError('bad_request', `epoch ${options.since.epoch} is not the topic's current epoch (${read.position.epoch}): history since that position is lost`);
+    }
+    return {
+      topic,
+      offset: read.position.offset,
+      epoch: read.position.epoch,
+      publications: read.entries.map((entry) => ({
+        offset: entry.offset,
+        time: entry.time,
+        message: JSON.parse(entry.payload) as unknown,
+        ...(entry.lhttp ? { lhttp: { command: entry.lhttp.command, headers: Object.fromEntries(entry.lhttp.headers) } } : {}),
+      })),
+    };
+  }
+
+  /**
+   * Recovery for a connection that (re)subscribes with `since`: decides whether
+   * what it missed is still kept and, when it is, returns the frames to send,
+   * in order, before any new publication (the caller writes them in the same
+   * turn as it subscribed, so nothing can come between).
+   */
+  recover(session: Session, topic: string, since: Position): { result: Record<string, unknown>; frames: Buffer[] } {
+    const rule = ruleFor(this.config.history, topic);
+    if (!rule) return { result: { recovered: false, reason: 'history_off' }, frames: [] };
+    const read = this.history.read(topic, rule, { after: since.offset, limit: rule.size });
+    if (read instanceof Promise) throw new Error('recover needs a synchronous history store');
+    const { position } = read;
+    const here = { offset: position.offset, epoch: position.epoch };
+    if (since.epoch !== position.epoch || since.offset > position.offset) return { result: { recovered: false, reason: 'epoch_changed', ...here }, frames: [] };
+    if (since.offset + 1 < read.oldest) return { result: { recovered: false, reason: 'too_far_behind', ...here }, frames: [] };
+    const frames = read.entries.map((entry) =>
+      session.protocol.encodePublication({ topic, payload: entry.payload, lhttp: entry.lhttp, offset: entry.offset, epoch: position.epoch }),
+    );
+    return { result: { recovered: true, ...here }, frames };
   }
 
   /** Whether a uid has a connection on any node (this one, or another the cluster registry knows). */
@@ -421,6 +532,9 @@ export class Herald implements SessionHost, UpgradeHost {
     this.log.info({ url: this.url, node: this.nodeId, broker: this.broker.name, version: VERSION }, 'herald listening');
     if (this.config.apiKeys.length === 0) {
       this.log.warn('no apiKeys configured: the HTTP API answers loopback callers only (configure apiKeys to open it to other hosts)');
+    }
+    if (this.config.history.length > 0 && this.broker.name !== 'memory') {
+      this.log.warn('history is kept in each process\'s memory: with several nodes or workers, offsets are per node (a shared history store is not there yet)');
     }
     if (this.config.auth.insecureUidLogin) {
       this.log.warn('auth.insecureUidLogin is on: any client can claim any uid with {"uid":...}; use it only on a trusted network');

@@ -13,6 +13,8 @@ const publishItem = z.strictObject({
   topic: z.string().optional(),
   topics: z.array(z.string()).min(1).optional(),
   message: z.unknown().optional(),
+  /** A retry with the same key within the idempotency window publishes nothing and answers the first result. */
+  idempotencyKey: z.string().min(1).max(200).optional(),
 });
 type PublishItem = z.infer<typeof publishItem>;
 
@@ -26,7 +28,7 @@ const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string
 
 
 /** Checks one publish item; returns its topics or throws a HeraldError naming the problem. */
-function topicsOf(item: unknown, topicRule: (topic: string) => string | null, where: string): { topics: string[]; message: unknown } {
+function topicsOf(item: unknown, topicRule: (topic: string) => string | null, where: string): { topics: string[]; message: unknown; idempotencyKey?: string | undefined } {
   const parsed = publishItem.safeParse(item);
   if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error, where));
   const data: PublishItem = parsed.data;
@@ -39,8 +41,21 @@ function topicsOf(item: unknown, topicRule: (topic: string) => string | null, wh
     const problem = topicRule(topic);
     if (problem) throw new HeraldError('invalid_topic', `${where}${problem}`);
   }
-  return { topics, message: data.message };
+  return { topics, message: data.message, idempotencyKey: data.idempotencyKey };
 }
+
+/** Publish options carrying an item's idempotency key (kept per topic: one item to several topics is several publications). */
+function keyOf(item: { idempotencyKey?: string | undefined }): { idempotencyKey?: string } {
+  return item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey };
+}
+
+const historyQuery = z.object({
+  topic: z.string(),
+  since: z.coerce.number().int().min(0).optional(),
+  epoch: z.string().optional(),
+  limit: z.coerce.number().int().min(1).optional(),
+  reverse: z.enum(['true', 'false', '1', '0']).optional(),
+});
 
 /**
  * The HTTP API (PROTOCOL.md §4) on Fastify. JSON in, JSON out; every error is
@@ -98,6 +113,19 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
   });
 
   app.get('/api/status', { onRequest: guard }, async () => herald.status());
+
+  app.get('/api/history', { onRequest: guard }, async (request) => {
+    const parsed = historyQuery.safeParse(request.query);
+    if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error));
+    const { topic, since, epoch, limit, reverse } = parsed.data;
+    if ((since === undefined) !== (epoch === undefined)) throw new HeraldError('bad_request', 'give "since" and "epoch" together');
+    const page = await herald.historyOf(topic, {
+      since: since === undefined ? undefined : { offset: since, epoch: epoch! },
+      limit,
+      reverse: reverse === 'true' || reverse === '1',
+    });
+    return { ok: true, ...page };
+  });
 
   app.get('/metrics', { onRequest: guard }, async (_request, reply) => {
     const text = await herald.metrics.registry.metrics();
@@ -174,7 +202,7 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
       let count = 0;
       for (const item of items) {
         for (const topic of item.topics) {
-          await herald.publish(topic, item.message, 'http');
+          await herald.publish(topic, item.message, 'http', keyOf(item));
           count++;
         }
       }
@@ -183,12 +211,12 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     if (typeof body !== 'object' || body === null) throw new HeraldError('bad_request', 'body must be a JSON object or an array of them');
     const item = topicsOf(body, topicRule, '');
     if (item.topics.length === 1) {
-      const result = await herald.publish(item.topics[0]!, item.message, 'http');
+      const result = await herald.publish(item.topics[0]!, item.message, 'http', keyOf(item));
       return { ok: true, ...result };
     }
     const offsets: Record<string, number> = {};
     for (const topic of item.topics) {
-      const result = await herald.publish(topic, item.message, 'http');
+      const result = await herald.publish(topic, item.message, 'http', keyOf(item));
       if (result.offset !== undefined) offsets[topic] = result.offset;
     }
     return Object.keys(offsets).length > 0 ? { ok: true, count: item.topics.length, offsets } : { ok: true, count: item.topics.length };

@@ -42,6 +42,8 @@ export interface JsonProtocolHost {
   readonly config: { limits: { commandsPerSecond: number } };
   publish(topic: string, message: unknown, source: 'client'): Promise<PublishResult>;
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
+  recover(session: Session, topic: string, since: { offset: number; epoch: string }): { result: Record<string, unknown>; frames: Buffer[] };
+  historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
   insecureLogin(session: Session, uid: string): void;
   commandHandler(action: string): CommandHandler | undefined;
   reportError(session: Session, err: unknown): void;
@@ -51,6 +53,7 @@ const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string(
 const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
 const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional() });
 const unsubscribeSchema = z.object(topicFields);
+const historySchema = z.object({ topic: z.string(), since: since.optional(), limit: z.number().int().min(1).optional(), reverse: z.boolean().optional() });
 const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional() });
 
 type Id = number | string | undefined;
@@ -138,6 +141,8 @@ export class JsonProtocol implements Protocol {
         return this.publish(session, id, raw);
       case 'login':
         return this.login(session, id, raw);
+      case 'history':
+        return this.history(session, id, raw);
       case 'ping':
         return this.reply(session, id, 'ping');
       case 'pong':
@@ -174,15 +179,17 @@ export class JsonProtocol implements Protocol {
     const topics = this.topicsOf(session, id, 'subscribe', parsed.data);
     if (!topics) return;
     const token = parsed.data.token;
-    if (token === undefined) return this.subscribeTopics(session, id, topics, [], parsed.data.since !== undefined);
+    const recovery = parsed.data.since;
+    if (recovery && topics.length !== 1) return this.fail(session, id, 'subscribe', 'bad_request', '"since" goes with a single "topic"');
+    if (token === undefined) return this.subscribeTopics(session, id, topics, [], recovery);
     // A subscribe token grants one topic (or prefix*) to this uid: verify it first.
     return this.host.tokens.topicGrant(token, session.uid).then(
-      (grant) => this.subscribeTopics(session, id, topics, [grant], parsed.data.since !== undefined),
+      (grant) => this.subscribeTopics(session, id, topics, [grant], recovery),
       (err: unknown) => this.failWith(session, id, 'subscribe', err),
     );
   }
 
-  private subscribeTopics(session: Session, id: Id, topics: string[], extraGrants: string[], recovery: boolean): void {
+  private subscribeTopics(session: Session, id: Id, topics: string[], extraGrants: string[], recovery: { offset: number; epoch: string } | undefined): void {
     if (session.state !== 'open') return;
     for (const topic of topics) {
       const problem = this.host.permissions.subscribeProblem(session, topic, extraGrants);
@@ -195,8 +202,12 @@ export class JsonProtocol implements Protocol {
     }
     for (const topic of fresh) this.host.hub.subscribe(session, topic);
     if (recovery) {
-      // History is not configured for any topic yet: tell the client it must reload state.
-      return this.reply(session, id, 'subscribe', { recovered: false, reason: 'history_off' });
+      // Subscribed first, then the missed publications in the same turn: nothing new can come between,
+      // so the client gets every publication after its offset exactly once, in order, then live ones.
+      const { result, frames } = this.host.recover(session, topics[0]!, recovery);
+      this.reply(session, id, 'subscribe', result);
+      for (const frame of frames) session.write(frame);
+      return;
     }
     this.reply(session, id, 'subscribe');
   }
@@ -225,6 +236,18 @@ export class JsonProtocol implements Protocol {
     return this.host.publish(parsed.data.topic, raw.message, 'client').then(
       (result) => this.reply(session, id, 'publish', result.offset === undefined ? undefined : { offset: result.offset, epoch: result.epoch }),
       (err: unknown) => this.failWith(session, id, 'publish', err),
+    );
+  }
+
+  private history(session: Session, id: Id, raw: Record<string, unknown>): void | Promise<void> {
+    const parsed = historySchema.safeParse(raw);
+    if (!parsed.success) return this.fail(session, id, 'history', 'bad_request', describe(parsed.error));
+    const { topic, ...options } = parsed.data;
+    const problem = this.host.topicProblem(topic) ?? this.host.permissions.subscribeProblem(session, topic);
+    if (problem) return this.fail(session, id, 'history', this.host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
+    return this.host.historyOf(topic, options).then(
+      (page) => this.reply(session, id, 'history', page as Record<string, unknown>),
+      (err: unknown) => this.failWith(session, id, 'history', err),
     );
   }
 

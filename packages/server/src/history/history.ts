@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import type { LhttpPublication } from '../broker/broker.js';
+import type { HeraldConfig } from '../config.js';
+import { topicMatches } from '../auth/permissions.js';
+
+export type HistoryRule = HeraldConfig['history'][number];
+
+export interface Position {
+  offset: number;
+  epoch: string;
+}
+
+/** One stored publication. */
+export interface HistoryEntry {
+  offset: number;
+  payload: string;
+  lhttp?: LhttpPublication | undefined;
+  time: number;
+}
+
+export interface HistoryRead {
+  entries: HistoryEntry[];
+  /** The topic's latest position (offset 0: nothing published yet). */
+  position: Position;
+  /** The oldest offset still kept (position.offset + 1 when nothing is kept). */
+  oldest: number;
+}
+
+export type RecoveryFailure = 'history_off' | 'epoch_changed' | 'too_far_behind';
+
+/**
+ * Where a topic's publications are kept for recovery. Contract: `append` gives
+ * each publication of a topic the next offset (previous + 1, starting at 1)
+ * atomically, so two publishers never share or skip one; the epoch changes
+ * whenever the stored history is lost (a node restarting for the memory store,
+ * a key evicted for Redis), so a client's old position is never mistaken for a
+ * current one.
+ */
+export interface HistoryStore {
+  append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined): Position | Promise<Position>;
+  /** Entries after `after` (oldest first), at most `limit`; or the newest `limit` when reverse. */
+  read(topic: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): HistoryRead | Promise<HistoryRead>;
+}
+
+/** The first rule whose pattern matches the topic. */
+export function ruleFor<T extends { pattern: string }>(rules: readonly T[], topic: string): T | undefined {
+  return rules.find((rule) => topicMatches([rule.pattern], topic));
+}
+
+interface TopicHistory {
+  epoch: string;
+  offset: number;
+  entries: HistoryEntry[];
+  bytes: number;
+}
+
+/**
+ * History in this process's memory: a bounded list per topic (the rule's size
+ * and TTL) and a bound on all topics' bytes, the oldest entries of the least
+ * recently published topics going first. Its epochs are new for every
+ * process: after a restart, every client learns that history was lost.
+ */
+export class MemoryHistory implements HistoryStore {
+  private readonly topics = new Map<string, TopicHistory>();
+  private readonly epochPrefix = randomBytes(4).toString('hex');
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  private topic(name: string): TopicHistory {
+    let history = this.topics.get(name);
+    if (!history) {
+      history = { epoch: `${this.epochPrefix}${randomBytes(2).toString('hex')}`, offset: 0, entries: [], bytes: 0 };
+      this.topics.set(name, history);
+    }
+    return history;
+  }
+
+  append(name: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined): Position {
+    const history = this.topic(name);
+    // Most recently published last: the eviction order.
+    this.topics.delete(name);
+    this.topics.set(name, history);
+    const entry: HistoryEntry = { offset: ++history.offset, payload, lhttp, time: Date.now() };
+    const size = payload.length + (lhttp?.text.length ?? 0) + 64;
+    history.entries.push(entry);
+    history.bytes += size;
+    this.bytes += size;
+    this.trim(history, rule);
+    this.evict();
+    return { offset: entry.offset, epoch: history.epoch };
+  }
+
+  read(name: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): HistoryRead {
+    const history = this.topic(name);
+    this.trim(history, rule);
+    const position = { offset: history.offset, epoch: history.epoch };
+    let entries = history.entries;
+    if (options.after !== undefined) {
+      const first = entries.findIndex((entry) => entry.offset > options.after!);
+      entries = first === -1 ? [] : entries.slice(first);
+    }
+    entries = options.reverse ? entries.slice(-options.limit).reverse() : entries.slice(0, options.limit);
+    return { entries, position, oldest: history.entries[0]?.offset ?? history.offset + 1 };
+  }
+
+  private trim(history: TopicHistory, rule: HistoryRule): void {
+    const expired = Date.now() - rule.ttl;
+    let drop = 0;
+    while (drop < history.entries.length && (history.entries.length - drop > rule.size || history.entries[drop]!.time < expired)) drop++;
+    if (drop > 0) this.drop(history, drop);
+  }
+
+  private drop(history: TopicHistory, count: number): void {
+    for (const entry of history.entries.splice(0, count)) {
+      const size = entry.payload.length + (entry.lhttp?.text.length ?? 0) + 64;
+      history.bytes -= size;
+      this.bytes -= size;
+    }
+  }
+
+  private evict(): void {
+    for (const history of this.topics.values()) {
+      if (this.bytes <= this.maxBytes) return;
+      while (this.bytes > this.maxBytes && history.entries.length > 0) this.drop(history, 1);
+    }
+  }
+}
