@@ -20,6 +20,7 @@ import { NatsBroker } from './broker/nats.js';
 import { RedisBroker } from './broker/redis.js';
 import { ClusterRegistry, type NodeView } from './cluster/registry.js';
 import { Metrics, type PublicationSource } from './metrics/metrics.js';
+import { LocalPresence, type PresenceView } from './presence/presence.js';
 import { MemoryHistory, ruleFor, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
@@ -146,6 +147,7 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly cluster: ClusterRegistry;
   readonly metrics: Metrics;
   readonly history: HistoryStore;
+  private readonly presenceStore = new LocalPresence();
 
   private readonly events = new EventEmitter<HeraldEvents>();
   private readonly handlers = new Map<string, CommandHandler>();
@@ -172,6 +174,8 @@ export class Herald implements SessionHost, UpgradeHost {
     this.hub = new Hub({
       onTopicOpened: (topic) => this.broker.subscribe(topic),
       onTopicClosed: (topic) => this.broker.unsubscribe(topic),
+      onSubscribed: (session, topic) => this.presenceChanged('join', session, topic),
+      onUnsubscribed: (session, topic) => this.presenceChanged('leave', session, topic),
       onUserOnline: (uid) => this.cluster.userOnline(uid),
       onUserOffline: (uid) => this.cluster.userOffline(uid),
     });
@@ -421,6 +425,31 @@ export class Herald implements SessionHost, UpgradeHost {
       session.protocol.encodePublication({ topic, payload: entry.payload, lhttp: entry.lhttp, offset: entry.offset, epoch: position.epoch }),
     );
     return { result: { recovered: true, ...here }, frames };
+  }
+
+  /** Who is subscribed to a topic that has presence (on this node). */
+  presence(topic: string): PresenceView {
+    const problem = this.topicProblem(topic);
+    if (problem) throw new HeraldError('invalid_topic', problem);
+    const rule = ruleFor(this.config.presence, topic);
+    if (!rule) throw new HeraldError('not_found', `no presence is kept for topic ${topic}`);
+    return this.presenceStore.view(topic, rule.maxList);
+  }
+
+  /** Keeps presence in step with subscriptions, and sends join/leave events where the rule asks. */
+  private presenceChanged(change: 'join' | 'leave', session: Session, topic: string): void {
+    const rule = ruleFor(this.config.presence, topic);
+    if (!rule) return;
+    let entry;
+    if (change === 'join') {
+      entry = { conn: session.id, ...(session.uid !== undefined ? { uid: session.uid } : {}), ...(session.info !== undefined ? { info: session.info } : {}) };
+      this.presenceStore.join(topic, entry);
+    } else {
+      entry = this.presenceStore.leave(topic, session.id);
+    }
+    if (!entry || !rule.joinLeave) return;
+    const frame = encodeTextFrame(JSON.stringify({ action: change, topic, info: entry }));
+    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, frame, session);
   }
 
   /** Whether a uid has a connection on any node (this one, or another the cluster registry knows). */

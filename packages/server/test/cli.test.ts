@@ -199,7 +199,7 @@ describe('herald config check', () => {
 describe('herald publish and status', () => {
   let server: Server;
   before(async () => {
-    server = await serve(['--api-key', 'cli-test-key-123456']);
+    server = await serve(['--api-key', 'cli-test-key-123456', '--set', 'history=[{"pattern":"kept"}]', '--set', 'presence=[{"pattern":"kept"}]']);
   });
   after(async () => {
     server.child.kill('SIGTERM');
@@ -235,6 +235,27 @@ describe('herald publish and status', () => {
     await c.close();
   });
 
+  it('history and presence print a topic\'s past publications and its subscribers', async () => {
+    const key = ['--url', server.url, '--key', 'cli-test-key-123456'];
+    const c = await TestClient.open(server.url.replace('http', 'ws') + '/ws');
+    await c.request({ action: 'subscribe', topic: 'kept' });
+    for (let i = 1; i <= 3; i++) assert.equal((await run(['publish', 'kept', String(i), ...key])).code, 0);
+    const all = await run(['history', 'kept', ...key]);
+    assert.equal(all.code, 0, all.stderr);
+    const lines = all.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map((p) => [p.offset, p.message]), [[1, 1], [2, 2], [3, 3]]);
+    const epoch = /epoch (\S+)/.exec(all.stderr)![1];
+    const since = await run(['history', 'kept', '--since', `2:${epoch}`, ...key]);
+    assert.deepEqual(since.stdout.trim().split('\n').map((line) => JSON.parse(line).message), [3]);
+    const latest = await run(['history', 'kept', '-n', '1', '-r', ...key]);
+    assert.equal(JSON.parse(latest.stdout).message, 3);
+    assert.equal((await run(['history', 'not-kept', ...key])).code, 1);
+    const who = await run(['presence', 'kept', ...key]);
+    assert.equal(who.code, 0, who.stderr);
+    assert.match(who.stdout, /^1 connection\(s\), 0 user\(s\)/);
+    await c.close();
+  });
+
   it('send pushes to a user', async () => {
     const result = await run(['send', 'nobody', '{"x":1}', '--url', server.url, '--key', 'cli-test-key-123456']);
     assert.equal(result.code, 0, result.stderr);
@@ -258,7 +279,7 @@ describe('herald publish and status', () => {
   });
 
   it('prints help for every command', async () => {
-    for (const args of [['--help'], ['serve', '--help'], ['publish', '--help'], ['send', '--help'], ['status', '--help'], ['config', '--help']]) {
+    for (const args of [['--help'], ['serve', '--help'], ['publish', '--help'], ['send', '--help'], ['history', '--help'], ['presence', '--help'], ['status', '--help'], ['config', '--help']]) {
       const result = await run(args);
       assert.equal(result.code, 0);
       assert.match(result.stdout, /^Usage: herald/);

@@ -209,7 +209,7 @@ for (const kind of ['redis', 'nats'] as const) {
         client.send({ uid });
         await client.request({ action: 'ping' });
       }
-      await eventually(() => a.isUserConnected('u1'), 'node A to learn that u1 is connected elsewhere');
+      await eventually(() => a.cluster.nodesHolding('u1').length === 2, 'node A to learn that u1 is connected on B and C');
 
       const sent = await http(a, 'POST', '/api/send', { uid: 'u1', message: { progress: 100 } });
       assert.deepEqual(sent.body, { ok: true, delivered: 0, nodes: 2 });

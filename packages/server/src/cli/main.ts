@@ -22,6 +22,8 @@ Commands:
   serve                  run a Herald server
   publish <topic> <json> publish a message through a running server's HTTP API
   send <uid> <json>      push a message to every connection of a user
+  history <topic>        print a topic's kept publications
+  presence <topic>       print who is subscribed to a topic
   status                 print a running server's status
   config check [file]    validate a configuration and print the effective one, secrets masked
 
@@ -73,6 +75,23 @@ Pushes <json> to every connection of user <uid> (on every node). With --string, 
 
 ${CLIENT_OPTIONS}
   -s, --string      send the message as a string instead of parsing it as JSON
+`;
+
+const HISTORY_USAGE = `Usage: herald history <topic> [options]
+
+Prints the publications kept for <topic> (one JSON object per line), oldest first.
+
+${CLIENT_OPTIONS}
+  -n, --limit <n>   at most n publications
+      --since <offset:epoch>  only those after this position
+  -r, --reverse     the newest first
+`;
+
+const PRESENCE_USAGE = `Usage: herald presence <topic> [options]
+
+Prints the connections and users subscribed to <topic>.
+
+${CLIENT_OPTIONS}
 `;
 
 const CONFIG_USAGE = `Usage: herald config check [file]
@@ -266,7 +285,51 @@ async function config(args: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, publish, send, status, config };
+async function history(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...clientFlags, limit: { type: 'string', short: 'n' }, since: { type: 'string' }, reverse: { type: 'boolean', short: 'r' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HISTORY_USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`history takes a topic\n\n${HISTORY_USAGE}`);
+  const query = new URLSearchParams({ topic: positionals[0]! });
+  if (values.limit !== undefined) query.set('limit', values.limit);
+  if (values.reverse) query.set('reverse', 'true');
+  if (values.since !== undefined) {
+    const [offset, epoch] = values.since.split(':');
+    if (!offset || !epoch) throw new UsageError('--since takes <offset>:<epoch>, e.g. --since 41:k3x9');
+    query.set('since', offset);
+    query.set('epoch', epoch);
+  }
+  const page = (await apiRequest(clientOptions(values), 'GET', `/api/history?${query}`)) as { publications: unknown[]; offset: number; epoch: string };
+  for (const publication of page.publications) process.stdout.write(`${JSON.stringify(publication)}\n`);
+  process.stderr.write(`${page.publications.length} publication(s); latest offset ${page.offset}, epoch ${page.epoch}\n`);
+  return 0;
+}
+
+async function presence(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: clientFlags, allowPositionals: true, strict: true });
+  if (values.help) {
+    process.stdout.write(PRESENCE_USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`presence takes a topic\n\n${PRESENCE_USAGE}`);
+  const view = (await apiRequest(clientOptions(values), 'GET', `/api/presence?topic=${encodeURIComponent(positionals[0]!)}`)) as {
+    connections: number;
+    users: number;
+    list: Array<{ conn: string; uid?: string; info?: unknown }>;
+  };
+  process.stdout.write(`${view.connections} connection(s), ${view.users} user(s)\n`);
+  for (const entry of view.list) process.stdout.write(`  ${entry.conn.padEnd(20)}${entry.uid ?? '(anonymous)'}${entry.info === undefined ? '' : `  ${JSON.stringify(entry.info)}`}\n`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, publish, send, history, presence, status, config };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

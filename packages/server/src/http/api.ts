@@ -114,6 +114,12 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
 
   app.get('/api/status', { onRequest: guard }, async () => herald.status());
 
+  app.get('/api/presence', { onRequest: guard }, async (request) => {
+    const topic = (request.query as Record<string, unknown>).topic;
+    if (typeof topic !== 'string') throw new HeraldError('bad_request', 'query parameter "topic" is required');
+    return { ok: true, ...herald.presence(topic) };
+  });
+
   app.get('/api/history', { onRequest: guard }, async (request) => {
     const parsed = historyQuery.safeParse(request.query);
     if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error));

@@ -10,6 +10,10 @@ export interface TopicListener {
   onTopicOpened(topic: string): void;
   /** The last local connection left `topic`. */
   onTopicClosed(topic: string): void;
+  /** A session subscribed to a topic (it was not before). */
+  onSubscribed?(session: Session, topic: string): void;
+  /** A session left a topic (unsubscribe or close). */
+  onUnsubscribed?(session: Session, topic: string): void;
   /** A uid got its first connection on this node. */
   onUserOnline?(uid: string): void;
   /** A uid lost its last connection on this node. */
@@ -109,6 +113,7 @@ export class Hub {
     subscribers.add(session);
     session.topics.add(topic);
     this.subscriptionCount++;
+    this.listener.onSubscribed?.(session, topic);
     return true;
   }
 
@@ -121,6 +126,13 @@ export class Hub {
 
   subscriberCount(topic: string): number {
     return this.topics.get(topic)?.size ?? 0;
+  }
+
+  /** Writes one frame to the topic's subscribers that speak `protocol`, but `except`. */
+  writeToTopic(topic: string, protocol: string, frame: Buffer, except: Session): void {
+    const subscribers = this.topics.get(topic);
+    if (!subscribers) return;
+    for (const session of subscribers) if (session !== except && session.protocol.name === protocol) session.write(frame);
   }
 
   /** Topics with the most local subscribers, busiest first. */
@@ -182,6 +194,7 @@ export class Hub {
     const subscribers = this.topics.get(topic);
     if (!subscribers || !subscribers.delete(session)) return;
     this.subscriptionCount--;
+    this.listener.onUnsubscribed?.(session, topic);
     if (subscribers.size === 0) {
       this.topics.delete(topic);
       this.listener.onTopicClosed(topic);

@@ -43,6 +43,7 @@ export interface JsonProtocolHost {
   publish(topic: string, message: unknown, source: 'client'): Promise<PublishResult>;
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
   recover(session: Session, topic: string, since: { offset: number; epoch: string }): { result: Record<string, unknown>; frames: Buffer[] };
+  presence(topic: string): unknown;
   historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
   insecureLogin(session: Session, uid: string): void;
   commandHandler(action: string): CommandHandler | undefined;
@@ -143,6 +144,8 @@ export class JsonProtocol implements Protocol {
         return this.login(session, id, raw);
       case 'history':
         return this.history(session, id, raw);
+      case 'presence':
+        return this.presence(session, id, raw);
       case 'ping':
         return this.reply(session, id, 'ping');
       case 'pong':
@@ -249,6 +252,18 @@ export class JsonProtocol implements Protocol {
       (page) => this.reply(session, id, 'history', page as Record<string, unknown>),
       (err: unknown) => this.failWith(session, id, 'history', err),
     );
+  }
+
+  private presence(session: Session, id: Id, raw: Record<string, unknown>): void {
+    const topic = raw.topic;
+    if (typeof topic !== 'string') return this.fail(session, id, 'presence', 'bad_request', 'field "topic" must be a string');
+    const problem = this.host.topicProblem(topic) ?? this.host.permissions.subscribeProblem(session, topic);
+    if (problem) return this.fail(session, id, 'presence', this.host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
+    try {
+      this.reply(session, id, 'presence', this.host.presence(topic) as Record<string, unknown>);
+    } catch (err) {
+      this.failWith(session, id, 'presence', err);
+    }
   }
 
   private login(session: Session, id: Id, raw: Record<string, unknown>): Promise<void> {
