@@ -77,13 +77,6 @@ export interface PublishOptions {
   idempotencyKey?: string;
 }
 
-export interface Recovery {
-  recovered: boolean;
-  reason?: RecoveryFailure;
-  offset?: number;
-  epoch?: string;
-}
-
 export interface HistoryPage {
   topic: string;
   /** The topic's latest offset and its epoch. */
@@ -412,7 +405,7 @@ export class Herald implements SessionHost, UpgradeHost {
    * in order, before any new publication (the caller writes them in the same
    * turn as it subscribed, so nothing can come between).
    */
-  recover(session: Session, topic: string, since: Position): { result: Record<string, unknown>; frames: Buffer[] } {
+  recover(session: Session, topic: string, since: Position): { result: { recovered: boolean; reason?: RecoveryFailure; offset?: number; epoch?: string }; frames: Buffer[] } {
     const rule = ruleFor(this.config.history, topic);
     if (!rule) return { result: { recovered: false, reason: 'history_off' }, frames: [] };
     const read = this.history.read(topic, rule, { after: since.offset, limit: rule.size });

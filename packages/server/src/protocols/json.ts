@@ -242,12 +242,19 @@ export class JsonProtocol implements Protocol {
     );
   }
 
+  /** Reading a topic's history or presence needs a valid name and the right to subscribe; answers the refusal itself. */
+  private mayRead(session: Session, id: Id, action: string, topic: string): boolean {
+    const invalid = this.host.topicProblem(topic);
+    const problem = invalid ?? this.host.permissions.subscribeProblem(session, topic);
+    if (problem) this.fail(session, id, action, invalid ? 'invalid_topic' : 'forbidden', problem);
+    return problem === null;
+  }
+
   private history(session: Session, id: Id, raw: Record<string, unknown>): void | Promise<void> {
     const parsed = historySchema.safeParse(raw);
     if (!parsed.success) return this.fail(session, id, 'history', 'bad_request', describe(parsed.error));
     const { topic, ...options } = parsed.data;
-    const problem = this.host.topicProblem(topic) ?? this.host.permissions.subscribeProblem(session, topic);
-    if (problem) return this.fail(session, id, 'history', this.host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
+    if (!this.mayRead(session, id, 'history', topic)) return;
     return this.host.historyOf(topic, options).then(
       (page) => this.reply(session, id, 'history', page as Record<string, unknown>),
       (err: unknown) => this.failWith(session, id, 'history', err),
@@ -257,8 +264,7 @@ export class JsonProtocol implements Protocol {
   private presence(session: Session, id: Id, raw: Record<string, unknown>): void {
     const topic = raw.topic;
     if (typeof topic !== 'string') return this.fail(session, id, 'presence', 'bad_request', 'field "topic" must be a string');
-    const problem = this.host.topicProblem(topic) ?? this.host.permissions.subscribeProblem(session, topic);
-    if (problem) return this.fail(session, id, 'presence', this.host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
+    if (!this.mayRead(session, id, 'presence', topic)) return;
     try {
       this.reply(session, id, 'presence', this.host.presence(topic) as Record<string, unknown>);
     } catch (err) {
