@@ -114,6 +114,16 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
 
   app.get('/api/status', { onRequest: guard }, async () => herald.status());
 
+  app.get('/api/topics', { onRequest: guard }, async (request) => {
+    const limit = Math.min(Math.max(Number((request.query as Record<string, unknown>).limit) || 10, 1), 100);
+    return { ok: true, topics: herald.hub.busiestTopics(limit) };
+  });
+
+  app.get('/dashboard', async (_request, reply) => {
+    if (!options.demoDir) return reply.status(404).send({ ok: false, error: { code: 'not_found', message: 'the dashboard is served with the demo pages (demo.enabled)' } });
+    return reply.sendFile('dashboard.html');
+  });
+
   app.get('/api/presence', { onRequest: guard }, async (request) => {
     const topic = (request.query as Record<string, unknown>).topic;
     if (typeof topic !== 'string') throw new HeraldError('bad_request', 'query parameter "topic" is required');
