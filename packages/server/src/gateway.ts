@@ -165,7 +165,7 @@ export class Herald implements SessionHost, UpgradeHost {
     this.onConnect = extras.onConnect;
     this.nodeId = config.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
     this.hub = new Hub({
-      onTopicOpened: (topic) => this.broker.subscribe(topic),
+      onTopicOpened: (topic) => this.brokerSubscribe(topic),
       onTopicClosed: (topic) => this.broker.unsubscribe(topic),
       onSubscribed: (session, topic) => this.presenceChanged('join', session, topic),
       onUnsubscribed: (session, topic) => this.presenceChanged('leave', session, topic),
@@ -443,6 +443,27 @@ export class Herald implements SessionHost, UpgradeHost {
     if (!entry || !rule.joinLeave) return;
     const frame = encodeTextFrame(JSON.stringify({ action: change, topic, info: entry }));
     this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, frame, session);
+  }
+
+  private readonly topicsOpening = new Map<string, Promise<void>>();
+
+  /** Subscribes the broker to a topic; remembers (for a bounded time) until the broker confirms it. */
+  private brokerSubscribe(topic: string): void {
+    const pending = this.broker.subscribe(topic);
+    if (!pending) return;
+    // While the broker is down the confirmation waits for the reconnection: do not hold clients that long.
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = Promise.race([pending, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]).finally(() => {
+      clearTimeout(timer);
+      if (this.topicsOpening.get(topic) === bounded) this.topicsOpening.delete(topic);
+    });
+    this.topicsOpening.set(topic, bounded);
+  }
+
+  /** Resolves when the broker carries every one of these topics to this node; undefined when it already does. */
+  whenSubscribed(topics: readonly string[]): Promise<void> | undefined {
+    const waits = topics.map((topic) => this.topicsOpening.get(topic)).filter((wait) => wait !== undefined);
+    return waits.length === 0 ? undefined : Promise.all(waits).then(() => undefined);
   }
 
   /** Whether a uid has a connection on any node (this one, or another the cluster registry knows). */

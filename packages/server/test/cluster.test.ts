@@ -88,6 +88,19 @@ for (const kind of ['redis', 'nats'] as const) {
       await Promise.all(nodes.map((n) => n.close()));
     });
 
+    it('once a client is told "subscribed", a publication from another node reaches it (30 fresh topics in a row)', async (t) => {
+      if (skip) return t.skip(skip);
+      freshPrefix();
+      const [a, b] = await Promise.all([node(), node()]);
+      const reader = await connect(b);
+      for (let i = 0; i < 30; i++) {
+        assert.equal((await reader.request({ action: 'subscribe', topic: `fresh-${i}` })).ok, true);
+        await a.publish(`fresh-${i}`, i);
+        assert.deepEqual(await reader.next(), { action: 'publish', topic: `fresh-${i}`, message: i });
+      }
+      await Promise.all([a.close(), b.close()]);
+    });
+
     it('100 subscribers spread over 3 nodes × 1,000 messages: nothing lost', async (t) => {
       if (skip) return t.skip(skip);
       freshPrefix();

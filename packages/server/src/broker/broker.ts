@@ -23,7 +23,9 @@
  * - `subscribe(topic)` is called when the first local connection subscribes to
  *   a topic and `unsubscribe(topic)` when the last one leaves; the broker holds
  *   one subscription per topic per node, and restores them all by itself after
- *   a reconnection.
+ *   a reconnection. `subscribe` may return a promise that resolves once the
+ *   subscription is active, so that a client is told "subscribed" only when
+ *   publications from every node will reach it.
  * - `broadcast` and `sendToNode` carry the cluster's control messages (user
  *   registry, heartbeats, pushes); they are best effort and reach the sink's
  *   `onControl` on the other nodes (and, for broadcast, maybe this one).
@@ -73,7 +75,8 @@ export interface Broker {
   topicProblem(topic: string): string | null;
   start(sink: BrokerSink): Promise<void>;
   publish(publication: Publication): Promise<PublishResult>;
-  subscribe(topic: string): void;
+  /** Resolves (when it returns a promise) once the broker delivers the topic's publications to this node. */
+  subscribe(topic: string): void | Promise<void>;
   unsubscribe(topic: string): void;
   /** A control message to every node. */
   broadcast(message: string): Promise<void>;

@@ -126,7 +126,7 @@ export class NatsBroker implements Broker {
     return Promise.resolve(ACCEPTED);
   }
 
-  subscribe(topic: string): void {
+  subscribe(topic: string): Promise<void> | void {
     this.wanted.add(topic);
     if (!this.nc || this.subscriptions.has(topic)) return;
     const prefix = this.options.prefix;
@@ -137,6 +137,8 @@ export class NatsBroker implements Broker {
       this.sink?.deliver(publicationFromWire(topic, decoder.decode(msg.data), Boolean(node)));
     });
     this.subscriptions.set(topic, sub);
+    // The server has the subscription once it has answered a flush sent after it.
+    if (this.currentState === 'ready') return this.nc.flush().catch(() => undefined);
   }
 
   unsubscribe(topic: string): void {

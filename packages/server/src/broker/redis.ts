@@ -113,8 +113,11 @@ export class RedisBroker implements Broker {
     );
   }
 
-  subscribe(topic: string): void {
-    this.sub?.subscribe(`${this.options.prefix}${topic}`).catch((err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis subscribe failed'));
+  subscribe(topic: string): Promise<void> | void {
+    return this.sub?.subscribe(`${this.options.prefix}${topic}`).then(
+      () => undefined,
+      (err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis subscribe failed'),
+    );
   }
 
   unsubscribe(topic: string): void {

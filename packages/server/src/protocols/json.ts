@@ -44,6 +44,7 @@ export interface JsonProtocolHost {
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
   recover(session: Session, topic: string, since: { offset: number; epoch: string }): { result: Record<string, unknown>; frames: Buffer[] };
   presence(topic: string): unknown;
+  whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
   historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
   insecureLogin(session: Session, uid: string): void;
   commandHandler(action: string): CommandHandler | undefined;
@@ -192,7 +193,7 @@ export class JsonProtocol implements Protocol {
     );
   }
 
-  private subscribeTopics(session: Session, id: Id, topics: string[], extraGrants: string[], recovery: { offset: number; epoch: string } | undefined): void {
+  private subscribeTopics(session: Session, id: Id, topics: string[], extraGrants: string[], recovery: { offset: number; epoch: string } | undefined): void | Promise<void> {
     if (session.state !== 'open') return;
     for (const topic of topics) {
       const problem = this.host.permissions.subscribeProblem(session, topic, extraGrants);
@@ -212,6 +213,9 @@ export class JsonProtocol implements Protocol {
       for (const frame of frames) session.write(frame);
       return;
     }
+    // "Subscribed" only once publications from every node reach this one.
+    const ready = this.host.whenSubscribed(topics);
+    if (ready) return ready.then(() => this.reply(session, id, 'subscribe'));
     this.reply(session, id, 'subscribe');
   }
 
