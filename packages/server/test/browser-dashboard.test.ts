@@ -1,34 +1,27 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { Browser } from 'playwright-core';
-import { launchBrowser } from './browser.js';
+import { useBrowser } from './browser.js';
 import { connect, startHerald } from './helpers.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/', import.meta.url));
 
 describe('dashboard in headless Chromium', () => {
-  let browser: Browser | undefined;
-  let skip: string | undefined;
-  before(async () => {
-    const launched = await launchBrowser();
-    if (typeof launched === 'string') skip = launched;
-    else browser = launched;
-  });
-  after(() => browser?.close());
+  const chromium = useBrowser();
 
   it('shows the connection count change when a page opens, and publishes from its box', async (t) => {
-    if (skip) return t.skip(skip);
+    const browser = chromium.browser();
+    if (!browser) return t.skip(chromium.skipped());
     const herald = await startHerald({ demo: { enabled: true } });
-    const dashboard = await browser!.newPage({ viewport: { width: 1200, height: 900 } });
+    const dashboard = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     await dashboard.goto(`${herald.url}/dashboard`);
     await dashboard.waitForSelector('.state.connected');
     await dashboard.waitForFunction("document.getElementById('connections').textContent === '0'");
     assert.equal(await dashboard.isVisible('#key-form'), false, 'no key asked for when the server has none');
 
     // Another page opens a connection (the playground): the dashboard sees it.
-    const playground = await browser!.newPage();
+    const playground = await browser.newPage();
     await playground.goto(herald.url);
     await playground.waitForSelector('.state.connected');
     await dashboard.waitForFunction("document.getElementById('connections').textContent === '1'");
@@ -48,9 +41,10 @@ describe('dashboard in headless Chromium', () => {
   });
 
   it('asks for the API key when the server has keys, and works with it', async (t) => {
-    if (skip) return t.skip(skip);
+    const browser = chromium.browser();
+    if (!browser) return t.skip(chromium.skipped());
     const herald = await startHerald({ demo: { enabled: true }, apiKeys: ['dashboard-key-0123456789'] });
-    const page = await browser!.newPage();
+    const page = await browser.newPage();
     await page.goto(`${herald.url}/dashboard`);
     await page.waitForSelector('#key-form', { state: 'visible' });
     assert.equal(await page.textContent('#connections'), '–', 'no figures without the key');

@@ -2,32 +2,24 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { Browser } from 'playwright-core';
 import type { Herald } from '../src/index.js';
-import { launchBrowser } from './browser.js';
+import { useBrowser } from './browser.js';
 import { http, startHerald } from './helpers.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/', import.meta.url));
 
 describe('demo playground in headless Chromium', () => {
   let herald: Herald;
-  let browser: Browser | undefined;
-  let skip: string | undefined;
-
+  const chromium = useBrowser();
   before(async () => {
-    const launched = await launchBrowser();
-    if (typeof launched === 'string') skip = launched;
-    else browser = launched;
     herald = await startHerald({ demo: { enabled: true } });
   });
-  after(async () => {
-    await browser?.close();
-    await herald.close();
-  });
+  after(() => herald.close());
 
   it('serves the playground, which subscribes, publishes and shows frames from the HTTP API', async (t) => {
-    if (skip) return t.skip(skip);
-    const page = await browser!.newPage({ viewport: { width: 1100, height: 900 } });
+    const browser = chromium.browser();
+    if (!browser) return t.skip(chromium.skipped());
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     await page.goto(herald.url);
     await page.waitForSelector('.state.connected');
     await page.fill('#subscribe-topic', 'browser-news');

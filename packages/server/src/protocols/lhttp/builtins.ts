@@ -6,7 +6,7 @@ import { encodeTextFrame } from '../../hub/frame.js';
 import type { Hub } from '../../hub/hub.js';
 import type { Session } from '../../hub/session.js';
 import type { LhttpHandler } from './handler.js';
-import { lhttpErrorText, type LhttpFilter } from './protocol.js';
+import { writeLhttpError, type LhttpFilter } from './protocol.js';
 import { encodeLhttp } from '@herald/protocol';
 
 export interface UpstreamOptions {
@@ -31,7 +31,18 @@ function sessionOf(handler: LhttpHandler): Session {
 }
 
 function fail(handler: LhttpHandler, code: ErrorCode, message: string): void {
-  sessionOf(handler).write(encodeTextFrame(lhttpErrorText(code, message)));
+  writeLhttpError(sessionOf(handler), code, message);
+}
+
+/**
+ * Whether a topic may be used: Herald's name rule first (`invalid_topic`),
+ * then the permission (`forbidden`). Answers the refusal itself; true when allowed.
+ */
+function allowed(handler: LhttpHandler, host: LhttpHost, topic: string, permission: (topic: string) => string | null): boolean {
+  const invalid = host.topicProblem(topic);
+  const problem = invalid ?? permission(topic);
+  if (problem) fail(handler, invalid ? 'invalid_topic' : 'forbidden', problem);
+  return problem === null;
 }
 
 /** The names of a subscribe/publish/unsubscribe header: split on single spaces, empty names skipped. */
@@ -51,11 +62,7 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
     async afterRequest(handler) {
       const session = sessionOf(handler);
       for (const topic of topicsIn(handler.headers.get('subscribe'))) {
-        const problem = host.topicProblem(topic) ?? host.permissions.subscribeProblem(session, topic);
-        if (problem) {
-          fail(handler, host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
-          continue;
-        }
+        if (!allowed(handler, host, topic, (t) => host.permissions.subscribeProblem(session, t))) continue;
         if (!session.topics.has(topic) && session.topics.size >= host.maxTopicsPerConnection) {
           fail(handler, 'too_many_topics', `subscribing to ${topic} would go over the limit of ${host.maxTopicsPerConnection} topics`);
           continue;
@@ -71,11 +78,7 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
           headers: [...(handler.responseHeaders ?? handler.headers)],
         };
         for (const topic of publishTo) {
-          const problem = host.topicProblem(topic) ?? host.permissions.publishProblem(session, topic);
-          if (problem) {
-            fail(handler, host.topicProblem(topic) ? 'invalid_topic' : 'forbidden', problem);
-            continue;
-          }
+          if (!allowed(handler, host, topic, (t) => host.permissions.publishProblem(session, t))) continue;
           try {
             await host.publishLhttp(topic, message, handler.body);
           } catch (err) {

@@ -30,9 +30,9 @@ interface ConnectionState {
   last: LhttpHandler | null;
 }
 
-/** An LHTTP error frame: `LHTTP/1.0 error`, a `code` header, the message as body. */
-export function lhttpErrorText(code: ErrorCode, message: string): string {
-  return encodeLhttp({ command: 'error', headers: [['code', code]], body: message });
+/** Sends an LHTTP error message: `LHTTP/1.0 error`, a `code` header, the message as body. */
+export function writeLhttpError(session: Session, code: ErrorCode, message: string): void {
+  session.write(encodeTextFrame(encodeLhttp({ command: 'error', headers: [['code', code]], body: message })));
 }
 
 /**
@@ -141,7 +141,7 @@ export class LhttpProtocol implements Protocol {
   }
 
   fail(session: Session, code: ErrorCode, message: string): void {
-    session.write(encodeTextFrame(lhttpErrorText(code, message)));
+    writeLhttpError(session, code, message);
   }
 }
 
