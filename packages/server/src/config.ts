@@ -232,6 +232,8 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** Folder holding the demo pages. Default: the `demo/` folder of the Herald checkout. */
       dir: z.string().optional(),
+      /** The demos' stand-in backend at /demo/* (token minting, fake tasks and bookings), for callers on this machine. Never in production. */
+      backend: z.boolean().default(false),
     })
     .prefault({}),
 });

@@ -24,6 +24,7 @@ import { LocalPresence, type PresenceView } from './presence/presence.js';
 import { MemoryHistory, ruleFor, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
+import { withDemoSecret } from './demo/backend.js';
 import { buildHttpApi } from './http/api.js';
 import { encodeTextFrame } from './hub/frame.js';
 import { Flusher } from './hub/flusher.js';
@@ -160,6 +161,7 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly idempotency = new Map<string, { at: number; result: Promise<PublishResult> }>();
 
   constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined; broker?: Broker | undefined } = {}) {
+    config = withDemoSecret(config);
     this.config = config;
     this.log = extras.logger ?? createLogger(config.log);
     this.onConnect = extras.onConnect;
@@ -405,6 +407,14 @@ export class Herald implements SessionHost, UpgradeHost {
    * in order, before any new publication (the caller writes them in the same
    * turn as it subscribed, so nothing can come between).
    */
+  positionOf(topic: string): Position | undefined {
+    const rule = ruleFor(this.config.history, topic);
+    if (!rule) return undefined;
+    const read = this.history.read(topic, rule, { limit: 0 });
+    if (read instanceof Promise) throw new Error('positionOf needs a synchronous history store');
+    return { offset: read.position.offset, epoch: read.position.epoch };
+  }
+
   recover(session: Session, topic: string, since: Position): { result: { recovered: boolean; reason?: RecoveryFailure; offset?: number; epoch?: string }; frames: Buffer[] } {
     const rule = ruleFor(this.config.history, topic);
     if (!rule) return { result: { recovered: false, reason: 'history_off' }, frames: [] };
@@ -578,6 +588,9 @@ export class Herald implements SessionHost, UpgradeHost {
     }
     if (this.config.history.length > 0 && this.broker.name !== 'memory') {
       this.log.warn('history is kept in each process\'s memory: with several nodes or workers, offsets are per node (a shared history store is not there yet)');
+    }
+    if (this.config.demo.enabled && this.config.demo.backend) {
+      this.log.warn('demo.backend is on: /demo/* mints tokens for any uid to callers on this machine; turn it off in production');
     }
     if (this.config.auth.insecureUidLogin) {
       this.log.warn('auth.insecureUidLogin is on: any client can claim any uid with {"uid":...}; use it only on a trusted network');

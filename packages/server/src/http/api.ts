@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import fastifyFormbody from '@fastify/formbody';
 import fastifyStatic from '@fastify/static';
 import { decodeLhttp, splitList } from '@herald/protocol';
@@ -7,7 +9,17 @@ import { z } from 'zod';
 import { HeraldError, HTTP_STATUS } from '../errors.js';
 import { describeIssue as describe } from '../util/zod.js';
 import type { Herald } from '../gateway.js';
+import { registerDemoBackend } from '../demo/backend.js';
 import { createApiGuard } from './auth.js';
+
+/** The minified @herald/client bundle, or null when it was not built. */
+function readClientBundle(): Buffer | null {
+  try {
+    return readFileSync(createRequire(import.meta.url).resolve('@herald/client/bundle'));
+  } catch {
+    return null;
+  }
+}
 
 const publishItem = z.strictObject({
   topic: z.string().optional(),
@@ -237,6 +249,15 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     }
     return Object.keys(offsets).length > 0 ? { ok: true, count: item.topics.length, offsets } : { ok: true, count: item.topics.length };
   });
+
+  // The browser SDK as one ES module: `import { HeraldClient } from '/client.js'`.
+  const clientBundle = readClientBundle();
+  app.get('/client.js', async (_request, reply) => {
+    if (!clientBundle) return reply.status(404).send({ ok: false, error: { code: 'not_found', message: 'the client bundle is not built: run npm run build' } });
+    return reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(clientBundle);
+  });
+
+  if (options.demoDir && herald.config.demo.backend) registerDemoBackend(app, herald);
 
   if (options.demoDir) {
     app.register(fastifyStatic, { root: options.demoDir, prefix: '/', index: 'index.html' });

@@ -43,6 +43,8 @@ export interface JsonProtocolHost {
   publish(topic: string, message: unknown, source: 'client'): Promise<PublishResult>;
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
   recover(session: Session, topic: string, since: { offset: number; epoch: string }): { result: Record<string, unknown>; frames: Buffer[] };
+  /** The topic's current place in its history, or undefined when it keeps none. */
+  positionOf(topic: string): { offset: number; epoch: string } | undefined;
   presence(topic: string): unknown;
   whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
   historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
@@ -213,10 +215,13 @@ export class JsonProtocol implements Protocol {
       for (const frame of frames) session.write(frame);
       return;
     }
-    // "Subscribed" only once publications from every node reach this one.
+    // "Subscribed" only once publications from every node reach this one. With history, the reply
+    // says where the topic stands, read after subscribing: a client that loses the connection later
+    // can recover from there even when nothing was published meanwhile.
+    const answer = () => this.reply(session, id, 'subscribe', topics.length === 1 ? this.host.positionOf(topics[0]!) : undefined);
     const ready = this.host.whenSubscribed(topics);
-    if (ready) return ready.then(() => this.reply(session, id, 'subscribe'));
-    this.reply(session, id, 'subscribe');
+    if (ready) return ready.then(answer);
+    answer();
   }
 
   private unsubscribe(session: Session, id: Id, raw: Record<string, unknown>): void {

@@ -1,0 +1,169 @@
+import type { Json, StreamPosition } from '@herald/protocol';
+import { Emitter } from './emitter.js';
+import type { HeraldClientError } from './errors.js';
+
+export interface MessageContext {
+  topic: string;
+  /** The publication's place in the topic's history, when history is on for the topic. */
+  offset?: number;
+  epoch?: string;
+  /** For a message published by an LHTTP client: its command and headers. */
+  lhttp?: { command: string; headers: Record<string, string> };
+}
+
+export interface SubscribedEvent {
+  topic: string;
+  /** False for the first subscription, true after a reconnect. */
+  resubscribed: boolean;
+  /** Whether the publications missed while disconnected were delivered (only when a `since` was sent). */
+  recovered?: boolean;
+  /** Why they could not be: `epoch_changed`, `too_far_behind` or `history_off`. */
+  reason?: string;
+  /** The topic's position in its history, when it has one. */
+  position?: StreamPosition;
+}
+
+export interface RecoveryFailedEvent {
+  topic: string;
+  /** `epoch_changed` (the history was lost), `too_far_behind` (more was missed than is kept) or `history_off`. */
+  reason: string;
+}
+
+export interface PresenceEvent {
+  topic: string;
+  info: { conn: string; uid?: string; info?: Json };
+}
+
+export interface SubscriptionEvents {
+  /** A publication on the topic. */
+  message: { message: Json; context: MessageContext };
+  /** The server confirmed the subscription (again after each reconnect). */
+  subscribed: SubscribedEvent;
+  /** Publications were missed and could not be recovered: reload the state this topic feeds. */
+  recoveryFailed: RecoveryFailedEvent;
+  join: PresenceEvent;
+  leave: PresenceEvent;
+  /** The server refused the subscription; the subscription is over. */
+  error: { error: HeraldClientError };
+  unsubscribed: { topic: string };
+}
+
+export type SubscriptionState = 'pending' | 'subscribed' | 'unsubscribed';
+
+/** What the client lends a subscription. */
+export interface SubscriptionOwner {
+  unsubscribe(subscription: Subscription): Promise<void>;
+}
+
+export interface SubscribeOptions {
+  /** Start from this position in the topic's history (recovered publications come first). */
+  since?: StreamPosition;
+  /** A subscribe token, for a private topic the connection token does not grant. */
+  token?: string;
+  /** Ask for the publications missed while disconnected (default true; needs history on the topic). */
+  recover?: boolean;
+}
+
+/**
+ * One topic the client is subscribed to. It outlives connections: after a
+ * reconnect the client subscribes again, asking for what was missed.
+ */
+export class Subscription extends Emitter<SubscriptionEvents> {
+  state: SubscriptionState = 'pending';
+  /** The last position seen on the topic (from the subscribe reply or a publication). */
+  position: StreamPosition | undefined;
+  /** Settles on the first confirmation, or rejects when the server refuses the subscription. */
+  readonly ready: Promise<SubscribedEvent>;
+  #settle!: { resolve: (event: SubscribedEvent) => void; reject: (error: HeraldClientError) => void };
+  #subscribedOnce = false;
+
+  constructor(
+    readonly topic: string,
+    readonly options: SubscribeOptions,
+    private readonly owner: SubscriptionOwner,
+  ) {
+    super();
+    this.position = options.since;
+    this.ready = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
+    // A refused subscription is reported through `error` too: an unobserved `ready` is not an unhandled rejection.
+    this.ready.catch(() => {});
+  }
+
+  /** Stops the subscription (on the server too, when connected). */
+  unsubscribe(): Promise<void> {
+    return this.owner.unsubscribe(this);
+  }
+
+  /** @internal The subscribe command to send on (re)connect. */
+  command(): Record<string, unknown> {
+    const command: Record<string, unknown> = { action: 'subscribe', topic: this.topic };
+    if (this.options.token !== undefined) command.token = this.options.token;
+    if (this.position && this.options.recover !== false) command.since = this.position;
+    return command;
+  }
+
+  /** @internal */
+  confirmed(reply: Record<string, unknown>, sentSince: boolean): void {
+    const position = typeof reply.offset === 'number' && typeof reply.epoch === 'string' ? { offset: reply.offset, epoch: reply.epoch } : undefined;
+    const event: SubscribedEvent = { topic: this.topic, resubscribed: this.#subscribedOnce };
+    if (sentSince) {
+      event.recovered = reply.recovered === true;
+      if (typeof reply.reason === 'string') event.reason = reply.reason;
+    }
+    if (position) {
+      event.position = position;
+      // Recovered publications follow the reply; keep our own position until they arrive.
+      if (!this.position || this.position.epoch !== position.epoch || !event.recovered) this.position = this.newer(position);
+    }
+    this.state = 'subscribed';
+    this.#subscribedOnce = true;
+    this.emit('subscribed', event);
+    this.#settle.resolve(event);
+    if (sentSince && !event.recovered) this.emit('recoveryFailed', { topic: this.topic, reason: event.reason ?? 'unknown' });
+  }
+
+  private newer(position: StreamPosition): StreamPosition {
+    if (this.position && this.position.epoch === position.epoch && this.position.offset > position.offset) return this.position;
+    return position;
+  }
+
+  /** @internal */
+  refused(error: HeraldClientError): void {
+    this.state = 'unsubscribed';
+    this.emit('error', { error });
+    this.#settle.reject(error);
+  }
+
+  /** @internal A publication. One at or below the last offset seen in the same epoch is a duplicate, and dropped. */
+  deliver(frame: Record<string, unknown>): void {
+    if (this.state === 'unsubscribed') return;
+    const context: MessageContext = { topic: this.topic };
+    if (typeof frame.offset === 'number' && typeof frame.epoch === 'string') {
+      const { offset, epoch } = frame;
+      if (this.position && this.position.epoch === epoch && offset <= this.position.offset) return;
+      this.position = { offset, epoch };
+      context.offset = offset;
+      context.epoch = epoch;
+    }
+    if (frame.lhttp && typeof frame.lhttp === 'object') context.lhttp = frame.lhttp as MessageContext['lhttp'];
+    this.emit('message', { message: frame.message as Json, context });
+  }
+
+  /** @internal join and leave events. */
+  presence(kind: 'join' | 'leave', frame: Record<string, unknown>): void {
+    if (this.state === 'unsubscribed') return;
+    this.emit(kind, { topic: this.topic, info: frame.info as PresenceEvent['info'] });
+  }
+
+  /** @internal The connection dropped: the subscription waits for the next one. */
+  suspended(): void {
+    if (this.state === 'subscribed') this.state = 'pending';
+  }
+
+  /** @internal */
+  ended(): void {
+    if (this.state === 'unsubscribed') return;
+    this.state = 'unsubscribed';
+    this.emit('unsubscribed', { topic: this.topic });
+  }
+}
