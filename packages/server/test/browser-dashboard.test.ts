@@ -22,7 +22,7 @@ describe('dashboard in headless Chromium', () => {
 
     // Another page opens a connection (the playground): the dashboard sees it.
     const playground = await browser.newPage();
-    await playground.goto(herald.url);
+    await playground.goto(`${herald.url}/playground.html`);
     await playground.waitForSelector('.state.connected');
     await dashboard.waitForFunction("document.getElementById('connections').textContent === '1'");
 

@@ -20,7 +20,7 @@ describe('demo playground in headless Chromium', () => {
     const browser = chromium.browser();
     if (!browser) return t.skip(chromium.skipped());
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    await page.goto(herald.url);
+    await page.goto(`${herald.url}/playground.html`);
     await page.waitForSelector('.state.connected');
     await page.fill('#subscribe-topic', 'browser-news');
     await page.click('#subscribe-form button');
