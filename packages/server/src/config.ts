@@ -101,6 +101,8 @@ export const configSchema = z.strictObject({
       }),
     )
     .default([]),
+  /** Where history is kept: `redis` (shared by every node; needs the redis broker), `memory` (this process), `auto`: redis with the redis broker, else memory. */
+  historyStore: z.enum(['auto', 'memory', 'redis']).default('auto'),
   /** Bytes of history kept over all topics on this node (memory history); the oldest entries go first. */
   historyMaxBytes: size.default(64 * 1024 * 1024),
   /** Topics with presence: who is subscribed. */

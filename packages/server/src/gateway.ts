@@ -20,8 +20,9 @@ import { NatsBroker } from './broker/nats.js';
 import { RedisBroker } from './broker/redis.js';
 import { ClusterRegistry, type NodeView } from './cluster/registry.js';
 import { Metrics, type PublicationSource } from './metrics/metrics.js';
-import { LocalPresence, type PresenceView } from './presence/presence.js';
-import { MemoryHistory, ruleFor, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
+import { LocalPresence, type PresenceEntry, type PresenceView } from './presence/presence.js';
+import { MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
+import { RedisHistory } from './history/redis-history.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
 import { withDemoSecret } from './demo/backend.js';
@@ -175,7 +176,7 @@ export class Herald implements SessionHost, UpgradeHost {
       onUserOffline: (uid) => this.cluster.userOffline(uid),
     });
     this.broker = extras.broker ?? createBroker(config, this.nodeId, this.log);
-    this.history = new MemoryHistory(config.historyMaxBytes);
+    this.history = createHistoryStore(config, this.broker);
     this.metrics = new Metrics({
       connectionsByProtocol: () => {
         const counts = new Map<string, number>([...this.protocols.keys()].map((name) => [name, 0]));
@@ -197,6 +198,15 @@ export class Herald implements SessionHost, UpgradeHost {
         localUsers: () => this.hub.userIds(),
         deliverPush: (uids, payload, raw) => {
           this.hub.push(uids, payload, raw);
+        },
+        localPresence: () => this.presenceStore.localEntries(),
+        remotePresence: (node, change, topic, entry) => this.remotePresence(node, change, topic, entry),
+        remotePresenceReset: (node, entries) => {
+          const before = new Map(this.presenceStore.entriesOf(node).map(([topic, entry]) => [`${topic}\n${entry.conn}`, [topic, entry] as const]));
+          for (const [topic, entry] of entries ?? []) {
+            if (!before.delete(`${topic}\n${entry.conn}`)) this.remotePresence(node, 'join', topic, entry);
+          }
+          for (const [topic, entry] of before.values()) this.remotePresence(node, 'leave', topic, entry.conn);
         },
       },
       config.cluster.heartbeatInterval,
@@ -316,6 +326,13 @@ export class Herald implements SessionHost, UpgradeHost {
   /** Every publication's one path: this node's subscribers first, then the other nodes through the broker. */
   private distribute(publication: Publication, source: PublicationSource): Promise<PublishResult> {
     const rule = ruleFor(this.config.history, publication.topic);
+    if (rule && this.history.shared) {
+      // The shared store's append publishes to every node, this one included, in offset order.
+      return Promise.resolve(this.history.append(publication.topic, rule, publication.payload, publication.lhttp)).then((position) => {
+        this.stats.publications++;
+        return { offset: position.offset, epoch: position.epoch };
+      });
+    }
     if (rule) {
       const position = this.history.append(publication.topic, rule, publication.payload, publication.lhttp);
       if (position instanceof Promise) return position.then((p) => this.distributeAt(publication, source, p));
@@ -407,27 +424,60 @@ export class Herald implements SessionHost, UpgradeHost {
    * in order, before any new publication (the caller writes them in the same
    * turn as it subscribed, so nothing can come between).
    */
-  positionOf(topic: string): Position | undefined {
+  positionOf(topic: string): Position | Promise<Position | undefined> | undefined {
     const rule = ruleFor(this.config.history, topic);
     if (!rule) return undefined;
     const read = this.history.read(topic, rule, { limit: 0 });
-    if (read instanceof Promise) throw new Error('positionOf needs a synchronous history store');
+    if (read instanceof Promise) return read.then((done) => ({ offset: done.position.offset, epoch: done.position.epoch }), () => undefined);
     return { offset: read.position.offset, epoch: read.position.epoch };
   }
 
-  recover(session: Session, topic: string, since: Position): { result: { recovered: boolean; reason?: RecoveryFailure; offset?: number; epoch?: string }; frames: Buffer[] } {
+  recover(session: Session, topic: string, since: Position, respond: (result: RecoveryResult, frames: Buffer[]) => void): void | Promise<void> {
     const rule = ruleFor(this.config.history, topic);
-    if (!rule) return { result: { recovered: false, reason: 'history_off' }, frames: [] };
-    const read = this.history.read(topic, rule, { after: since.offset, limit: rule.size });
-    if (read instanceof Promise) throw new Error('recover needs a synchronous history store');
+    if (!rule) return respond({ recovered: false, reason: 'history_off' }, []);
+    if (!this.history.shared) {
+      const read = this.history.read(topic, rule, { after: since.offset, limit: rule.size });
+      if (read instanceof Promise) throw new Error('an unshared history store must read synchronously');
+      return this.recovered(session, topic, since, read, [], respond);
+    }
+    // The shared store is read asynchronously: live publications that arrive meanwhile are held back,
+    // and sent after the stored ones, those already among them dropped (by offset). The read starts
+    // once the broker carries the topic here, so whatever it does not hold arrives live.
+    const held: Publication[] = [];
+    (session.held ??= new Map()).set(topic, held);
+    const release = () => {
+      session.held?.delete(topic);
+      if (session.held?.size === 0) session.held = null;
+    };
+    return Promise.resolve(this.whenSubscribed([topic]))
+      .then(() => this.history.read(topic, rule, { after: since.offset, limit: rule.size }))
+      .then(
+        (read) => {
+          release();
+          this.recovered(session, topic, since, read, held, respond);
+        },
+        (err: unknown) => {
+          release();
+          // History unreachable: the subscription stands, nothing can be replayed.
+          this.log.warn({ topic, err: (err as Error).message }, 'recovery read failed');
+          const frames = held.map((publication) => session.protocol.encodePublication(publication));
+          respond({ recovered: false, reason: 'unavailable' }, frames);
+        },
+      );
+  }
+
+  private recovered(session: Session, topic: string, since: Position, read: HistoryRead, held: Publication[], respond: (result: RecoveryResult, frames: Buffer[]) => void): void {
     const { position } = read;
     const here = { offset: position.offset, epoch: position.epoch };
-    if (since.epoch !== position.epoch || since.offset > position.offset) return { result: { recovered: false, reason: 'epoch_changed', ...here }, frames: [] };
-    if (since.offset + 1 < read.oldest) return { result: { recovered: false, reason: 'too_far_behind', ...here }, frames: [] };
-    const frames = read.entries.map((entry) =>
-      session.protocol.encodePublication({ topic, payload: entry.payload, lhttp: entry.lhttp, offset: entry.offset, epoch: position.epoch }),
-    );
-    return { result: { recovered: true, ...here }, frames };
+    // Live publications held during the read that it did not include.
+    const live = held.filter((publication) => publication.offset === undefined || publication.epoch !== position.epoch || publication.offset > position.offset);
+    const encode = (publication: Publication) => session.protocol.encodePublication(publication);
+    if (session.state !== 'open' || !session.topics.has(topic)) return;
+    if (since.epoch !== position.epoch || since.offset > position.offset) return respond({ recovered: false, reason: 'epoch_changed', ...here }, live.map(encode));
+    if (since.offset + 1 < read.oldest) return respond({ recovered: false, reason: 'too_far_behind', ...here }, live.map(encode));
+    const frames = read.entries.map((entry) => encode({ topic, payload: entry.payload, lhttp: entry.lhttp, offset: entry.offset, epoch: position.epoch }));
+    for (const publication of live) frames.push(encode(publication));
+    respond({ recovered: true, ...here }, frames);
   }
 
   /** Who is subscribed to a topic that has presence (on this node). */
@@ -447,12 +497,28 @@ export class Herald implements SessionHost, UpgradeHost {
     if (change === 'join') {
       entry = { conn: session.id, ...(session.uid !== undefined ? { uid: session.uid } : {}), ...(session.info !== undefined ? { info: session.info } : {}) };
       this.presenceStore.join(topic, entry);
+      this.cluster.presenceJoin(topic, entry);
     } else {
       entry = this.presenceStore.leave(topic, session.id);
+      if (entry) this.cluster.presenceLeave(topic, session.id);
     }
     if (!entry || !rule.joinLeave) return;
     const frame = encodeTextFrame(JSON.stringify({ action: change, topic, info: entry }));
     this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, frame, session);
+  }
+
+  /** Another node's connection joined or left: the shared view changes, and this node's subscribers hear of it where the rule asks. */
+  private remotePresence(node: string, change: 'join' | 'leave', topic: string, entryOrConn: PresenceEntry | string): void {
+    const rule = ruleFor(this.config.presence, topic);
+    if (!rule) return;
+    const entry =
+      change === 'join'
+        ? this.presenceStore.joinRemote(node, topic, entryOrConn as PresenceEntry)
+          ? (entryOrConn as PresenceEntry)
+          : undefined
+        : this.presenceStore.leaveRemote(node, topic, entryOrConn as string);
+    if (!entry || !rule.joinLeave) return;
+    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, encodeTextFrame(JSON.stringify({ action: change, topic, info: entry })), null);
   }
 
   private readonly topicsOpening = new Map<string, Promise<void>>();
@@ -586,8 +652,8 @@ export class Herald implements SessionHost, UpgradeHost {
     if (this.config.apiKeys.length === 0) {
       this.log.warn('no apiKeys configured: the HTTP API answers loopback callers only (configure apiKeys to open it to other hosts)');
     }
-    if (this.config.history.length > 0 && this.broker.name !== 'memory') {
-      this.log.warn('history is kept in each process\'s memory: with several nodes or workers, offsets are per node (a shared history store is not there yet)');
+    if (this.config.history.length > 0 && !this.history.shared && this.broker.name !== 'memory') {
+      this.log.warn('history is kept in each process\'s memory: with several nodes or workers, offsets are per node (use the redis broker for a shared history)');
     }
     if (this.config.demo.enabled && this.config.demo.backend) {
       this.log.warn('demo.backend is on: /demo/* mints tokens for any uid to callers on this machine; turn it off in production');
@@ -949,6 +1015,22 @@ function after(ms: number, session: Session, fn: () => void): void {
     else fn();
   }, Math.min(delay, MAX_TIMER));
   session.authTimer.unref();
+}
+
+/** Where history is kept: in Redis when the broker is Redis (shared by the cluster), else in this process's memory. */
+function createHistoryStore(config: HeraldConfig, broker: Broker): HistoryStore {
+  const store = config.historyStore === 'auto' ? (broker instanceof RedisBroker ? 'redis' : 'memory') : config.historyStore;
+  if (store === 'memory') return new MemoryHistory(config.historyMaxBytes);
+  if (!(broker instanceof RedisBroker)) throw new HeraldError('bad_request', 'historyStore "redis" needs broker "redis"');
+  return new RedisHistory(() => broker.commands(), config.redis.prefix);
+}
+
+/** What a recovery answers in the subscribe reply. */
+export interface RecoveryResult {
+  recovered: boolean;
+  reason?: RecoveryFailure | 'unavailable';
+  offset?: number;
+  epoch?: string;
 }
 
 function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {

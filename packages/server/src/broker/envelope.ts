@@ -13,6 +13,20 @@ import type { Publication } from './broker.js';
  */
 const MARK = '\x1eherald\x1f';
 
+/**
+ * A publication on a topic with history in Redis, published by the history
+ * script itself with its position, and delivered by every node (the
+ * publishing one too):
+ *
+ *     \x1eherald-h\x1f<offset>\x1f<epoch>\x1f<message JSON or LHTTP text>
+ */
+const HISTORY_MARK = '\x1eherald-h\x1f';
+
+/** The parts of a history publication's envelope around its position (the script puts the position in between). */
+export function encodeHistoryEnvelope(text: string): { mark: string; text: string } {
+  return { mark: HISTORY_MARK, text };
+}
+
 export function encodeEnvelope(nodeId: string, publication: Publication): string {
   return `${MARK}${nodeId}\x1f${wireText(publication)}`;
 }
@@ -50,6 +64,16 @@ export interface Decoded {
 }
 
 export function decodeEnvelope(topic: string, text: string): Decoded {
+  if (text.startsWith(HISTORY_MARK)) {
+    const offsetEnd = text.indexOf('\x1f', HISTORY_MARK.length);
+    const epochEnd = offsetEnd === -1 ? -1 : text.indexOf('\x1f', offsetEnd + 1);
+    if (epochEnd !== -1) {
+      const publication = publicationFromWire(topic, text.slice(epochEnd + 1), true);
+      publication.offset = Number(text.slice(HISTORY_MARK.length, offsetEnd));
+      publication.epoch = text.slice(offsetEnd + 1, epochEnd);
+      return { node: null, publication };
+    }
+  }
   if (text.startsWith(MARK)) {
     const end = text.indexOf('\x1f', MARK.length);
     if (end !== -1) return { node: text.slice(MARK.length, end), publication: publicationFromWire(topic, text.slice(end + 1), true) };

@@ -39,6 +39,11 @@ export class RedisBroker implements Broker {
     this.nodeChannel = `${options.prefix}herald|node|${options.nodeId}`;
   }
 
+  /** The command connection (for the Redis history store), once started. */
+  commands(): Redis | null {
+    return this.pub;
+  }
+
   get state(): BrokerState {
     return this.currentState;
   }

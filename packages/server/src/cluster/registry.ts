@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
+import type { PresenceEntry } from '../presence/presence.js';
 
 /** What a node tells the others about itself in each heartbeat. */
 export interface NodeStats {
@@ -22,14 +23,14 @@ interface RemoteNode {
   stats: NodeStats;
   lastSeen: number;
   /** Snapshot being received in parts. */
-  incoming: { seq: number; users: Set<string> } | null;
+  incoming: { seq: number; users: Set<string>; presence: Array<[string, PresenceEntry]> } | null;
   synced: boolean;
 }
 
 type Control =
   | { t: 'hb'; node: string; seq: number; stats: NodeStats }
-  | { t: 'delta'; node: string; seq: number; add: string[]; del: string[] }
-  | { t: 'snap'; node: string; seq: number; part: number; last: boolean; users: string[] }
+  | { t: 'delta'; node: string; seq: number; add: string[]; del: string[]; pj?: Array<[string, PresenceEntry]>; pl?: Array<[string, string]> }
+  | { t: 'snap'; node: string; seq: number; part: number; last: boolean; users: string[]; presence?: Array<[string, PresenceEntry]> }
   | { t: 'want'; node: string; from: string }
   | { t: 'bye'; node: string }
   | { t: 'push'; node: string; uids: string[]; payload: string; raw: string | null };
@@ -42,6 +43,12 @@ export interface RegistryHost {
   localUsers(): Iterable<string>;
   /** A push forwarded by another node for users connected here. */
   deliverPush(uids: string[], payload: string, raw: string | null): void;
+  /** This node's presence entries, for a snapshot. */
+  localPresence(): Iterable<[string, PresenceEntry]>;
+  /** Another node's connection joined or left a topic with presence. */
+  remotePresence(node: string, change: 'join' | 'leave', topic: string, entry: PresenceEntry | string): void;
+  /** Another node's full presence (a snapshot), or null when the node is gone. */
+  remotePresenceReset(node: string, entries: Array<[string, PresenceEntry]> | null): void;
 }
 
 /**
@@ -59,6 +66,8 @@ export class ClusterRegistry {
   private seq = 0;
   private added = new Set<string>();
   private removed = new Set<string>();
+  private presenceJoined: Array<[string, PresenceEntry]> = [];
+  private presenceLeft: Array<[string, string]> = [];
   private flushScheduled = false;
   private timer: NodeJS.Timeout | undefined;
 
@@ -93,6 +102,17 @@ export class ClusterRegistry {
 
   userOffline(uid: string): void {
     if (!this.added.delete(uid)) this.removed.add(uid);
+    this.scheduleFlush();
+  }
+
+  /** A connection of this node joined a topic with presence: the other nodes are told. */
+  presenceJoin(topic: string, entry: PresenceEntry): void {
+    this.presenceJoined.push([topic, entry]);
+    this.scheduleFlush();
+  }
+
+  presenceLeave(topic: string, conn: string): void {
+    this.presenceLeft.push([topic, conn]);
     this.scheduleFlush();
   }
 
@@ -139,6 +159,8 @@ export class ClusterRegistry {
           for (const uid of message.add) node.users.add(uid);
           for (const uid of message.del) node.users.delete(uid);
           node.seq = message.seq;
+          for (const [topic, entry] of message.pj ?? []) this.host.remotePresence(message.node, 'join', topic, entry);
+          for (const [topic, conn] of message.pl ?? []) this.host.remotePresence(message.node, 'leave', topic, conn);
         } else if (!node.incoming) {
           this.want(message.node);
         }
@@ -146,10 +168,12 @@ export class ClusterRegistry {
       }
       case 'snap': {
         const node = this.remote(message.node);
-        if (message.part === 0 || !node.incoming || node.incoming.seq !== message.seq) node.incoming = { seq: message.seq, users: new Set() };
+        if (message.part === 0 || !node.incoming || node.incoming.seq !== message.seq) node.incoming = { seq: message.seq, users: new Set(), presence: [] };
         for (const uid of message.users) node.incoming.users.add(uid);
+        if (message.presence) node.incoming.presence.push(...message.presence);
         if (message.last) {
           node.users = node.incoming.users;
+          this.host.remotePresenceReset(message.node, node.incoming.presence);
           node.seq = message.seq;
           node.incoming = null;
           node.synced = true;
@@ -161,7 +185,7 @@ export class ClusterRegistry {
         else this.remote(message.node);
         break;
       case 'bye':
-        this.remotes.delete(message.node);
+        this.forget(message.node);
         break;
       case 'push':
         this.host.deliverPush(message.uids, message.payload, message.raw);
@@ -179,6 +203,10 @@ export class ClusterRegistry {
     return node;
   }
 
+  private forget(id: string): void {
+    if (this.remotes.delete(id)) this.host.remotePresenceReset(id, null);
+  }
+
   private want(node: string): void {
     void this.send({ t: 'want', node: this.nodeId, from: node });
   }
@@ -187,7 +215,7 @@ export class ClusterRegistry {
     const deadline = Date.now() - 3 * this.interval;
     for (const [id, node] of this.remotes) {
       if (node.lastSeen < deadline) {
-        this.remotes.delete(id);
+        this.forget(id);
         this.log.warn({ node: id }, 'cluster node silent for three heartbeats: forgotten');
       }
     }
@@ -203,10 +231,14 @@ export class ClusterRegistry {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      if (this.added.size === 0 && this.removed.size === 0) return;
+      if (this.added.size === 0 && this.removed.size === 0 && this.presenceJoined.length === 0 && this.presenceLeft.length === 0) return;
       const message: Control = { t: 'delta', node: this.nodeId, seq: ++this.seq, add: [...this.added], del: [...this.removed] };
+      if (this.presenceJoined.length > 0) message.pj = this.presenceJoined;
+      if (this.presenceLeft.length > 0) message.pl = this.presenceLeft;
       this.added = new Set();
       this.removed = new Set();
+      this.presenceJoined = [];
+      this.presenceLeft = [];
       void this.send(message);
     });
   }
@@ -215,11 +247,15 @@ export class ClusterRegistry {
     // Pending deltas are part of the snapshot.
     this.added = new Set();
     this.removed = new Set();
+    this.presenceJoined = [];
+    this.presenceLeft = [];
     const users = [...this.host.localUsers()];
+    const presence = [...this.host.localPresence()];
     const seq = ++this.seq;
-    const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART));
+    const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART), Math.ceil(presence.length / SNAPSHOT_PART));
     for (let part = 0; part < parts; part++) {
-      void this.send({ t: 'snap', node: this.nodeId, seq, part, last: part === parts - 1, users: users.slice(part * SNAPSHOT_PART, (part + 1) * SNAPSHOT_PART) });
+      const slice = (list: unknown[]) => list.slice(part * SNAPSHOT_PART, (part + 1) * SNAPSHOT_PART);
+      void this.send({ t: 'snap', node: this.nodeId, seq, part, last: part === parts - 1, users: slice(users) as string[], presence: slice(presence) as Array<[string, PresenceEntry]> });
     }
   }
 

@@ -129,7 +129,7 @@ export class Hub {
   }
 
   /** Writes one frame to the topic's subscribers that speak `protocol`, but `except`. */
-  writeToTopic(topic: string, protocol: string, frame: Buffer, except: Session): void {
+  writeToTopic(topic: string, protocol: string, frame: Buffer, except: Session | null): void {
     const subscribers = this.topics.get(topic);
     if (!subscribers) return;
     for (const session of subscribers) if (session !== except && session.protocol.name === protocol) session.write(frame);
@@ -152,6 +152,13 @@ export class Hub {
     let cache: Map<Protocol, Buffer> | null = null;
     let written = 0;
     for (const session of subscribers) {
+      if (session.held !== null) {
+        const held = session.held.get(publication.topic);
+        if (held) {
+          held.push(publication);
+          continue;
+        }
+      }
       if (session.protocol !== protocol) {
         if (protocol !== null && frame !== null) (cache ??= new Map()).set(protocol, frame);
         protocol = session.protocol;

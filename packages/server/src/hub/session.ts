@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { NO_GRANTS, type Grants } from '../auth/permissions.js';
+import type { Publication } from '../broker/broker.js';
 import type { Protocol } from '../protocols/protocol.js';
 import type { TokenBucket } from '../util/token-bucket.js';
 import type { Corkable, Flusher } from './flusher.js';
@@ -66,6 +67,8 @@ export class Session implements Corkable {
   /** Set when the server closes the connection: the code and reason it sent. */
   closeCode: number | undefined;
   closeReason: string | undefined;
+  /** Topics whose live publications are held back while a recovery reads the history store (then sent after it). */
+  held: Map<string, Publication[]> | null = null;
   framesIn = 0;
   framesOut = 0;
 

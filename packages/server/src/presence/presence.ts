@@ -22,12 +22,57 @@ interface TopicPresence {
 }
 
 /**
- * Who is subscribed to each topic that has presence, on this node. Counts are
- * kept as connections join and leave (no scan per query); a query copies at
- * most `maxList` entries.
+ * Who is subscribed to each topic that has presence, across the cluster: this
+ * node's connections, and those the other nodes report through the cluster
+ * registry (tagged with their node, so that a node's entries go when it does).
+ * Counts are kept as connections join and leave (no scan per query); a query
+ * copies at most `maxList` entries.
  */
 export class LocalPresence {
   private readonly topics = new Map<string, TopicPresence>();
+  /** Entries of other nodes: node -> conn -> topics. */
+  private readonly remote = new Map<string, Map<string, Set<string>>>();
+
+  /** Adds an entry of another node; false when it was already there. */
+  joinRemote(node: string, topic: string, entry: PresenceEntry): boolean {
+    if (this.topics.get(topic)?.connections.has(entry.conn)) return false;
+    this.join(topic, entry);
+    let conns = this.remote.get(node);
+    if (!conns) this.remote.set(node, (conns = new Map()));
+    let topics = conns.get(entry.conn);
+    if (!topics) conns.set(entry.conn, (topics = new Set()));
+    topics.add(topic);
+    return true;
+  }
+
+  leaveRemote(node: string, topic: string, conn: string): PresenceEntry | undefined {
+    const conns = this.remote.get(node);
+    const topics = conns?.get(conn);
+    if (!topics?.delete(topic)) return undefined;
+    if (topics.size === 0) conns!.delete(conn);
+    return this.leave(topic, conn);
+  }
+
+  /** Every entry another node holds (to compare with its snapshot, or to drop when it is gone). */
+  entriesOf(node: string): Array<[string, PresenceEntry]> {
+    const out: Array<[string, PresenceEntry]> = [];
+    for (const [conn, topics] of this.remote.get(node) ?? []) {
+      for (const topic of topics) {
+        const entry = this.topics.get(topic)?.connections.get(conn);
+        if (entry) out.push([topic, entry]);
+      }
+    }
+    return out;
+  }
+
+  /** This node's own entries (every entry no other node reported). */
+  *localEntries(): Iterable<[string, PresenceEntry]> {
+    const remote = new Set<string>();
+    for (const conns of this.remote.values()) for (const conn of conns.keys()) remote.add(conn);
+    for (const [topic, presence] of this.topics) {
+      for (const entry of presence.connections.values()) if (!remote.has(entry.conn)) yield [topic, entry];
+    }
+  }
 
   join(topic: string, entry: PresenceEntry): void {
     let presence = this.topics.get(topic);

@@ -42,9 +42,9 @@ export interface JsonProtocolHost {
   readonly config: { limits: { commandsPerSecond: number } };
   publish(topic: string, message: unknown, source: 'client'): Promise<PublishResult>;
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
-  recover(session: Session, topic: string, since: { offset: number; epoch: string }): { result: Record<string, unknown>; frames: Buffer[] };
+  recover(session: Session, topic: string, since: { offset: number; epoch: string }, respond: (result: object, frames: Buffer[]) => void): void | Promise<void>;
   /** The topic's current place in its history, or undefined when it keeps none. */
-  positionOf(topic: string): { offset: number; epoch: string } | undefined;
+  positionOf(topic: string): { offset: number; epoch: string } | Promise<{ offset: number; epoch: string } | undefined> | undefined;
   presence(topic: string): unknown;
   whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
   historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
@@ -210,18 +210,22 @@ export class JsonProtocol implements Protocol {
     if (recovery) {
       // Subscribed first, then the missed publications in the same turn: nothing new can come between,
       // so the client gets every publication after its offset exactly once, in order, then live ones.
-      const { result, frames } = this.host.recover(session, topics[0]!, recovery);
-      this.reply(session, id, 'subscribe', result);
-      for (const frame of frames) session.write(frame);
-      return;
+      return this.host.recover(session, topics[0]!, recovery, (result, frames) => {
+        this.reply(session, id, 'subscribe', result as Record<string, unknown>);
+        for (const frame of frames) session.write(frame);
+      });
     }
     // "Subscribed" only once publications from every node reach this one. With history, the reply
     // says where the topic stands, read after subscribing: a client that loses the connection later
     // can recover from there even when nothing was published meanwhile.
-    const answer = () => this.reply(session, id, 'subscribe', topics.length === 1 ? this.host.positionOf(topics[0]!) : undefined);
+    const answer = (): void | Promise<void> => {
+      const position = topics.length === 1 ? this.host.positionOf(topics[0]!) : undefined;
+      if (position instanceof Promise) return position.then((known) => this.reply(session, id, 'subscribe', known));
+      this.reply(session, id, 'subscribe', position);
+    };
     const ready = this.host.whenSubscribed(topics);
     if (ready) return ready.then(answer);
-    answer();
+    return answer();
   }
 
   private unsubscribe(session: Session, id: Id, raw: Record<string, unknown>): void {
