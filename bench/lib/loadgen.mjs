@@ -1,0 +1,202 @@
+// The load generator: a separate process (pinned to its own core by run.mjs)
+// that opens the subscribers, drives the publisher and measures what arrives.
+// Usage: node loadgen.mjs '<json spec>'  → prints one JSON result line.
+import http from 'node:http';
+import { connect, now, sendTime } from './rawws.mjs';
+
+const spec = JSON.parse(process.argv[2]);
+const { port, dialect } = spec; // dialect: 'json' (Herald and the ws peers) or 'socketio'
+const path = dialect === 'socketio' ? '/socket.io/?EIO=4&transport=websocket' : '/ws';
+const isSio = dialect === 'socketio';
+
+// Connections come from several loopback addresses: one source address runs out of ports near 28,000.
+const sources = spec.sources ?? ['127.0.0.1'];
+let sourceTurn = 0;
+const nextSource = () => sources[sourceTurn++ % sources.length];
+
+const subscribeFrame = (topic, id) => (isSio ? `42["subscribe",${JSON.stringify(topic)}]` : JSON.stringify({ id, action: 'subscribe', topic }));
+const publishFrame = (topic, message) => (isSio ? `42["publish",${JSON.stringify({ topic, message })}]` : JSON.stringify({ action: 'publish', topic, message }));
+
+/** One subscriber: counts publications, samples latencies, resolves `ready` once subscribed. */
+async function subscriber(topic, state, sampleEvery) {
+  let resolveReady;
+  const ready = new Promise((resolve) => (resolveReady = resolve));
+  const me = { count: 0, ready };
+  const client = await connect({
+    port,
+    path,
+    localAddress: nextSource(),
+    onFrame(buffer, start, end, socket) {
+      const first = buffer[start];
+      if (isSio) {
+        // Engine.IO: 0 open, 2 ping, 40 connected, 42[...] events.
+        if (first === 0x30) return socket.send('40');
+        if (first === 0x32 && end - start === 1) return socket.send('3');
+        if (buffer[start + 1] === 0x30) return topic === null ? resolveReady() : socket.send(subscribeFrame(topic));
+        if (buffer[start + 5] === 0x73) return resolveReady(); // 42["subscribed"
+      } else if (buffer[start + 2] === 0x69) {
+        return resolveReady(); // {"id":..} the subscribe reply
+      }
+      me.count++;
+      state.received++;
+      if (me.count % sampleEvery === 0) state.latencies.push(now() - sendTime(buffer, start, end));
+      state.onReceive?.(me);
+    },
+    onClose() {
+      state.closed++;
+    },
+  });
+  if (!isSio) {
+    if (topic === null) resolveReady();
+    else client.send(subscribeFrame(topic, 1));
+  }
+  me.client = client;
+  return me;
+}
+
+async function openMany(count, topicOf, state, sampleEvery) {
+  const subs = [];
+  const batch = 250;
+  for (let i = 0; i < count; i += batch) {
+    const made = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => subscriber(topicOf(i + j), state, sampleEvery)));
+    await Promise.all(made.map((sub) => sub.ready));
+    subs.push(...made);
+  }
+  return subs;
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function summarize(latencies) {
+  const sorted = Float64Array.from(latencies).sort();
+  const round = (value) => (value === null ? null : Math.round(value * 100) / 100);
+  return { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted.length ? sorted[sorted.length - 1] : null), samples: sorted.length };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+function httpPost(pathname, body) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const request = http.request({ host: '127.0.0.1', port, path: pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (response) => {
+      response.resume();
+      response.on('end', () => (response.statusCode < 300 ? resolve() : reject(new Error(`HTTP ${response.statusCode}`))));
+    });
+    request.on('error', reject);
+    request.end(data);
+  });
+}
+
+async function fanout() {
+  const { subscribers, messages, window = 64, publisher = 'ws', topics = 1, sampleEvery = 1 } = spec;
+  const state = { received: 0, closed: 0, latencies: [] };
+  const subs = await openMany(subscribers, (i) => `bench-${i % topics}`, state, sampleEvery);
+  const probe = subs[subs.length - 1];
+  const pub = publisher === 'ws' ? await connect({ port, path, onFrame(buffer, start, end, socket) {
+    if (isSio && buffer[start] === 0x30) socket.send('40');
+    else if (isSio && buffer[start] === 0x32) socket.send('3');
+  } }) : null;
+  if (pub && isSio) await new Promise((resolve) => setTimeout(resolve, 200)); // the Engine.IO handshake of the publisher
+  const expected = subscribers * messages;
+  // Flow control: at most `window` publications ahead of the probe subscriber, so that queues stay bounded
+  // and what is measured is the rate the server sustains.
+  let sent = 0;
+  let wake = null;
+  state.onReceive = (sub) => {
+    if (sub === probe && wake && sent - probe.count < window) {
+      const resume = wake;
+      wake = null;
+      resume();
+    }
+  };
+  const perTopicProbe = topics > 1;
+  const started = now();
+  const done = new Promise((resolve) => {
+    const check = setInterval(() => {
+      if (state.received >= expected) {
+        clearInterval(check);
+        resolve(now());
+      }
+    }, 5);
+  });
+  while (sent < messages) {
+    if (!perTopicProbe && sent - probe.count >= window) await new Promise((resolve) => (wake = resolve));
+    const topic = `bench-${sent % topics}`;
+    const message = { s: sent, t: now() };
+    if (pub) pub.send(publishFrame(topic, message));
+    else await httpPost(spec.publishPath ?? '/publish', { topic, message });
+    sent++;
+    if (perTopicProbe && sent % window === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  const finished = await Promise.race([done, new Promise((resolve) => setTimeout(() => resolve(null), 30_000))]);
+  const elapsed = ((finished ?? now()) - started) / 1000;
+  const result = { deliveries: state.received, expected, lost: expected - state.received, seconds: Math.round(elapsed * 1000) / 1000, perSecond: Math.round(state.received / elapsed), latency: summarize(state.latencies), closedByServer: state.closed };
+  for (const sub of subs) sub.client.close();
+  pub?.close();
+  return result;
+}
+
+async function steady() {
+  const { subscribers, rate, seconds } = spec;
+  const state = { received: 0, closed: 0, latencies: [] };
+  const subs = await openMany(subscribers, () => 'bench-0', state, 1);
+  const pub = await connect({ port, path, onFrame(buffer, start, end, socket) {
+    if (isSio && buffer[start] === 0x30) socket.send('40');
+    else if (isSio && buffer[start] === 0x32) socket.send('3');
+  } });
+  if (isSio) await new Promise((resolve) => setTimeout(resolve, 200));
+  const total = rate * seconds;
+  const interval = 1000 / rate;
+  const begin = now();
+  for (let i = 0; i < total; i++) {
+    const due = begin + i * interval;
+    const wait = due - now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait - 0.5));
+    while (now() < due) await new Promise((resolve) => setImmediate(resolve));
+    pub.send(publishFrame('bench-0', { s: i, t: now() }));
+  }
+  const expected = subscribers * total;
+  const deadline = now() + 10_000;
+  while (state.received < expected && now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  const result = { deliveries: state.received, expected, lost: expected - state.received, latency: summarize(state.latencies), closedByServer: state.closed };
+  for (const sub of subs) sub.client.close();
+  pub.close();
+  return result;
+}
+
+async function idle() {
+  const { connections } = spec;
+  const state = { received: 0, closed: 0, latencies: [] };
+  const subs = await openMany(connections, () => null, state, 1);
+  process.stdout.write(`${JSON.stringify({ opened: subs.length })}\n`);
+  // Hold them until the orchestrator has read the server's memory.
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  for (const sub of subs) sub.client.close();
+  return { connections: subs.length, closedByServer: state.closed };
+}
+
+async function publishApi() {
+  const { count, batch = 1, concurrency = 16 } = spec;
+  let next = 0;
+  const started = now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const first = next;
+        next += batch;
+        const size = Math.min(batch, count - first);
+        if (batch === 1) await httpPost(spec.path ?? '/publish', { topic: 'bench-api', message: { s: first } });
+        else await httpPost(spec.path, Array.from({ length: size }, (_, i) => ({ topic: 'bench-api', message: { s: first + i } })));
+      }
+    }),
+  );
+  const seconds = (now() - started) / 1000;
+  return { publications: count, seconds: Math.round(seconds * 1000) / 1000, perSecond: Math.round(count / seconds) };
+}
+
+const modes = { fanout, steady, idle, publishApi };
+const result = await modes[spec.mode]();
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(0);

@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+// npm run bench: Herald and its peers, one after another, driven by the same
+// load generator in another process. Server on core 0, generator on core 1
+// (taskset), when the machine has two cores or more.
+//   node bench/run.mjs [--quick] [--only=herald,ws-coalesce] [--cases=fanout-1k,steady]
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, '').split('=')).map(([key, value]) => [key, value ?? true]));
+const quick = Boolean(args.quick);
+const hasTaskset = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return os.cpus().length >= 2;
+  } catch {
+    return false;
+  }
+})();
+const pin = (core, command) => (hasTaskset ? ['taskset', ['-c', String(core), ...command]] : [command[0], command.slice(1)]);
+
+const HERALD_FLAGS = [
+  '--host', '127.0.0.1', '--log-level', 'silent',
+  '--set', 'demo.enabled=false',
+  '--set', 'auth.jwt.secret=bench-secret-bench-secret-bench-secret',
+  '--set', 'limits.maxConnectionsPerIp=200000',
+  '--set', 'limits.connectionsPerSecond=100000',
+  '--set', 'limits.commandsPerSecond=1000000',
+  '--set', 'limits.commandBurst=1000000',
+  '--set', 'limits.maxTopicsPerConnection=128',
+];
+
+const SERVERS = {
+  herald: { dialect: 'json', publishPath: '/api/publish', command: (port) => ['node', `${root}packages/server/dist/src/cli/main.js`, 'serve', '--port', String(port), ...HERALD_FLAGS] },
+  'ws-coalesce': { dialect: 'json', publishPath: '/publish', command: () => ['node', `${root}bench/peers/ws-coalesce.mjs`] },
+  'ws-naive': { dialect: 'json', publishPath: '/publish', command: () => ['node', `${root}bench/peers/ws-naive.mjs`] },
+  'socket.io': { dialect: 'socketio', publishPath: '/publish', command: () => ['node', `${root}bench/peers/socketio.mjs`] },
+};
+
+const scale = quick ? 0.2 : 1;
+const CASES = [
+  { name: 'fanout-1k', what: '1,000 subscribers, WebSocket publisher at full speed', spec: { mode: 'fanout', subscribers: 1000, messages: Math.round(4000 * scale), sampleEvery: 10 } },
+  { name: 'fanout-1k-http', what: '1,000 subscribers, HTTP publisher (one POST per message)', spec: { mode: 'fanout', subscribers: 1000, messages: Math.round(1500 * scale), publisher: 'http', sampleEvery: 10 } },
+  { name: 'fanout-10k', what: '10,000 subscribers, WebSocket publisher at full speed', spec: { mode: 'fanout', subscribers: 10_000, messages: Math.round(400 * scale), sampleEvery: 20 } },
+  { name: 'steady', what: '1,000 subscribers, 100 msg/s for 10 s: latency', spec: { mode: 'steady', subscribers: 1000, rate: 100, seconds: quick ? 3 : 10 } },
+  { name: 'topics-10k', what: '10,000 topics × 1 subscriber, publisher round-robin', spec: { mode: 'fanout', subscribers: 10_000, topics: 10_000, messages: Math.round(30_000 * scale), window: 256, sampleEvery: 1 } },
+  { name: 'idle-19k', what: '19,000 idle connections: memory per connection', spec: { mode: 'idle', connections: quick ? 5000 : 19_000 } },
+  { name: 'publish-api', what: 'HTTP publishes, one message per request, no subscriber', spec: { mode: 'publishApi', count: Math.round(20_000 * scale) } },
+];
+
+const only = args.only ? String(args.only).split(',') : Object.keys(SERVERS);
+const cases = args.cases ? CASES.filter((c) => String(args.cases).split(',').includes(c.name)) : CASES;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, ms = 15_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise((resolve) => {
+      const socket = net.connect({ port, host: '127.0.0.1' }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`server on ${port} did not start`);
+}
+
+function procStats(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+  return { cpu: ticks / 100, rss };
+}
+
+let sourceBlock = 10;
+function runGenerator(spec, onLine) {
+  // Each case connects from its own loopback addresses, so that TIME_WAIT ports of one case never starve the next.
+  const sources = Array.from({ length: 4 }, (_, i) => `127.0.${sourceBlock}.${i + 1}`);
+  sourceBlock++;
+  const [command, argv] = pin(1, ['node', `${root}bench/lib/loadgen.mjs`, JSON.stringify({ ...spec, sources })]);
+  const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
+  let buffer = '';
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      buffer += chunk;
+      let newline;
+      while ((newline = buffer.indexOf('\n')) !== -1) {
+        const line = JSON.parse(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        if (onLine && !('closedByServer' in line) && !('perSecond' in line)) onLine(line, child);
+        else resolve(line);
+      }
+    });
+    child.on('exit', (code) => code !== 0 && reject(new Error(`load generator exited with ${code}`)));
+  });
+}
+
+async function runServer(name, server) {
+  const port = await freePort();
+  const [command, argv] = pin(0, server.command(port));
+  const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PORT: String(port) } });
+  await waitForPort(port);
+  const results = {};
+  for (const testCase of cases) {
+    if (testCase.spec.mode === 'publishApi' && name === 'socket.io') continue;
+    const spec = { ...testCase.spec, port, dialect: server.dialect, publishPath: server.publishPath, path: server.publishPath };
+    const before = procStats(child.pid);
+    let memory;
+    const result = await runGenerator(spec, (line, generator) => {
+      // idle: the connections are open; read the server's memory, then let the generator close them.
+      const held = procStats(child.pid);
+      memory = { rssBefore: before.rss, rssWith: held.rss, perConnection: Math.round((held.rss - before.rss) / line.opened) };
+      generator.stdin.write('done\n');
+    });
+    const after = procStats(child.pid);
+    results[testCase.name] = { ...result, ...(memory ? { memory } : {}), serverCpuSeconds: Math.round((after.cpu - before.cpu) * 100) / 100 };
+    process.stderr.write(`  ${name} ${testCase.name}: ${JSON.stringify(results[testCase.name])}\n`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  child.kill('SIGKILL');
+  return results;
+}
+
+// Herald in-process: the library API, no sockets.
+async function libraryPublish() {
+  const script = `
+    const { createHerald } = await import(${JSON.stringify(`${root}packages/server/dist/src/index.js`)});
+    const herald = await createHerald({ port: 0, host: '127.0.0.1', log: { level: 'silent' }, demo: { enabled: false } });
+    const count = ${Math.round(200_000 * scale)};
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) herald.publish('bench-lib', { s: i });
+    await herald.publish('bench-lib', 'last');
+    const seconds = (performance.now() - t0) / 1000;
+    console.log(JSON.stringify({ publications: count, seconds: Math.round(seconds * 1000) / 1000, perSecond: Math.round(count / seconds) }));
+    await herald.close();
+    process.exit(0);`;
+  const [command, argv] = pin(0, ['node', '--input-type=module', '-e', script]);
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk) => (out += chunk));
+  await new Promise((resolve) => child.on('exit', resolve));
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+const heraldBatch = async () => {
+  const port = await freePort();
+  const [command, argv] = pin(0, SERVERS.herald.command(port));
+  const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForPort(port);
+  const result = await runGenerator({ mode: 'publishApi', port, path: '/api/publish', count: Math.round(100_000 * scale), batch: 100, concurrency: 4 });
+  child.kill('SIGKILL');
+  return result;
+};
+
+const fmt = (value, digits = 0) => (value === null || value === undefined ? '–' : Number(value).toLocaleString('en-US', { maximumFractionDigits: digits }));
+
+const started = Date.now();
+if (!existsSync(`${root}packages/server/dist/src/cli/main.js`)) throw new Error('build first: npm run build');
+console.log(`Herald benchmark  ${new Date().toISOString()}`);
+console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${hasTaskset ? 'server on core 0, load generator on core 1' : 'not pinned (no taskset or one core)'}${quick ? ', QUICK (smaller counts)' : ''}`);
+console.log(`herald: ${HERALD_FLAGS.filter((flag) => flag !== '--set').join(' ')} (JWT auth configured, limits on, metrics on, history off)\n`);
+
+const all = {};
+for (const name of only) {
+  process.stderr.write(`${name}…\n`);
+  all[name] = await runServer(name, SERVERS[name]);
+}
+const extra = {};
+if (only.includes('herald') && (!args.cases || String(args.cases).includes('publish-api'))) {
+  extra.heraldBatch = await heraldBatch();
+  extra.heraldLibrary = await libraryPublish();
+}
+
+// The table.
+const rows = [];
+for (const testCase of cases) {
+  for (const name of only) {
+    const r = all[name]?.[testCase.name];
+    if (!r) continue;
+    const h = all.herald?.[testCase.name];
+    let figure;
+    let ratio = '';
+    if (testCase.spec.mode === 'idle') {
+      figure = r.memory ? `${fmt(r.memory.perConnection / 1024, 1)} KB/conn` : '–';
+      if (h?.memory && name !== 'herald') ratio = `${fmt(h.memory.perConnection / r.memory.perConnection, 2)}× mem`;
+    } else if (testCase.spec.mode === 'steady') {
+      figure = `p50 ${fmt(r.latency.p50, 2)} / p99 ${fmt(r.latency.p99, 2)} / max ${fmt(r.latency.max, 1)} ms`;
+      if (h && name !== 'herald') ratio = `${fmt(h.latency.p99 / r.latency.p99, 2)}× p99`;
+    } else {
+      figure = `${fmt(r.perSecond)}/s${r.latency ? `, p99 ${fmt(r.latency.p99, 1)} ms` : ''}`;
+      if (h && name !== 'herald') ratio = `${fmt(h.perSecond / r.perSecond, 2)}×`;
+    }
+    rows.push([testCase.name, name, figure, fmt(r.lost ?? 0), fmt(r.serverCpuSeconds, 2), ratio]);
+  }
+}
+const header = ['case', 'server', 'result', 'lost', 'server CPU s', 'herald ÷ peer'];
+const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => String(row[i]).length)));
+const line = (cells) => `| ${cells.map((cell, i) => String(cell).padEnd(widths[i])).join(' | ')} |`;
+console.log(line(header));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const row of rows) console.log(line(row));
+if (extra.heraldBatch) console.log(`\nherald /api/publish in batches of 100: ${fmt(extra.heraldBatch.perSecond)} publications/s (${fmt(extra.heraldBatch.publications)} in ${extra.heraldBatch.seconds} s)`);
+if (extra.heraldLibrary) console.log(`herald library publish(), no subscriber: ${fmt(extra.heraldLibrary.perSecond)} publications/s`);
+console.log(`\n${cases.map((c) => `${c.name}: ${c.what}`).join('\n')}`);
+console.log(`\ntotal ${Math.round((Date.now() - started) / 1000)} s`);
+
+mkdirSync(`${root}bench/results`, { recursive: true });
+const file = `${root}bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().map((cpu) => cpu.model), pinned: hasTaskset, quick, results: all, extra }, null, 2));
+console.log(`results: ${file}`);
