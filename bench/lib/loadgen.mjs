@@ -99,7 +99,8 @@ async function fanout() {
     else if (isSio && buffer[start] === 0x32) socket.send('3');
   } }) : null;
   if (pub && isSio) await new Promise((resolve) => setTimeout(resolve, 200)); // the Engine.IO handshake of the publisher
-  const expected = subscribers * messages;
+  // Each publication reaches the subscribers of its topic.
+  const expected = Math.round((subscribers / topics) * messages);
   // Flow control: at most `window` publications ahead of the probe subscriber, so that queues stay bounded
   // and what is measured is the rate the server sustains.
   let sent = 0;

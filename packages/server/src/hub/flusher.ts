@@ -1,25 +1,23 @@
-import type { Duplex } from 'node:stream';
-
-/** Anything whose socket the flusher corks and later uncorks. */
-export interface Corkable {
-  readonly socket: Duplex;
-  corked: boolean;
+/** Anything that gathers frames during a turn and sends them when flushed. */
+export interface Batched {
+  flushPending(): void;
 }
 
 /**
- * Write coalescing. The first frame written to a socket in an event-loop turn
- * corks it; every socket corked in the turn is uncorked once, in the check
- * phase (setImmediate), so all the frames of the turn leave in one writev
- * syscall. A burst of publications that arrives in one read therefore costs
- * one syscall per subscriber instead of one per frame.
+ * Write coalescing. A session gathers the frames written to it during an
+ * event-loop turn; the first one schedules it here, and every scheduled
+ * session is flushed once, in the check phase (setImmediate), as a single
+ * Buffer written to its socket. A burst of publications that arrives in one
+ * read therefore costs one write and one syscall per subscriber instead of
+ * one per frame. (Measured against cork/uncork, which leaves the same
+ * frames as a writev of many buffers: the single buffer was faster, see
+ * docs/benchmarks.md.)
  */
 export class Flusher {
-  private pending: Corkable[] = [];
+  private pending: Batched[] = [];
   private scheduled = false;
 
-  cork(target: Corkable): void {
-    target.socket.cork();
-    target.corked = true;
+  schedule(target: Batched): void {
     this.pending.push(target);
     if (!this.scheduled) {
       this.scheduled = true;
@@ -27,16 +25,11 @@ export class Flusher {
     }
   }
 
-  /** Uncorks every socket corked since the last flush. */
+  /** Flushes every session scheduled since the last flush. */
   readonly flush = (): void => {
     this.scheduled = false;
     const pending = this.pending;
     this.pending = [];
-    for (let i = 0; i < pending.length; i++) {
-      const target = pending[i]!;
-      if (!target.corked) continue;
-      target.corked = false;
-      target.socket.uncork();
-    }
+    for (let i = 0; i < pending.length; i++) pending[i]!.flushPending();
   };
 }

@@ -4,7 +4,7 @@ import { NO_GRANTS, type Grants } from '../auth/permissions.js';
 import type { Publication } from '../broker/broker.js';
 import type { Protocol } from '../protocols/protocol.js';
 import type { TokenBucket } from '../util/token-bucket.js';
-import type { Corkable, Flusher } from './flusher.js';
+import type { Batched, Flusher } from './flusher.js';
 
 export type SessionState = 'connecting' | 'open' | 'closing' | 'closed';
 
@@ -41,11 +41,13 @@ interface Inbound {
  * `maxQueueBytes` waiting in the socket closes the connection with 1013
  * instead of letting memory grow without bound.
  */
-export class Session implements Corkable {
+export class Session implements Batched {
   readonly topics = new Set<string>();
   readonly connectedAt = Date.now();
   state: SessionState = 'connecting';
-  corked = false;
+  /** Frames written in this event-loop turn, sent together by the flusher. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   /** Identity, when the connection is authenticated (set only through Hub.setUser). */
   uid: string | undefined;
   /** What the connection's token or the connect hook granted. */
@@ -93,24 +95,33 @@ export class Session implements Corkable {
   write(frame: Buffer): boolean {
     if (this.state !== 'open') return false;
     const socket = this.socket;
-    const queued = socket.writableLength + frame.length;
+    const queued = socket.writableLength + this.pendingBytes + frame.length;
     if (queued > this.host.maxQueueBytes) {
       this.host.onSlowConsumer(this, queued);
       return false;
     }
-    if (!this.corked) this.host.flusher.cork(this);
-    socket.write(frame);
+    if (this.pendingBytes === 0) this.host.flusher.schedule(this);
+    this.pending.push(frame);
+    this.pendingBytes += frame.length;
     this.framesOut++;
-    if (socket.writableLength >= FLUSH_AT) {
-      this.corked = false;
-      socket.uncork();
-    }
+    if (this.pendingBytes >= FLUSH_AT) this.flushPending();
     return true;
+  }
+
+  /** Hands the frames of this turn to the socket as one buffer: one write, one syscall. */
+  flushPending(): void {
+    const bytes = this.pendingBytes;
+    if (bytes === 0) return;
+    const pending = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.state === 'closed') return;
+    this.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes));
   }
 
   /** Bytes waiting to be sent: written but not yet accepted by the kernel. */
   get queuedBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.pendingBytes;
   }
 
   /** Marks the session open and handles the frames that arrived while it was connecting. */
@@ -145,6 +156,7 @@ export class Session implements Corkable {
     this.inbox = null;
     // A close frame travels behind everything already queued; a peer that
     // never completes the handshake is cut after closeTimeout.
+    this.flushPending();
     this.ws.close(code, truncateReason(reason));
     this.terminateTimer = setTimeout(() => this.ws.terminate(), this.host.closeTimeout);
     this.terminateTimer.unref();
