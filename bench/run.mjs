@@ -48,7 +48,7 @@ const CASES = [
   { name: 'fanout-1k-http', what: '1,000 subscribers, HTTP publisher (one POST per message)', spec: { mode: 'fanout', subscribers: 1000, messages: Math.round(1500 * scale), publisher: 'http', sampleEvery: 10 } },
   { name: 'fanout-10k', what: '10,000 subscribers, WebSocket publisher at full speed', spec: { mode: 'fanout', subscribers: 10_000, messages: Math.round(400 * scale), sampleEvery: 20 } },
   { name: 'steady', what: '1,000 subscribers, 100 msg/s for 10 s: latency', spec: { mode: 'steady', subscribers: 1000, rate: 100, seconds: quick ? 3 : 10 } },
-  { name: 'topics-10k', what: '10,000 topics × 1 subscriber, publisher round-robin', spec: { mode: 'fanout', subscribers: 10_000, topics: 10_000, messages: Math.round(30_000 * scale), window: 256, sampleEvery: 1 } },
+  { name: 'topics-10k', what: '10,000 topics × 1 subscriber, publisher round-robin', spec: { mode: 'fanout', subscribers: 10_000, topics: 10_000, messages: Math.round(150_000 * scale), window: 256, sampleEvery: 1 } },
   { name: 'publish-api', what: 'HTTP publishes, one message per request, no subscriber', spec: { mode: 'publishApi', count: Math.round(20_000 * scale) } },
 ];
 

@@ -33,7 +33,7 @@ async function subscriber(topic, state, sampleEvery) {
         if (first === 0x30) return socket.send('40');
         if (first === 0x32 && end - start === 1) return socket.send('3');
         if (buffer[start + 1] === 0x30) return topic === null ? resolveReady() : socket.send(subscribeFrame(topic));
-        if (buffer[start + 5] === 0x73) return resolveReady(); // 42["subscribed"
+        if (buffer[start + 4] === 0x73) return resolveReady(); // 42["subscribed"
       } else if (buffer[start + 2] === 0x69) {
         return resolveReady(); // {"id":..} the subscribe reply
       }
@@ -90,7 +90,7 @@ function httpPost(pathname, body) {
 }
 
 async function fanout() {
-  const { subscribers, messages, window = 64, publisher = 'ws', topics = 1, sampleEvery = 1 } = spec;
+  const { subscribers, messages, window = 64, publisher = 'ws', topics = 1, sampleEvery = 1, maxSeconds = 8 } = spec;
   const state = { received: 0, closed: 0, latencies: [] };
   const subs = await openMany(subscribers, (i) => `bench-${i % topics}`, state, sampleEvery);
   const probe = subs[subs.length - 1];
@@ -99,8 +99,8 @@ async function fanout() {
     else if (isSio && buffer[start] === 0x32) socket.send('3');
   } }) : null;
   if (pub && isSio) await new Promise((resolve) => setTimeout(resolve, 200)); // the Engine.IO handshake of the publisher
-  // Each publication reaches the subscribers of its topic.
-  const expected = Math.round((subscribers / topics) * messages);
+  // Each publication reaches the subscribers of its topic. A slow server gets fewer publications (at most maxSeconds of publishing).
+  let expected = Math.round((subscribers / topics) * messages);
   // Flow control: at most `window` publications ahead of the probe subscriber, so that queues stay bounded
   // and what is measured is the rate the server sustains.
   let sent = 0;
@@ -116,13 +116,18 @@ async function fanout() {
   const started = now();
   const done = new Promise((resolve) => {
     const check = setInterval(() => {
-      if (state.received >= expected) {
+      if (state.received >= expected && sent > 0) {
         clearInterval(check);
         resolve(now());
       }
     }, 5);
   });
+  const stopAt = started + maxSeconds * 1000;
   while (sent < messages) {
+    if (now() > stopAt) {
+      expected = Math.round((subscribers / topics) * sent);
+      break;
+    }
     if (!perTopicProbe && sent - probe.count >= window) await new Promise((resolve) => (wake = resolve));
     const topic = `bench-${sent % topics}`;
     const message = { s: sent, t: now() };
@@ -131,9 +136,9 @@ async function fanout() {
     sent++;
     if (perTopicProbe && sent % window === 0) await new Promise((resolve) => setImmediate(resolve));
   }
-  const finished = await Promise.race([done, new Promise((resolve) => setTimeout(() => resolve(null), 30_000))]);
+  const finished = await Promise.race([done, new Promise((resolve) => setTimeout(() => resolve(null), 20_000))]);
   const elapsed = ((finished ?? now()) - started) / 1000;
-  const result = { deliveries: state.received, expected, lost: expected - state.received, seconds: Math.round(elapsed * 1000) / 1000, perSecond: Math.round(state.received / elapsed), latency: summarize(state.latencies), closedByServer: state.closed };
+  const result = { published: sent, deliveries: state.received, expected, lost: expected - state.received, seconds: Math.round(elapsed * 1000) / 1000, perSecond: Math.round(state.received / elapsed), latency: summarize(state.latencies), closedByServer: state.closed };
   for (const sub of subs) sub.client.close();
   pub?.close();
   return result;
