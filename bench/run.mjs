@@ -2,7 +2,7 @@
 // npm run bench: Herald and its peers, one after another, driven by the same
 // load generator in another process. Server on core 0, generator on core 1
 // (taskset), when the machine has two cores or more.
-//   node bench/run.mjs [--quick] [--only=herald,ws-coalesce] [--cases=fanout-1k,steady]
+//   node bench/run.mjs [--quick] [--only=herald,ws-coalesce] [--cases=fanout-1k,steady] [--with-100k [--workers=6]]
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -167,6 +167,63 @@ const heraldBatch = async () => {
   return result;
 };
 
+// 100,000 idle connections: herald serve --workers, several generators, several source addresses.
+async function idle100k() {
+  const workers = Number(args.workers ?? 6);
+  const generators = 6;
+  const total = Number(args.connections ?? 100_000);
+  const port = await freePort();
+  const child = spawn('node', [`${root}packages/server/dist/src/cli/main.js`, 'serve', '--port', String(port), '--workers', String(workers), ...HERALD_FLAGS], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForPort(port, 30_000);
+  const processes = () => [child.pid, ...execFileSync('pgrep', ['-P', String(child.pid)]).toString().trim().split('\n').map(Number)];
+  // The workers are up once each answers; give them a moment to all listen.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const rssOf = (pids) => pids.reduce((sum, pid) => sum + procStats(pid).rss, 0);
+  const before = rssOf(processes());
+  const started = Date.now();
+  const opened = [];
+  const held = [];
+  await Promise.all(
+    Array.from({ length: generators }, (_, g) =>
+      new Promise((resolve, reject) => {
+        const sources = Array.from({ length: 4 }, (_, i) => `127.${100 + g}.0.${i + 1}`);
+        const spec = { mode: 'idle', port, dialect: 'json', connections: Math.ceil(total / generators), sources };
+        const generator = spawn('node', [`${root}bench/lib/loadgen.mjs`, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'inherit'] });
+        held.push(generator);
+        generator.stdout.once('data', (chunk) => {
+          opened.push(JSON.parse(String(chunk)).opened);
+          resolve();
+        });
+        generator.on('exit', (code) => code !== 0 && reject(new Error(`generator ${g} exited with ${code}`)));
+      }),
+    ),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  const pids = processes();
+  const after = rssOf(pids);
+  // The workers tell each other their figures every heartbeat (5 s): then any of them answers for all.
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  const status = await new Promise((resolve) => {
+    import('node:http').then(({ default: http }) =>
+      http.get(`http://127.0.0.1:${port}/api/status`, (response) => {
+        let body = '';
+        response.on('data', (chunk) => (body += chunk));
+        response.on('end', () => resolve(JSON.parse(body)));
+      }),
+    );
+  });
+  for (const generator of held) generator.stdin.write('done\n');
+  await Promise.all(held.map((generator) => new Promise((resolve) => generator.on('exit', resolve))));
+  child.kill('SIGKILL');
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  const connections = opened.reduce((a, b) => a + b, 0);
+  return { connections, serverSaw: status.cluster?.connections ?? status.connections, workers, processes: pids.length, openSeconds: Math.round(seconds * 10) / 10, rssBefore: before, rssWith: after, perConnection: Math.round((after - before) / connections) };
+}
+
 const fmt = (value, digits = 0) => (value === null || value === undefined ? '–' : Number(value).toLocaleString('en-US', { maximumFractionDigits: digits }));
 
 const started = Date.now();
@@ -181,6 +238,11 @@ for (const name of only) {
   all[name] = await runServer(name, SERVERS[name]);
 }
 const extra = {};
+if (args['with-100k']) {
+  process.stderr.write('herald 100k idle across workers…\n');
+  extra.idle100k = await idle100k();
+  process.stderr.write(`  ${JSON.stringify(extra.idle100k)}\n`);
+}
 if (only.includes('herald') && (!args.cases || String(args.cases).includes('publish-api'))) {
   extra.heraldBatch = await heraldBatch();
   extra.heraldLibrary = await libraryPublish();
@@ -215,6 +277,10 @@ console.log(line(header));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of rows) console.log(line(row));
 if (extra.heraldBatch) console.log(`\nherald /api/publish in batches of 100: ${fmt(extra.heraldBatch.perSecond)} publications/s (${fmt(extra.heraldBatch.publications)} in ${extra.heraldBatch.seconds} s)`);
+if (extra.idle100k) {
+  const r = extra.idle100k;
+  console.log(`herald --workers ${r.workers}: ${fmt(r.connections)} idle connections opened in ${r.openSeconds} s (the servers counted ${fmt(r.serverSaw)}), ${fmt(r.perConnection / 1024, 1)} KB each over ${r.processes} processes`);
+}
 if (extra.heraldLibrary) console.log(`herald library publish(), no subscriber: ${fmt(extra.heraldLibrary.perSecond)} publications/s`);
 console.log(`\n${cases.map((c) => `${c.name}: ${c.what}`).join('\n')}`);
 console.log(`\ntotal ${Math.round((Date.now() - started) / 1000)} s`);
