@@ -23,6 +23,7 @@ import { Metrics, type PublicationSource } from './metrics/metrics.js';
 import { LocalPresence, type PresenceEntry, type PresenceView } from './presence/presence.js';
 import { MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { RedisHistory } from './history/redis-history.js';
+import { SplitBroker } from './broker/split.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
 import { withDemoSecret } from './demo/backend.js';
@@ -267,7 +268,7 @@ export class Herald implements SessionHost, UpgradeHost {
     const id = `${topic}\n${key}`;
     const known = this.idempotency.get(id);
     if (known) return known.result;
-    const result = this.publishNow(topic, message, source);
+    const result = this.publishNow(topic, message, source, key);
     this.idempotency.set(id, { at: Date.now(), result });
     result.catch(() => this.idempotency.delete(id));
     return result;
@@ -281,7 +282,7 @@ export class Herald implements SessionHost, UpgradeHost {
     }
   }
 
-  private publishNow(topic: string, message: unknown, source: PublicationSource): Promise<PublishResult> {
+  private publishNow(topic: string, message: unknown, source: PublicationSource, idempotencyKey?: string): Promise<PublishResult> {
     const problem = this.topicProblem(topic);
     if (problem) return Promise.reject(new HeraldError('invalid_topic', problem));
     if (this.closing) return Promise.reject(new HeraldError('unavailable', 'server is shutting down'));
@@ -291,7 +292,7 @@ export class Herald implements SessionHost, UpgradeHost {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.distribute({ topic, payload }, source);
+    return this.distribute({ topic, payload }, source, idempotencyKey);
   }
 
   /**
@@ -324,11 +325,13 @@ export class Herald implements SessionHost, UpgradeHost {
   }
 
   /** Every publication's one path: this node's subscribers first, then the other nodes through the broker. */
-  private distribute(publication: Publication, source: PublicationSource): Promise<PublishResult> {
+  private distribute(publication: Publication, source: PublicationSource, idempotencyKey?: string): Promise<PublishResult> {
     const rule = ruleFor(this.config.history, publication.topic);
     if (rule && this.history.shared) {
       // The shared store's append publishes to every node, this one included, in offset order.
-      return Promise.resolve(this.history.append(publication.topic, rule, publication.payload, publication.lhttp)).then((position) => {
+      // The key is kept in the shared store too, so that a retry reaching another node is a no-op as well.
+      const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, window: this.config.idempotencyWindow };
+      return Promise.resolve(this.history.append(publication.topic, rule, publication.payload, publication.lhttp, idempotency)).then((position) => {
         this.stats.publications++;
         return { offset: position.offset, epoch: position.epoch };
       });
@@ -1021,8 +1024,9 @@ function after(ms: number, session: Session, fn: () => void): void {
 function createHistoryStore(config: HeraldConfig, broker: Broker): HistoryStore {
   const store = config.historyStore === 'auto' ? (broker instanceof RedisBroker ? 'redis' : 'memory') : config.historyStore;
   if (store === 'memory') return new MemoryHistory(config.historyMaxBytes);
-  if (!(broker instanceof RedisBroker)) throw new HeraldError('bad_request', 'historyStore "redis" needs broker "redis"');
-  return new RedisHistory(() => broker.commands(), config.redis.prefix);
+  const redis = broker instanceof RedisBroker ? broker : broker instanceof SplitBroker ? broker.history : null;
+  if (!redis) throw new HeraldError('bad_request', 'historyStore "redis" needs broker "redis" or "nats"');
+  return new RedisHistory(() => redis.commands(), config.redis.prefix);
 }
 
 /** What a recovery answers in the subscribe reply. */
@@ -1034,6 +1038,11 @@ export interface RecoveryResult {
 }
 
 function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {
+  if (config.broker === 'nats' && config.historyStore === 'redis') {
+    const nats = new NatsBroker({ url: config.nats.url, prefix: config.nats.prefix, nodeId, log: log.child({ component: 'nats' }) });
+    const redis = new RedisBroker({ ...config.redis, nodeId, log: log.child({ component: 'redis' }) });
+    return new SplitBroker(nats, redis, (topic) => ruleFor(config.history, topic) !== undefined);
+  }
   switch (config.broker) {
     case 'redis':
       return new RedisBroker({ ...config.redis, nodeId, log: log.child({ component: 'redis' }) });

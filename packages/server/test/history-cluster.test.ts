@@ -149,6 +149,23 @@ describe('history in Redis, shared by several nodes', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('an idempotency key holds across nodes: a retry on another node publishes nothing and answers the first offset', async (t) => {
+    if (skip) return t.skip(skip);
+    prefix = `hc${++tests}:`;
+    const [a, b] = await Promise.all([node(), node()]);
+    const watcher = await subscriber(b, 'h:orders');
+    const first = await a.publish('h:orders', { order: 1 }, 'library', { idempotencyKey: 'order-1' });
+    const retry = (await http(b, 'POST', '/api/publish', { topic: 'h:orders', message: { order: 1 }, idempotencyKey: 'order-1' })).body as { offset: number; epoch: string };
+    assert.deepEqual({ offset: retry.offset, epoch: retry.epoch }, first);
+    const other = await b.publish('h:orders', { order: 2 }, 'library', { idempotencyKey: 'order-2' });
+    assert.equal(other.offset, first.offset! + 1);
+    assert.deepEqual((await watcher.next()).message, { order: 1 });
+    assert.deepEqual((await watcher.next()).message, { order: 2 }, 'the retry was not delivered');
+    assert.deepEqual((await a.historyOf('h:orders')).publications.map((p) => p.message), [{ order: 1 }, { order: 2 }]);
+    await watcher.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('keeps at most size entries, and says too_far_behind past them', async (t) => {
     if (skip) return t.skip(skip);
     prefix = `hc${++tests}:`;
@@ -235,3 +252,56 @@ for (const kind of ['redis', 'nats'] as const) {
     });
   });
 }
+
+describe('NATS broker with the history in Redis alongside', () => {
+  const skip = requireBinary('redis-server') ?? requireBinary('nats-server');
+  const redis = new RedisServer();
+  const nats = new NatsServer();
+  before(async () => {
+    if (!skip) await Promise.all([redis.start(), nats.start()]);
+  });
+  after(() => Promise.all([redis.stop(), nats.stop()]));
+
+  async function node(): Promise<Herald> {
+    const herald = await startHerald({
+      broker: 'nats',
+      nats: { url: nats.url, prefix: 'split.' },
+      historyStore: 'redis',
+      redis: { url: redis.url, prefix: 'split:' },
+      cluster: { heartbeatInterval: 150 },
+      history: [{ pattern: 'h:*', size: 1000, ttl: 600_000 }],
+    });
+    await eventually(() => herald.broker.state === 'ready', 'both brokers ready', 10_000);
+    return herald;
+  }
+
+  it('shares offsets and order through Redis for topics with history, and carries the rest over NATS', async (t) => {
+    if (skip) return t.skip(skip);
+    const [a, b] = await Promise.all([node(), node()]);
+    assert.equal(a.broker.name, 'nats+redis');
+    await eventually(() => a.clusterView().length === 2, 'the nodes see each other over NATS', 10_000);
+    const onA = await connect(a);
+    const onB = await connect(b);
+    for (const client of [onA, onB]) {
+      await client.request({ action: 'subscribe', topic: 'h:log' });
+      await client.request({ action: 'subscribe', topic: 'plain' });
+    }
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 200; i++) await a.publish('h:log', { from: 'a', i });
+      })(),
+      (async () => {
+        for (let i = 0; i < 200; i++) await b.publish('h:log', { from: 'b', i });
+      })(),
+    ]);
+    for (const client of [onA, onB]) {
+      const offsets: number[] = [];
+      for (let i = 0; i < 400; i++) offsets.push((await client.next(10_000)).offset as number);
+      assert.deepEqual(offsets, Array.from({ length: 400 }, (_, i) => i + 1));
+    }
+    await a.publish('plain', 'over nats');
+    for (const client of [onA, onB]) assert.deepEqual(await client.next(10_000), { action: 'publish', topic: 'plain', message: 'over nats' });
+    await Promise.all([onA.close(), onB.close()]);
+    await Promise.all([a.close(), b.close()]);
+  });
+});

@@ -39,7 +39,8 @@ export type RecoveryFailure = 'history_off' | 'epoch_changed' | 'too_far_behind'
 export interface HistoryStore {
   /** Shared by the nodes of a cluster, with appends that deliver the publication to every node themselves (Redis). */
   readonly shared?: boolean;
-  append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined): Position | Promise<Position>;
+  /** `idempotency`: a shared store remembers the key for `window` ms and answers a repeat with the first position, appending nothing. */
+  append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined, idempotency?: { key: string; window: number }): Position | Promise<Position>;
   /** Entries after `after` (oldest first), at most `limit`; or the newest `limit` when reverse. */
   read(topic: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): HistoryRead | Promise<HistoryRead>;
 }

@@ -29,8 +29,19 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
 end`;
 
-const APPEND = `${ENSURE_META}
+const APPEND = `
+if ARGV[11] ~= '' then
+  local known = redis.call('GET', ARGV[11])
+  if known then
+    local split = string.find(known, '\\31', 1, true)
+    return {tonumber(string.sub(known, 1, split - 1)), string.sub(known, split + 1)}
+  end
+end
+${ENSURE_META}
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+if ARGV[11] ~= '' then
+  redis.call('SET', ARGV[11], offset .. '\\31' .. epoch, 'PX', ARGV[12])
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'p', ARGV[5], 'l', ARGV[6], 't', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
@@ -95,7 +106,7 @@ export class RedisHistory implements HistoryStore {
     return [`${base}|meta`, `${base}|stream`];
   }
 
-  async append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined): Promise<Position> {
+  async append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined, idempotency?: { key: string; window: number }): Promise<Position> {
     const redis = this.client();
     const [meta, stream] = this.keys(topic);
     const { mark, text } = encodeHistoryEnvelope(lhttp ? lhttp.text : payload);
@@ -113,6 +124,8 @@ export class RedisHistory implements HistoryStore {
         `${this.prefix}${topic}`,
         mark,
         text,
+        idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
+        idempotency?.window ?? 0,
       );
       return { offset: Number(offset), epoch };
     } catch (err) {

@@ -1,0 +1,71 @@
+import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
+import type { RedisBroker } from './redis.js';
+
+/**
+ * NATS for everything, with Redis alongside for the topics that keep history
+ * (`broker: nats` with `historyStore: redis`). The history store's script
+ * publishes on Redis, which is what orders a topic's publications between
+ * nodes (see history/redis-history.ts); so those topics are carried by Redis,
+ * every other topic and the cluster's control messages by NATS.
+ */
+export class SplitBroker implements Broker {
+  readonly name: string;
+
+  constructor(
+    private readonly main: Broker,
+    readonly history: RedisBroker,
+    private readonly keepsHistory: (topic: string) => boolean,
+  ) {
+    this.name = `${main.name}+redis`;
+  }
+
+  get state(): BrokerState {
+    const states = [this.main.state, this.history.state];
+    if (states.includes('closed')) return 'closed';
+    if (states.every((state) => state === 'ready')) return 'ready';
+    return states.includes('down') ? 'down' : 'connecting';
+  }
+
+  topicProblem(topic: string): string | null {
+    return this.main.topicProblem(topic);
+  }
+
+  async start(sink: BrokerSink): Promise<void> {
+    let reported: BrokerState | null = null;
+    const report = (detail?: string) => {
+      const state = this.state;
+      if (state === reported) return;
+      reported = state;
+      sink.onStateChange(state, detail);
+    };
+    await Promise.all([
+      this.main.start({ deliver: (publication) => sink.deliver(publication), onControl: (message) => sink.onControl(message), onStateChange: (_state, detail) => report(detail) }),
+      // Only history publications travel on Redis here; its own control channels stay unused.
+      this.history.start({ deliver: (publication) => sink.deliver(publication), onControl: () => {}, onStateChange: (_state, detail) => report(detail && `redis: ${detail}`) }),
+    ]);
+  }
+
+  publish(publication: Publication): Promise<PublishResult> {
+    return (this.keepsHistory(publication.topic) ? this.history : this.main).publish(publication);
+  }
+
+  subscribe(topic: string): void | Promise<void> {
+    return (this.keepsHistory(topic) ? this.history : this.main).subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    (this.keepsHistory(topic) ? this.history : this.main).unsubscribe(topic);
+  }
+
+  broadcast(message: string): Promise<void> {
+    return this.main.broadcast(message);
+  }
+
+  sendToNode(nodeId: string, message: string): Promise<void> {
+    return this.main.sendToNode(nodeId, message);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.main.close(), this.history.close()]);
+  }
+}
