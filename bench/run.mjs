@@ -47,6 +47,7 @@ const CASES = [
   { name: 'fanout-1k', what: '1,000 subscribers, WebSocket publisher at full speed', spec: { mode: 'fanout', subscribers: 1000, messages: Math.round(4000 * scale), sampleEvery: 10 } },
   { name: 'fanout-1k-http', what: '1,000 subscribers, HTTP publisher (one POST per message)', spec: { mode: 'fanout', subscribers: 1000, messages: Math.round(1500 * scale), publisher: 'http', sampleEvery: 10 } },
   { name: 'fanout-10k', what: '10,000 subscribers, WebSocket publisher at full speed', spec: { mode: 'fanout', subscribers: 10_000, messages: Math.round(400 * scale), sampleEvery: 20 } },
+  { name: 'fanout-10k-http', what: '10,000 subscribers, HTTP publisher (one POST per message)', spec: { mode: 'fanout', subscribers: 10_000, messages: Math.round(300 * scale), publisher: 'http', sampleEvery: 20 } },
   { name: 'steady', what: '1,000 subscribers, 100 msg/s for 10 s: latency', spec: { mode: 'steady', subscribers: 1000, rate: 100, seconds: quick ? 3 : 10 } },
   { name: 'topics-10k', what: '10,000 topics × 1 subscriber, publisher round-robin', spec: { mode: 'fanout', subscribers: 10_000, topics: 10_000, messages: Math.round(150_000 * scale), window: 256, sampleEvery: 1 } },
   { name: 'publish-api', what: 'HTTP publishes, one message per request, no subscriber', spec: { mode: 'publishApi', count: Math.round(20_000 * scale) } },
@@ -136,11 +137,12 @@ async function runServer(name, server) {
   return results;
 }
 
-// Herald in-process: the library API, no sockets.
-async function libraryPublish() {
+// Herald in-process: the library API, no sockets; on the memory broker, or through a NATS server.
+async function libraryPublish(broker = {}) {
   const script = `
     const { createHerald } = await import(${JSON.stringify(`${root}packages/server/dist/src/index.js`)});
-    const herald = await createHerald({ port: 0, host: '127.0.0.1', log: { level: 'silent' }, demo: { enabled: false } });
+    const herald = await createHerald({ port: 0, host: '127.0.0.1', log: { level: 'silent' }, demo: { enabled: false }, ...${JSON.stringify(broker)} });
+    while (herald.broker.state !== 'ready') await new Promise((resolve) => setTimeout(resolve, 20));
     const count = ${Math.round(200_000 * scale)};
     const t0 = performance.now();
     for (let i = 0; i < count; i++) herald.publish('bench-lib', { s: i });
@@ -246,6 +248,15 @@ if (args['with-100k']) {
 if (only.includes('herald') && (!args.cases || String(args.cases).includes('publish-api'))) {
   extra.heraldBatch = await heraldBatch();
   extra.heraldLibrary = await libraryPublish();
+  // The Lhttp seed's claim: 10,000 publishes in 0.04 s through NATS. Herald's library publish through a NATS server:
+  const natsServer = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((path) => existsSync(path));
+  if (natsServer) {
+    const natsPort = await freePort();
+    const nats = spawn(natsServer, ['-a', '127.0.0.1', '-p', String(natsPort)], { stdio: 'ignore' });
+    await waitForPort(natsPort);
+    extra.heraldLibraryNats = await libraryPublish({ broker: 'nats', nats: { url: `nats://127.0.0.1:${natsPort}` } });
+    nats.kill();
+  }
 }
 
 // The table.
@@ -282,6 +293,7 @@ if (extra.idle100k) {
   console.log(`herald --workers ${r.workers}: ${fmt(r.connections)} idle connections opened in ${r.openSeconds} s (the servers counted ${fmt(r.serverSaw)}), ${fmt(r.perConnection / 1024, 1)} KB each over ${r.processes} processes`);
 }
 if (extra.heraldLibrary) console.log(`herald library publish(), no subscriber: ${fmt(extra.heraldLibrary.perSecond)} publications/s`);
+if (extra.heraldLibraryNats) console.log(`herald library publish() through a NATS server: ${fmt(extra.heraldLibraryNats.perSecond)} publications/s (10,000 in ${fmt(10_000 / extra.heraldLibraryNats.perSecond, 3)} s)`);
 console.log(`\n${cases.map((c) => `${c.name}: ${c.what}`).join('\n')}`);
 console.log(`\ntotal ${Math.round((Date.now() - started) / 1000)} s`);
 
