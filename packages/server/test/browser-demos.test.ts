@@ -30,6 +30,21 @@ describe('demo apps in headless Chromium', () => {
     return page;
   };
 
+  /** Opens the chat in a new window and joins a room under a nickname. */
+  const joinChat = async (room: string, nick: string): Promise<Page> => {
+    const page = await open(`/chat.html?room=${room}`);
+    await page.fill('#nick', nick);
+    await page.click('#nick-form button');
+    await page.waitForSelector('#message:not([disabled])');
+    return page;
+  };
+
+  /** Types a message in the chat and sends it. */
+  const say = async (page: Page, text: string): Promise<void> => {
+    await page.fill('#message', text);
+    await page.press('#message', 'Enter');
+  };
+
   it('index links to every demo, each served', async (t) => {
     if (!chromium.browser()) return t.skip(chromium.skipped());
     herald = await startHerald({ ...NPM_START_CONFIG });
@@ -42,20 +57,12 @@ describe('demo apps in headless Chromium', () => {
 
   it('chat: two windows exchange messages, see each other online, and an LHTTP window joins the same room', async (t) => {
     if (!chromium.browser()) return t.skip(chromium.skipped());
-    const alice = await open('/chat.html?room=test');
-    await alice.fill('#nick', 'Alice');
-    await alice.click('#nick-form button');
-    await alice.waitForSelector('#message:not([disabled])');
-    const bob = await open('/chat.html?room=test');
-    await bob.fill('#nick', 'Bob');
-    await bob.click('#nick-form button');
-    await bob.waitForSelector('#message:not([disabled])');
+    const alice = await joinChat('test', 'Alice');
+    const bob = await joinChat('test', 'Bob');
 
-    await alice.fill('#message', 'hello from Alice');
-    await alice.press('#message', 'Enter');
+    await say(alice, 'hello from Alice');
     await bob.waitForSelector('#messages li >> text=hello from Alice');
-    await bob.fill('#message', 'hi Alice');
-    await bob.press('#message', 'Enter');
+    await say(bob, 'hi Alice');
     await alice.waitForSelector('#messages li.mine >> text=hello from Alice');
     await alice.waitForSelector('#messages li >> text=hi Alice');
     // Presence: each sees both (join events or the presence list).
@@ -65,17 +72,13 @@ describe('demo apps in headless Chromium', () => {
     // Bob switches to LHTTP: same room, other protocol.
     await bob.check('#lhttp');
     await bob.waitForSelector('.state.connected >> text=LHTTP');
-    await bob.fill('#message', 'now over LHTTP');
-    await bob.press('#message', 'Enter');
+    await say(bob, 'now over LHTTP');
     await alice.waitForSelector('#messages li:has-text("now over LHTTP") .via');
-    await alice.fill('#message', 'seen it');
-    await alice.press('#message', 'Enter');
+    await say(alice, 'seen it');
     await bob.waitForSelector('#messages li >> text=seen it');
 
     // A latecomer gets the room's last messages from history.
-    const carol = await open('/chat.html?room=test');
-    await carol.fill('#nick', 'Carol');
-    await carol.click('#nick-form button');
+    const carol = await joinChat('test', 'Carol');
     await carol.waitForSelector('#messages li >> text=hello from Alice');
     await shot(alice, 'chat');
     await Promise.all([alice.context().close(), bob.context().close(), carol.context().close()]);
