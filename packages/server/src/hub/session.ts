@@ -48,6 +48,9 @@ export class Session implements Batched {
   /** Frames written in this event-loop turn, sent together by the flusher. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private socketQueued = 0;
+  private readonly maxQueueBytes: number;
+  private readonly flusher: Flusher;
   /** Identity, when the connection is authenticated (set only through Hub.setUser). */
   uid: string | undefined;
   /** What the connection's token or the connect hook granted. */
@@ -85,7 +88,10 @@ export class Session implements Batched {
     readonly protocol: Protocol,
     readonly ip: string,
     private readonly host: SessionHost,
-  ) {}
+  ) {
+    this.maxQueueBytes = host.maxQueueBytes;
+    this.flusher = host.flusher;
+  }
 
   /**
    * Queues a complete WebSocket frame for the peer. Returns false when the
@@ -94,13 +100,14 @@ export class Session implements Batched {
    */
   write(frame: Buffer): boolean {
     if (this.state !== 'open') return false;
-    const socket = this.socket;
-    const queued = socket.writableLength + this.pendingBytes + frame.length;
-    if (queued > this.host.maxQueueBytes) {
+    // The socket's own queue is read once per turn (it cannot grow while we only gather frames).
+    if (this.pendingBytes === 0) this.socketQueued = this.socket.writableLength;
+    const queued = this.socketQueued + this.pendingBytes + frame.length;
+    if (queued > this.maxQueueBytes) {
       this.host.onSlowConsumer(this, queued);
       return false;
     }
-    if (this.pendingBytes === 0) this.host.flusher.schedule(this);
+    if (this.pendingBytes === 0) this.flusher.schedule(this);
     this.pending.push(frame);
     this.pendingBytes += frame.length;
     this.framesOut++;
