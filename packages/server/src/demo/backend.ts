@@ -53,7 +53,7 @@ export function registerDemoBackend(app: FastifyInstance, herald: Herald): void 
   });
   const every = (ms: number, tick: () => boolean) => {
     const timer = setInterval(() => {
-      if (!tick()) {
+      if (herald.closing || !tick()) {
         clearInterval(timer);
         timers.delete(timer);
       }
@@ -84,7 +84,8 @@ export function registerDemoBackend(app: FastifyInstance, herald: Herald): void 
     every(interval, () => {
       step++;
       const progress = Math.round((step / steps) * 100);
-      void herald.send(uid, { task, progress, status: step >= steps ? 'done' : 'running' });
+      // A user gone meanwhile, or a server shutting down: the fake task just ends.
+      herald.send(uid, { task, progress, status: step >= steps ? 'done' : 'running' }).catch(() => {});
       return step < steps;
     });
     return { ok: true, task };
@@ -100,14 +101,14 @@ export function registerDemoBackend(app: FastifyInstance, herald: Herald): void 
     const until = Date.now() + seconds * 1000;
     every(1000 / perSecond, () => {
       const seats = 1 + Math.floor(Math.random() * 4);
-      void herald.publish('bookings', {
+      herald.publish('bookings', {
         id: ++booking,
         show: SHOWS[Math.floor(Math.random() * SHOWS.length)]!,
         customer: NAMES[Math.floor(Math.random() * NAMES.length)]!,
         seats,
         amount: seats * (35 + Math.floor(Math.random() * 60)),
         time: new Date().toISOString(),
-      });
+      }).catch((err: Error) => herald.log.debug({ err: err.message }, 'demo booking not published'));
       feeding = Date.now() < until;
       return feeding;
     });
