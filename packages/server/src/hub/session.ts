@@ -46,7 +46,7 @@ export class Session implements Batched {
   readonly connectedAt = Date.now();
   state: SessionState = 'connecting';
   /** Frames written in this event-loop turn, sent together by the flusher. */
-  private pending: Buffer[] = [];
+  private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
   private socketQueued = 0;
   private readonly maxQueueBytes: number;
@@ -120,10 +120,11 @@ export class Session implements Batched {
     const bytes = this.pendingBytes;
     if (bytes === 0) return;
     const pending = this.pending;
-    this.pending = [];
     this.pendingBytes = 0;
-    if (this.state === 'closed') return;
-    this.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes));
+    // The array is reused turn after turn: Buffer.concat copies, and a single frame is handed over as is.
+    const chunk = this.state === 'closed' ? null : pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes);
+    pending.length = 0;
+    if (chunk) this.socket.write(chunk);
   }
 
   /** Bytes waiting to be sent: written but not yet accepted by the kernel. */
