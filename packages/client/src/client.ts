@@ -133,13 +133,12 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
   close(code = 1000, reason = 'client closed'): void {
     if (this.state === 'closed') return;
     const socket = this.#socket;
-    this.#detach();
+    this.#finish(code, reason);
     try {
       socket?.close(code, reason);
     } catch {
       // A socket that is still connecting may refuse a close code; it is detached either way.
     }
-    this.#finish(code, reason);
   }
 
   /** Subscribes to a topic; the subscription is kept across reconnects. One subscription per topic. */

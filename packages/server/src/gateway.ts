@@ -421,12 +421,7 @@ export class Herald implements SessionHost, UpgradeHost {
     };
   }
 
-  /**
-   * Recovery for a connection that (re)subscribes with `since`: decides whether
-   * what it missed is still kept and, when it is, returns the frames to send,
-   * in order, before any new publication (the caller writes them in the same
-   * turn as it subscribed, so nothing can come between).
-   */
+  /** Where a topic stands in its history (read after subscribing, for the subscribe reply), or undefined without history. */
   positionOf(topic: string): Position | Promise<Position | undefined> | undefined {
     const rule = ruleFor(this.config.history, topic);
     if (!rule) return undefined;
@@ -435,6 +430,13 @@ export class Herald implements SessionHost, UpgradeHost {
     return { offset: read.position.offset, epoch: read.position.epoch };
   }
 
+  /**
+   * Recovery for a connection that (re)subscribes with `since`: decides whether
+   * what it missed is still kept and answers through `respond` with the reply
+   * and the frames to send, in order, before any new publication: in the same
+   * turn as it subscribed for the memory store, or after holding back live
+   * publications during the read for a shared store.
+   */
   recover(session: Session, topic: string, since: Position, respond: (result: RecoveryResult, frames: Buffer[]) => void): void | Promise<void> {
     const rule = ruleFor(this.config.history, topic);
     if (!rule) return respond({ recovered: false, reason: 'history_off' }, []);
@@ -505,23 +507,22 @@ export class Herald implements SessionHost, UpgradeHost {
       entry = this.presenceStore.leave(topic, session.id);
       if (entry) this.cluster.presenceLeave(topic, session.id);
     }
-    if (!entry || !rule.joinLeave) return;
-    const frame = encodeTextFrame(JSON.stringify({ action: change, topic, info: entry }));
-    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, frame, session);
+    if (entry && rule.joinLeave) this.announcePresence(change, topic, entry, session);
+  }
+
+  /** A join or leave event to the topic's JSON subscribers (but `except`). */
+  private announcePresence(change: 'join' | 'leave', topic: string, entry: PresenceEntry, except: Session | null): void {
+    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, encodeTextFrame(JSON.stringify({ action: change, topic, info: entry })), except);
   }
 
   /** Another node's connection joined or left: the shared view changes, and this node's subscribers hear of it where the rule asks. */
   private remotePresence(node: string, change: 'join' | 'leave', topic: string, entryOrConn: PresenceEntry | string): void {
     const rule = ruleFor(this.config.presence, topic);
     if (!rule) return;
-    const entry =
-      change === 'join'
-        ? this.presenceStore.joinRemote(node, topic, entryOrConn as PresenceEntry)
-          ? (entryOrConn as PresenceEntry)
-          : undefined
-        : this.presenceStore.leaveRemote(node, topic, entryOrConn as string);
-    if (!entry || !rule.joinLeave) return;
-    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, encodeTextFrame(JSON.stringify({ action: change, topic, info: entry })), null);
+    let entry: PresenceEntry | undefined;
+    if (change === 'leave') entry = this.presenceStore.leaveRemote(node, topic, entryOrConn as string);
+    else if (this.presenceStore.joinRemote(node, topic, entryOrConn as PresenceEntry)) entry = entryOrConn as PresenceEntry;
+    if (entry && rule.joinLeave) this.announcePresence(change, topic, entry, null);
   }
 
   private readonly topicsOpening = new Map<string, Promise<void>>();

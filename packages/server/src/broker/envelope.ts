@@ -20,12 +20,7 @@ const MARK = '\x1eherald\x1f';
  *
  *     \x1eherald-h\x1f<offset>\x1f<epoch>\x1f<message JSON or LHTTP text>
  */
-const HISTORY_MARK = '\x1eherald-h\x1f';
-
-/** The parts of a history publication's envelope around its position (the script puts the position in between). */
-export function encodeHistoryEnvelope(text: string): { mark: string; text: string } {
-  return { mark: HISTORY_MARK, text };
-}
+export const HISTORY_MARK = '\x1eherald-h\x1f';
 
 export function encodeEnvelope(nodeId: string, publication: Publication): string {
   return `${MARK}${nodeId}\x1f${wireText(publication)}`;

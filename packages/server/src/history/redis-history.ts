@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { LhttpPublication } from '../broker/broker.js';
-import { encodeHistoryEnvelope } from '../broker/envelope.js';
+import { HISTORY_MARK, wireText } from '../broker/envelope.js';
 import { HeraldError } from '../errors.js';
 import type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position } from './history.js';
 
@@ -109,7 +109,6 @@ export class RedisHistory implements HistoryStore {
   async append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined, idempotency?: { key: string; window: number }): Promise<Position> {
     const redis = this.client();
     const [meta, stream] = this.keys(topic);
-    const { mark, text } = encodeHistoryEnvelope(lhttp ? lhttp.text : payload);
     try {
       const [offset, epoch] = await redis.heraldHistoryAppend(
         meta,
@@ -122,8 +121,9 @@ export class RedisHistory implements HistoryStore {
         lhttp ? JSON.stringify(lhttp) : '',
         Date.now(),
         `${this.prefix}${topic}`,
-        mark,
-        text,
+        // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f <text>.
+        HISTORY_MARK,
+        wireText({ topic, payload, ...(lhttp ? { lhttp } : {}) }),
         idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
         idempotency?.window ?? 0,
       );
