@@ -57,8 +57,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Redis URL (redis://, rediss://, with user and password if needed). */
       url: z.string().url().default('redis://127.0.0.1:6379'),
-      /** Prepended to every topic to make its Redis channel. Empty: topic `channel` is Redis channel `channel`. */
-      prefix: z.string().default(''),
+      /** Herald's namespace on Redis: prepended to every topic to make its channel (and to Herald's own channels and keys). Not empty. */
+      prefix: z.string().min(1, 'must not be empty: it is Herald\'s namespace on Redis (use redis.rawTopics for bare channels)').default('herald:'),
+      /** Topics (exact or `prefix*`) whose Redis channel is the bare topic name, for raw publishers (`PUBLISH bookings ...`). Opens them to every Redis client. */
+      rawTopics: listOf(z.string().min(1)).default([]),
       /** Redis Sentinel addresses (`host:port`); when set, Herald asks them for the master instead of using `url`'s host. */
       sentinels: listOf(z.string().regex(/^[^:\s]+:\d+$/, 'a sentinel is host:port')).default([]),
       /** The master's name as the sentinels know it. */
@@ -69,8 +71,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** NATS server URL, or several separated by commas. */
       url: z.string().min(1).default('nats://127.0.0.1:4222'),
-      /** Prepended to every topic to make its NATS subject. */
-      prefix: z.string().default(''),
+      /** Herald's namespace on NATS: prepended to every topic to make its subject (and to Herald's own subjects). Not empty. */
+      prefix: z.string().min(1, 'must not be empty: it is Herald\'s namespace on NATS (use nats.rawTopics for bare subjects)').default('herald.'),
+      /** Topics (exact or `prefix*`) whose NATS subject is the bare topic name, for raw publishers and Lhttp nodes. Opens them to every NATS client. */
+      rawTopics: listOf(z.string().min(1)).default([]),
     })
     .prefault({}),
   lhttp: z

@@ -24,6 +24,7 @@ import { LocalPresence, type PresenceEntry, type PresenceView } from './presence
 import { MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { RedisHistory } from './history/redis-history.js';
 import { SplitBroker } from './broker/split.js';
+import type { BrokerNamespace } from './broker/namespace.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
 import { withDemoSecret } from './demo/backend.js';
@@ -662,6 +663,14 @@ export class Herald implements SessionHost, UpgradeHost {
     if (this.config.demo.enabled && this.config.demo.backend) {
       this.log.warn('demo.backend is on: /demo/* mints tokens for any uid to callers on this machine; turn it off in production');
     }
+    for (const namespace of brokerNamespaces(this.broker)) {
+      if (namespace.rawTopics.length === 0) continue;
+      const names = namespace.kind === 'redis' ? 'channels' : 'subjects';
+      this.log.warn(
+        { rawTopics: namespace.rawTopics },
+        `${namespace.kind}.rawTopics: these topics are bare ${namespace.kind} ${names}, outside Herald's namespace ${JSON.stringify(namespace.prefix)}: any ${namespace.kind} client can publish to them and read them`,
+      );
+    }
     if (this.config.auth.insecureUidLogin) {
       this.log.warn('auth.insecureUidLogin is on: any client can claim any uid with {"uid":...}; use it only on a trusted network');
     }
@@ -1027,7 +1036,14 @@ function createHistoryStore(config: HeraldConfig, broker: Broker): HistoryStore 
   if (store === 'memory') return new MemoryHistory(config.historyMaxBytes);
   const redis = broker instanceof RedisBroker ? broker : broker instanceof SplitBroker ? broker.history : null;
   if (!redis) throw new HeraldError('bad_request', 'historyStore "redis" needs broker "redis" or "nats"');
-  return new RedisHistory(() => redis.commands(), config.redis.prefix);
+  return new RedisHistory(() => redis.commands(), config.redis.prefix, (topic) => redis.channelOf(topic));
+}
+
+/** The topic namespaces of the brokers in use (none for the memory broker or a custom one). */
+function brokerNamespaces(broker: Broker): BrokerNamespace[] {
+  if (broker instanceof SplitBroker) return [...brokerNamespaces(broker.main), broker.history.namespace];
+  if (broker instanceof RedisBroker || broker instanceof NatsBroker) return [broker.namespace];
+  return [];
 }
 
 /** What a recovery answers in the subscribe reply. */
@@ -1040,7 +1056,7 @@ export interface RecoveryResult {
 
 function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {
   if (config.broker === 'nats' && config.historyStore === 'redis') {
-    const nats = new NatsBroker({ url: config.nats.url, prefix: config.nats.prefix, nodeId, log: log.child({ component: 'nats' }) });
+    const nats = new NatsBroker({ ...config.nats, nodeId, log: log.child({ component: 'nats' }) });
     const redis = new RedisBroker({ ...config.redis, nodeId, log: log.child({ component: 'redis' }) });
     return new SplitBroker(nats, redis, (topic) => ruleFor(config.history, topic) !== undefined);
   }
@@ -1048,7 +1064,7 @@ function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker
     case 'redis':
       return new RedisBroker({ ...config.redis, nodeId, log: log.child({ component: 'redis' }) });
     case 'nats':
-      return new NatsBroker({ url: config.nats.url, prefix: config.nats.prefix, nodeId, log: log.child({ component: 'nats' }) });
+      return new NatsBroker({ ...config.nats, nodeId, log: log.child({ component: 'nats' }) });
     default:
       return new MemoryBroker();
   }

@@ -37,13 +37,13 @@ describe('JSON protocol: bad input gets an error and the connection stays usable
     {
       name: 'an invalid topic name',
       frame: { id: 6, action: 'subscribe', topic: 'has space' },
-      expect: { id: 6, action: 'subscribe', ok: false, error: { code: 'invalid_topic', message: 'topic "has space" contains a character outside letters, digits and _ - . : @ / = + ~ ! # $ ,' } },
+      expect: { id: 6, action: 'subscribe', ok: false, error: { code: 'invalid_topic', message: 'topic "has space" contains U+0020: topics are printable characters other than whitespace, * > and |' } },
     },
     { name: 'an empty topic', frame: { id: 7, action: 'subscribe', topic: '' }, expect: { id: 7, action: 'subscribe', ok: false, error: { code: 'invalid_topic', message: 'topic must not be empty' } } },
     {
       name: 'a topic over the length limit',
       frame: { id: 8, action: 'subscribe', topic: 'x'.repeat(21) },
-      expect: { id: 8, action: 'subscribe', ok: false, error: { code: 'invalid_topic', message: 'topic is 21 characters long, over the limit of 20' } },
+      expect: { id: 8, action: 'subscribe', ok: false, error: { code: 'invalid_topic', message: 'topic is 21 bytes long, over the limit of 20' } },
     },
     {
       name: 'topics over the per-connection limit',
@@ -69,7 +69,7 @@ describe('JSON protocol: bad input gets an error and the connection stays usable
     {
       name: 'a failing element inside a batch',
       frame: [{ id: 'b14', action: 'subscribe', topic: 'bad topic' }, { id: 'b15', action: 'ping' }],
-      expect: { id: 'b14', action: 'subscribe', ok: false, error: { code: 'invalid_topic', message: 'topic "bad topic" contains a character outside letters, digits and _ - . : @ / = + ~ ! # $ ,' } },
+      expect: { id: 'b14', action: 'subscribe', ok: false, error: { code: 'invalid_topic', message: 'topic "bad topic" contains U+0020: topics are printable characters other than whitespace, * > and |' } },
     },
   ];
 

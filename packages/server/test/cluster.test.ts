@@ -44,14 +44,19 @@ for (const kind of ['redis', 'nats'] as const) {
     after(() => server.stop());
 
     // Each test gets its own channel namespace, so that nodes of one test never meet another's.
-    let prefix = '';
+    let prefix = kind === 'redis' ? 't0:' : 't0.';
     let tests = 0;
-    const freshPrefix = (): string => (prefix = kind === 'redis' ? `t${++tests}:` : `t${++tests}.`);
+    // Topics that map to bare broker names (the raw-publisher and Lhttp-node tests set them).
+    let rawTopics: string[] = [];
+    const freshPrefix = (): string => {
+      rawTopics = [];
+      return (prefix = kind === 'redis' ? `t${++tests}:` : `t${++tests}.`);
+    };
 
     async function node(options: HeraldOptions = {}): Promise<Herald> {
       const herald = await startHerald({
         broker: kind,
-        [kind]: { url: server.url, prefix },
+        [kind]: { url: server.url, prefix, rawTopics },
         cluster: { heartbeatInterval: 200 },
         limits: { maxConnectionsPerIp: 5000 },
         ...options,
@@ -123,7 +128,8 @@ for (const kind of ['redis', 'nats'] as const) {
 
     it(`a raw ${kind === 'redis' ? 'PUBLISH' : 'nats pub'} from any client reaches WebSocket subscribers (JSON as JSON, text as a string)`, async (t) => {
       if (skip) return t.skip(skip);
-      prefix = ''; // the seed's flow: topic `channel` is the broker's channel `channel`
+      freshPrefix();
+      rawTopics = ['channel']; // the seed's flow: topic `channel` is the broker's bare channel `channel`
       const herald = await node();
       const sub = await connect(herald);
       await sub.request({ action: 'subscribe', topic: 'channel' });
@@ -159,7 +165,8 @@ for (const kind of ['redis', 'nats'] as const) {
 
     it('carries LHTTP messages between nodes unchanged, and shares subjects with plain clients (an Lhttp node)', async (t) => {
       if (skip) return t.skip(skip);
-      prefix = ''; // the Lhttp seed's subjects have no prefix
+      freshPrefix();
+      rawTopics = ['lroom']; // the Lhttp seed's subjects have no prefix
       const [a, b] = await Promise.all([node(), node()]);
       const sender = await connect(a, { path: '/' });
       const [lhttpReader, jsonReader] = await Promise.all([connect(b, { path: '/' }), connect(b)]);

@@ -97,8 +97,16 @@ export class RedisServer extends ServerProcess {
 export class NatsServer extends ServerProcess {
   protected readonly scheme = 'nats';
   monitorPort = 0;
+
+  /** With `jetstream`, the server runs with `-js` (storage in a fresh temporary folder), as a shared NATS of other services would. */
+  constructor(private readonly options: { jetstream?: boolean } = {}) {
+    super();
+  }
+
   protected command() {
-    return { bin: 'nats-server', args: ['-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort)], ready: /Server is ready/ };
+    const args = ['-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort)];
+    if (this.options.jetstream) args.push('-js', '-sd', mkdtempSync(join(tmpdir(), 'herald-nats-js-')));
+    return { bin: 'nats-server', args, ready: /Server is ready/ };
   }
 
   override async start(): Promise<void> {

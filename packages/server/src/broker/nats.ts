@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { HeraldError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
 import { publicationFromWire, wireText } from './envelope.js';
+import { BrokerNamespace } from './namespace.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
 const decoder = new TextDecoder();
@@ -12,16 +13,19 @@ const NODE_HEADER = 'Herald-Node';
 
 export interface NatsBrokerOptions {
   url: string;
-  /** Prepended to every topic to make its subject (and to the control subjects). */
+  /** Prepended to every topic to make its subject (and to the control subjects): Herald's namespace on NATS. Not empty. */
   prefix: string;
+  /** Topics (exact or `prefix*`) whose subject is the bare topic name, for raw publishers and Lhttp nodes (see BrokerNamespace). */
+  rawTopics?: readonly string[];
   nodeId: string;
   log: Logger;
 }
 
 /**
  * NATS core pub/sub between nodes (@nats-io/transport-node). Subject = prefix +
- * topic, so `nats pub <subject> <data>` from any client reaches the topic's
- * subscribers, and Lhttp nodes on the same server share subjects with Herald.
+ * topic, or the bare topic for `rawTopics` (see BrokerNamespace), so that
+ * `nats pub <subject> <data>` from any client reaches the topic's subscribers
+ * and Lhttp nodes on the same server share subjects with Herald.
  * The payload is the message itself (its JSON text); the publishing node is
  * named in a `Herald-Node` header, which NATS strips for old clients that do
  * not support headers, so any NATS subscriber sees the plain message.
@@ -39,8 +43,10 @@ export class NatsBroker implements Broker {
   private readonly controlSubject: string;
   private readonly nodeSubject: string;
   private readonly origin = headers();
+  readonly namespace: BrokerNamespace;
 
   constructor(private readonly options: NatsBrokerOptions) {
+    this.namespace = new BrokerNamespace('nats', options.prefix, options.rawTopics ?? []);
     this.controlSubject = `${options.prefix}herald|cluster`;
     this.nodeSubject = `${options.prefix}herald|node|${options.nodeId}`;
     this.origin.set(NODE_HEADER, options.nodeId);
@@ -50,13 +56,9 @@ export class NatsBroker implements Broker {
     return this.currentState;
   }
 
-  /** NATS subjects are dot-separated tokens: none may be empty. */
+  /** NATS subjects are dot-separated tokens (none may be empty); `$` and `_INBOX` subjects are the server's. */
   topicProblem(topic: string): string | null {
-    const subject = `${this.options.prefix}${topic}`;
-    if (subject.startsWith('.') || subject.endsWith('.') || subject.includes('..')) {
-      return `topic ${JSON.stringify(topic)} would make a NATS subject with an empty token (leading, trailing or double dot)`;
-    }
-    return null;
+    return this.namespace.topicProblem(topic);
   }
 
   async start(sink: BrokerSink): Promise<void> {
@@ -119,7 +121,7 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     if (!nc || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker nats is ${this.currentState}`));
     try {
-      nc.publish(`${this.options.prefix}${publication.topic}`, wireText(publication), { headers: this.origin });
+      nc.publish(this.namespace.nameOf(publication.topic), wireText(publication), { headers: this.origin });
     } catch (err) {
       return Promise.reject(new HeraldError('unavailable', `broker nats refused the publication: ${(err as Error).message}`, { cause: err }));
     }
@@ -129,8 +131,7 @@ export class NatsBroker implements Broker {
   subscribe(topic: string): Promise<void> | void {
     this.wanted.add(topic);
     if (!this.nc || this.subscriptions.has(topic)) return;
-    const prefix = this.options.prefix;
-    const sub = this.listen(`${prefix}${topic}`, (msg) => {
+    const sub = this.listen(this.namespace.nameOf(topic), (msg) => {
       const node = msg.headers?.get(NODE_HEADER);
       if (node === this.options.nodeId) return;
       // Herald's own publications are JSON (or LHTTP) already; anything else is a raw payload.

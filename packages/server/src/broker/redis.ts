@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { HeraldError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { BrokerNamespace } from './namespace.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
 
@@ -11,8 +12,10 @@ export interface RedisBrokerOptions {
   /** Sentinel addresses (host:port); empty for a direct connection to `url`. */
   sentinels: string[];
   sentinelName: string;
-  /** Prepended to every topic to make its channel (and to the control channels). */
+  /** Prepended to every topic to make its channel (and to the control channels): Herald's namespace on Redis. Not empty. */
   prefix: string;
+  /** Topics (exact or `prefix*`) whose channel is the bare topic name, for raw publishers (see BrokerNamespace). */
+  rawTopics?: readonly string[];
   nodeId: string;
   log: Logger;
 }
@@ -20,8 +23,8 @@ export interface RedisBrokerOptions {
 /**
  * Redis Pub/Sub between nodes (ioredis). Two connections per node: one for
  * commands, one in subscriber mode holding one channel per topic that has
- * local subscribers (channel = prefix + topic), plus the cluster's control
- * channels. ioredis reconnects with backoff and resubscribes every channel by
+ * local subscribers (channel = prefix + topic, or the bare topic for
+ * `rawTopics`: see BrokerNamespace), plus the cluster's control channels. ioredis reconnects with backoff and resubscribes every channel by
  * itself. Commands are never queued while disconnected: a publish during an
  * outage fails at once with `unavailable`.
  */
@@ -33,8 +36,12 @@ export class RedisBroker implements Broker {
   private currentState: BrokerState = 'connecting';
   private readonly controlChannel: string;
   private readonly nodeChannel: string;
+  readonly namespace: BrokerNamespace;
+  /** Subscribed channels and the topic each carries. */
+  private readonly topicsByChannel = new Map<string, string>();
 
   constructor(private readonly options: RedisBrokerOptions) {
+    this.namespace = new BrokerNamespace('redis', options.prefix, options.rawTopics ?? []);
     this.controlChannel = `${options.prefix}herald|cluster`;
     this.nodeChannel = `${options.prefix}herald|node|${options.nodeId}`;
   }
@@ -48,8 +55,13 @@ export class RedisBroker implements Broker {
     return this.currentState;
   }
 
-  topicProblem(): string | null {
-    return null;
+  topicProblem(topic: string): string | null {
+    return this.namespace.topicProblem(topic);
+  }
+
+  /** The Redis channel carrying a topic. */
+  channelOf(topic: string): string {
+    return this.namespace.nameOf(topic);
   }
 
   async start(sink: BrokerSink): Promise<void> {
@@ -101,8 +113,9 @@ export class RedisBroker implements Broker {
       sink.onControl(text);
       return;
     }
-    if (!channel.startsWith(this.options.prefix)) return;
-    const { node, publication } = decodeEnvelope(channel.slice(this.options.prefix.length), text);
+    const topic = this.topicsByChannel.get(channel);
+    if (topic === undefined) return;
+    const { node, publication } = decodeEnvelope(topic, text);
     if (node === this.options.nodeId) return;
     sink.deliver(publication);
   }
@@ -110,7 +123,7 @@ export class RedisBroker implements Broker {
   publish(publication: Publication): Promise<PublishResult> {
     const pub = this.pub;
     if (!pub || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker redis is ${this.currentState}`));
-    return pub.publish(`${this.options.prefix}${publication.topic}`, encodeEnvelope(this.options.nodeId, publication)).then(
+    return pub.publish(this.namespace.nameOf(publication.topic), encodeEnvelope(this.options.nodeId, publication)).then(
       () => ACCEPTED,
       (err: Error) => {
         throw new HeraldError('unavailable', `broker redis refused the publication: ${err.message}`, { cause: err });
@@ -119,14 +132,18 @@ export class RedisBroker implements Broker {
   }
 
   subscribe(topic: string): Promise<void> | void {
-    return this.sub?.subscribe(`${this.options.prefix}${topic}`).then(
+    const channel = this.namespace.nameOf(topic);
+    this.topicsByChannel.set(channel, topic);
+    return this.sub?.subscribe(channel).then(
       () => undefined,
       (err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis subscribe failed'),
     );
   }
 
   unsubscribe(topic: string): void {
-    this.sub?.unsubscribe(`${this.options.prefix}${topic}`).catch((err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis unsubscribe failed'));
+    const channel = this.namespace.nameOf(topic);
+    this.topicsByChannel.delete(channel);
+    this.sub?.unsubscribe(channel).catch((err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis unsubscribe failed'));
   }
 
   async broadcast(message: string): Promise<void> {

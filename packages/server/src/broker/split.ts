@@ -12,7 +12,7 @@ export class SplitBroker implements Broker {
   readonly name: string;
 
   constructor(
-    private readonly main: Broker,
+    readonly main: Broker,
     readonly history: RedisBroker,
     private readonly keepsHistory: (topic: string) => boolean,
   ) {
@@ -26,8 +26,9 @@ export class SplitBroker implements Broker {
     return states.includes('down') ? 'down' : 'connecting';
   }
 
+  /** Asks the broker that carries the topic. */
   topicProblem(topic: string): string | null {
-    return this.main.topicProblem(topic);
+    return (this.keepsHistory(topic) ? this.history : this.main).topicProblem(topic);
   }
 
   async start(sink: BrokerSink): Promise<void> {

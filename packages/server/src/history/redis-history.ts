@@ -88,7 +88,10 @@ export class RedisHistory implements HistoryStore {
 
   constructor(
     private readonly redis: () => Redis | null,
+    /** Herald's prefix on Redis, for the history keys. */
     private readonly prefix: string,
+    /** The channel a topic's publications go out on (the broker's mapping: prefix + topic, or the bare name of a raw topic). */
+    private readonly channelOf: (topic: string) => string,
   ) {}
 
   private client(): RedisWithScripts {
@@ -120,7 +123,7 @@ export class RedisHistory implements HistoryStore {
         payload,
         lhttp ? JSON.stringify(lhttp) : '',
         Date.now(),
-        `${this.prefix}${topic}`,
+        this.channelOf(topic),
         // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f <text>.
         HISTORY_MARK,
         wireText({ topic, payload, ...(lhttp ? { lhttp } : {}) }),
