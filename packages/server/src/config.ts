@@ -199,6 +199,10 @@ export const configSchema = z.strictObject({
       commandsPerSecond: z.number().min(0.1).default(100),
       /** Burst of commands a connection may send at once. */
       commandBurst: z.number().int().min(1).default(200),
+      /** New subscriptions a connection may make per second on average (token bucket), whatever the protocol; over it: `rate_limited`. Bounds subscribe/unsubscribe churn and the presence join/leave events one connection causes. */
+      subscriptionsPerSecond: z.number().min(0.1).default(20),
+      /** New subscriptions a connection may make at once (a page subscribing to its topics, a client resubscribing after a reconnection). */
+      subscriptionBurst: z.number().int().min(1).default(200),
       /** Connections one uid may hold on this node; over it the new one is closed with 4029. */
       maxConnectionsPerUser: z.number().int().min(1).default(100),
       /** Connections one client address may hold; over it the upgrade is answered 429. */

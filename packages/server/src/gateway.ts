@@ -12,6 +12,7 @@ import type { WebSocket } from 'ws';
 import { askConnectHook } from './auth/connect-hook.js';
 import { TokenVerifier, type Identity } from './auth/jwt.js';
 import { Permissions, type Grants } from './auth/permissions.js';
+import { Policy } from './policy/policy.js';
 import type { Broker, BrokerState, LhttpPublication, Publication, PublishResult } from './broker/broker.js';
 import { pubSubFilter, upstreamFilter } from './protocols/lhttp/builtins.js';
 import { LhttpProtocol, type LhttpFilter, type LhttpProcessor } from './protocols/lhttp/protocol.js';
@@ -141,6 +142,8 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly http: FastifyInstance;
   readonly tokens: TokenVerifier;
   readonly permissions: Permissions;
+  /** The one admission layer every protocol's commands go through (src/policy/policy.ts). */
+  readonly policy: Policy;
   readonly cluster: ClusterRegistry;
   readonly metrics: Metrics;
   readonly history: HistoryStore;
@@ -216,6 +219,7 @@ export class Herald implements SessionHost, UpgradeHost {
     );
     this.tokens = new TokenVerifier(config.auth.jwt);
     this.permissions = new Permissions(config.auth, config.clientPublish);
+    this.policy = new Policy(this);
     this.connectionBucket = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionsPerSecond * 2);
     this.defaultProtocol = new JsonProtocol(this);
     this.protocols.set(SUBPROTOCOL_JSON, this.defaultProtocol);
@@ -707,8 +711,8 @@ export class Herald implements SessionHost, UpgradeHost {
     return this.config.limits.maxTopicsPerConnection;
   }
 
-  get anonymousAllowed(): boolean {
-    return this.config.auth.anonymous;
+  admitFrame(session: Session): HeraldError | null {
+    return this.policy.admitFrame(session);
   }
 
   get closeTimeout(): number {
@@ -774,7 +778,7 @@ export class Herald implements SessionHost, UpgradeHost {
     const id = `${this.nodeId.slice(-8)}-${(++this.sessionSeq).toString(36)}`;
     const ip = this.clientIp(request);
     const session = new Session(id, ws, socket, protocol, ip, this);
-    session.bucket = new TokenBucket(this.config.limits.commandsPerSecond, this.config.limits.commandBurst);
+    this.policy.attach(session);
     this.sessionIp.set(session, ip);
     this.connectionsByIp.set(ip, (this.connectionsByIp.get(ip) ?? 0) + 1);
     ws.on('message', (data, isBinary) => {
@@ -921,6 +925,11 @@ export class Herald implements SessionHost, UpgradeHost {
   private opened(session: Session): void {
     if (session.state !== 'connecting') return;
     if (!this.config.auth.anonymous && session.uid === undefined) {
+      if (!session.protocol.canLogIn) {
+        // Nothing it sends could identify it: refused before any of its frames is handled.
+        this.closeSession(session, CloseCode.UNAUTHORIZED, `login required: a ${session.protocol.name} connection identifies itself with ?token= or the connect hook`);
+        return;
+      }
       after(this.config.auth.loginTimeout, session, () => {
         if (session.uid === undefined) this.closeSession(session, CloseCode.UNAUTHORIZED, 'login required');
       });

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { NO_GRANTS, type Grants } from '../auth/permissions.js';
 import type { Publication } from '../broker/broker.js';
+import type { HeraldError } from '../errors.js';
 import type { Protocol } from '../protocols/protocol.js';
 import type { TokenBucket } from '../util/token-bucket.js';
 import type { Batched, Flusher } from './flusher.js';
@@ -17,6 +18,11 @@ export interface SessionHost {
   onSlowConsumer(session: Session, queuedBytes: number): void;
   /** Called when a frame handler throws or rejects: a bug, not bad input. */
   onHandlerError(session: Session, err: unknown): void;
+  /**
+   * The policy's gate for every inbound frame (the command rate limit), run
+   * before the protocol sees the frame: the refusal, or null to handle it.
+   */
+  admitFrame(session: Session): HeraldError | null;
 }
 
 /**
@@ -63,8 +69,10 @@ export class Session implements Batched {
   expiresAt: number | undefined;
   /** Pending identity timers: token expiry, login deadline. */
   authTimer: NodeJS.Timeout | undefined;
-  /** Commands the connection may still send (rate limit). */
+  /** Commands the connection may still send (rate limit; see Policy). */
   bucket: TokenBucket | undefined;
+  /** New subscriptions the connection may still make (churn limit; see Policy). */
+  subscriptionBucket: TokenBucket | undefined;
   /** Last time anything arrived from the peer (frame or pong). */
   lastSeen = this.connectedAt;
   /** When the outstanding ping was sent; 0 when none is outstanding. */
@@ -190,10 +198,17 @@ export class Session implements Batched {
     if (this.authTimer) clearTimeout(this.authTimer);
   }
 
+  /** One frame through the policy's gate, then to the protocol (or the protocol's answer to the refusal). */
+  private dispatch(data: Buffer, isBinary: boolean): void | Promise<void> {
+    const refused = this.host.admitFrame(this);
+    if (refused) return this.protocol.refuse(this, refused, data, isBinary);
+    return this.protocol.onFrame(this, data, isBinary);
+  }
+
   private handle(data: Buffer, isBinary: boolean): void {
     let pending: void | Promise<void>;
     try {
-      pending = this.protocol.onFrame(this, data, isBinary);
+      pending = this.dispatch(data, isBinary);
     } catch (err) {
       this.host.onHandlerError(this, err);
       return;
@@ -216,7 +231,7 @@ export class Session implements Batched {
       const next = inbox.shift()!;
       let pending: void | Promise<void>;
       try {
-        pending = this.protocol.onFrame(this, next.data, next.isBinary);
+        pending = this.dispatch(next.data, next.isBinary);
       } catch (err) {
         this.host.onHandlerError(this, err);
         continue;

@@ -1,12 +1,11 @@
 import type { ErrorCode, Json } from '@herald/protocol';
 import { z } from 'zod';
 import type { TokenVerifier } from '../auth/jwt.js';
-import type { Permissions } from '../auth/permissions.js';
-import type { Publication, PublishResult } from '../broker/broker.js';
+import type { Publication } from '../broker/broker.js';
 import { HeraldError, toErrorBody } from '../errors.js';
+import type { Policy } from '../policy/policy.js';
 import { describeIssue as describe } from '../util/zod.js';
 import { encodeTextFrame } from '../hub/frame.js';
-import type { Hub } from '../hub/hub.js';
 import type { Session } from '../hub/session.js';
 import type { Protocol } from './protocol.js';
 
@@ -30,17 +29,11 @@ export interface CommandContext {
  */
 export type CommandHandler = (command: Record<string, unknown>, context: CommandContext) => unknown;
 
-/** What the JSON protocol needs from the gateway. */
+/** What the JSON protocol needs from the gateway: subscriptions and publications go through the policy only. */
 export interface JsonProtocolHost {
-  readonly hub: Hub;
+  readonly policy: Policy;
   readonly maxTopicsPerConnection: number;
-  /** Why a topic name is not acceptable here (Herald's rule and the broker's), or null. */
-  topicProblem(topic: string): string | null;
-  readonly anonymousAllowed: boolean;
-  readonly permissions: Permissions;
   readonly tokens: TokenVerifier;
-  readonly config: { limits: { commandsPerSecond: number } };
-  publish(topic: string, message: unknown, source: 'client'): Promise<PublishResult>;
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
   recover(session: Session, topic: string, since: { offset: number; epoch: string }, respond: (result: object, frames: Buffer[]) => void): void | Promise<void>;
   /** The topic's current place in its history, or undefined when it keeps none. */
@@ -66,6 +59,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A command's `id`: absent, a finite number, or a string of at most 64 characters. */
+function validId(id: unknown): id is Id {
+  return id === undefined || (typeof id === 'number' && Number.isFinite(id)) || (typeof id === 'string' && id.length <= 64);
+}
+
 
 /**
  * The native JSON protocol (PROTOCOL.md §2): one JSON command per text frame,
@@ -75,6 +73,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
  */
 export class JsonProtocol implements Protocol {
   readonly name = 'json';
+  readonly canLogIn = true;
 
   constructor(private readonly host: JsonProtocolHost) {}
 
@@ -111,31 +110,48 @@ export class JsonProtocol implements Protocol {
     return this.command(session, parsed);
   }
 
+  /** The policy refused the whole frame (over the command rate): each command in it with an `id` gets the refusal. */
+  refuse(session: Session, refusal: HeraldError, data: Buffer, isBinary: boolean): void {
+    let parsed: unknown;
+    try {
+      parsed = isBinary ? undefined : JSON.parse(data.toString('utf8'));
+    } catch {
+      parsed = undefined;
+    }
+    const commands = Array.isArray(parsed) ? parsed : [parsed];
+    let answered = false;
+    for (const command of commands) {
+      if (!isObject(command) || !validId(command.id)) continue;
+      this.fail(session, command.id, typeof command.action === 'string' ? command.action : 'error', refusal.code, refusal.message);
+      answered = true;
+    }
+    if (!answered) this.fail(session, undefined, 'error', refusal.code, refusal.message);
+  }
+
   private batch(session: Session, commands: unknown[], from: number): void | Promise<void> {
     for (let i = from; i < commands.length; i++) {
-      const pending = this.command(session, commands[i]);
+      // The frame paid for its first command; each further one is charged too.
+      const pending = this.command(session, commands[i], i > 0);
       if (pending) return pending.then(() => this.batch(session, commands, i + 1));
     }
   }
 
-  private command(session: Session, raw: unknown): void | Promise<void> {
+  private command(session: Session, raw: unknown, charge = false): void | Promise<void> {
     if (session.state !== 'open') return;
     if (!isObject(raw)) return this.fail(session, undefined, 'error', 'bad_request', 'a command must be a JSON object');
     const id = raw.id;
-    if (id !== undefined && !(typeof id === 'number' && Number.isFinite(id)) && !(typeof id === 'string' && id.length <= 64)) {
+    if (!validId(id)) {
       return this.fail(session, undefined, 'error', 'bad_request', 'field "id" must be a number or a string of at most 64 characters');
     }
-    if (session.bucket && !session.bucket.take()) {
-      return this.fail(session, id, typeof raw.action === 'string' ? raw.action : 'error', 'rate_limited', `over ${this.host.config.limits.commandsPerSecond} commands per second`);
-    }
+    const overRate = charge ? this.host.policy.admitCommand(session) : null;
+    if (overRate) return this.failWith(session, id, typeof raw.action === 'string' ? raw.action : 'error', overRate);
     const action = raw.action;
     if (action === undefined && typeof raw.uid === 'string') return this.seedLogin(session, id, raw.uid);
     if (typeof action !== 'string') {
       return this.fail(session, id, 'error', 'bad_request', 'field "action" must be a string');
     }
-    if (session.uid === undefined && !this.host.anonymousAllowed && action !== 'login' && action !== 'ping' && action !== 'pong') {
-      return this.fail(session, id, action, 'unauthorized', 'log in first: {"action":"login","token":...}');
-    }
+    const anonymous = this.host.policy.identityProblem(session, action);
+    if (anonymous) return this.failWith(session, id, action, anonymous);
     switch (action) {
       case 'subscribe':
         return this.subscribe(session, id, raw);
@@ -170,9 +186,9 @@ export class JsonProtocol implements Protocol {
       return null;
     }
     for (const topic of topics) {
-      const problem = this.host.topicProblem(topic);
-      if (problem) {
-        this.fail(session, id, action, 'invalid_topic', problem);
+      const invalid = this.host.policy.topicProblem(topic);
+      if (invalid) {
+        this.failWith(session, id, action, invalid);
         return null;
       }
     }
@@ -197,16 +213,8 @@ export class JsonProtocol implements Protocol {
 
   private subscribeTopics(session: Session, id: Id, topics: string[], extraGrants: string[], recovery: { offset: number; epoch: string } | undefined): void | Promise<void> {
     if (session.state !== 'open') return;
-    for (const topic of topics) {
-      const problem = this.host.permissions.subscribeProblem(session, topic, extraGrants);
-      if (problem) return this.fail(session, id, 'subscribe', 'forbidden', problem);
-    }
-    const fresh = new Set(topics.filter((topic) => !session.topics.has(topic)));
-    const limit = this.host.maxTopicsPerConnection;
-    if (session.topics.size + fresh.size > limit) {
-      return this.fail(session, id, 'subscribe', 'too_many_topics', `subscribing would make ${session.topics.size + fresh.size} topics, over the limit of ${limit}`);
-    }
-    for (const topic of fresh) this.host.hub.subscribe(session, topic);
+    const refused = this.host.policy.subscribe(session, topics, extraGrants);
+    if (refused) return this.failWith(session, id, 'subscribe', refused);
     if (recovery) {
       // Subscribed first, then the missed publications in the same turn: nothing new can come between,
       // so the client gets every publication after its offset exactly once, in order, then live ones.
@@ -237,7 +245,7 @@ export class JsonProtocol implements Protocol {
     if (missing.length > 0) {
       return this.fail(session, id, 'unsubscribe', 'not_subscribed', `not subscribed to ${missing.join(', ')}`);
     }
-    for (const topic of topics) this.host.hub.unsubscribe(session, topic);
+    for (const topic of topics) this.host.policy.unsubscribe(session, topic);
     this.reply(session, id, 'unsubscribe');
   }
 
@@ -245,11 +253,9 @@ export class JsonProtocol implements Protocol {
     const parsed = publishSchema.safeParse(raw);
     if (!parsed.success) return this.fail(session, id, 'publish', 'bad_request', describe(parsed.error));
     if (!('message' in raw)) return this.fail(session, id, 'publish', 'bad_request', 'publish needs a "message"');
-    const problem = this.host.topicProblem(parsed.data.topic);
-    if (problem) return this.fail(session, id, 'publish', 'invalid_topic', problem);
-    const refused = this.host.permissions.publishProblem(session, parsed.data.topic);
-    if (refused) return this.fail(session, id, 'publish', 'forbidden', refused);
-    return this.host.publish(parsed.data.topic, raw.message, 'client').then(
+    const refused = this.host.policy.publishProblem(session, parsed.data.topic);
+    if (refused) return this.failWith(session, id, 'publish', refused);
+    return this.host.policy.publish(session, parsed.data.topic, raw.message).then(
       (result) => this.reply(session, id, 'publish', result.offset === undefined ? undefined : { offset: result.offset, epoch: result.epoch }),
       (err: unknown) => this.failWith(session, id, 'publish', err),
     );
@@ -257,10 +263,9 @@ export class JsonProtocol implements Protocol {
 
   /** Reading a topic's history or presence needs a valid name and the right to subscribe; answers the refusal itself. */
   private mayRead(session: Session, id: Id, action: string, topic: string): boolean {
-    const invalid = this.host.topicProblem(topic);
-    const problem = invalid ?? this.host.permissions.subscribeProblem(session, topic);
-    if (problem) this.fail(session, id, action, invalid ? 'invalid_topic' : 'forbidden', problem);
-    return problem === null;
+    const refused = this.host.policy.readProblem(session, topic);
+    if (refused) this.failWith(session, id, action, refused);
+    return refused === null;
   }
 
   private history(session: Session, id: Id, raw: Record<string, unknown>): void | Promise<void> {

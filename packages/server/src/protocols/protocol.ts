@@ -1,10 +1,15 @@
 import type { Publication } from '../broker/broker.js';
+import type { HeraldError } from '../errors.js';
 import type { Session } from '../hub/session.js';
 
 /**
  * A wire protocol spoken on a WebSocket (the native JSON protocol, LHTTP).
  * The hub asks it to frame a publication once per publication; the session
- * hands it every frame the peer sends.
+ * hands it every frame the peer sends that the policy admitted.
+ *
+ * A protocol acts on the connection only through the gateway's `Policy`
+ * (src/policy/policy.ts): subscribe, unsubscribe, publish and reads all go
+ * through it, so identity, permissions and limits hold whatever the protocol.
  */
 export interface Protocol {
   /** The subprotocol name, as negotiated in `Sec-WebSocket-Protocol`. */
@@ -19,6 +24,15 @@ export interface Protocol {
    * answered in the order they were sent.
    */
   onFrame(session: Session, data: Buffer, isBinary: boolean): void | Promise<void>;
+  /** The policy refused a frame before it was handled (over the command rate): answer in this protocol's terms. */
+  refuse(session: Session, refusal: HeraldError, data: Buffer, isBinary: boolean): void;
+  /**
+   * Whether a connection can identify itself over this protocol after it
+   * opened (JSON's `login`). With `auth.anonymous: false`, a connection of a
+   * protocol that cannot is closed with 4501 at once unless its URL token or
+   * the connect hook identified it.
+   */
+  readonly canLogIn: boolean;
   /** The connection closed. */
   onClose?(session: Session): void;
 }

@@ -1,6 +1,6 @@
 /**
  * A token bucket: `rate` tokens per second, at most `burst` saved up. Used
- * for commands per connection and new connections per node.
+ * for commands and new subscriptions per connection, and new connections per node.
  */
 export class TokenBucket {
   private tokens: number;
@@ -17,13 +17,18 @@ export class TokenBucket {
 
   /** Takes one token; false when the bucket is empty. */
   take(now = Date.now()): boolean {
+    return this.takeMany(1, now);
+  }
+
+  /** Takes `count` tokens at once, or none (false) when fewer are saved up. */
+  takeMany(count: number, now = Date.now()): boolean {
     const elapsed = now - this.last;
     if (elapsed > 0) {
       this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.rate) / 1000);
       this.last = now;
     }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < count) return false;
+    this.tokens -= count;
     return true;
   }
 }

@@ -1,10 +1,9 @@
 import { splitList, type ErrorCode } from '@herald/protocol';
-import type { Permissions } from '../../auth/permissions.js';
-import type { LhttpPublication, PublishResult } from '../../broker/broker.js';
+import type { LhttpPublication } from '../../broker/broker.js';
 import { HeraldError } from '../../errors.js';
 import { encodeTextFrame } from '../../hub/frame.js';
-import type { Hub } from '../../hub/hub.js';
 import type { Session } from '../../hub/session.js';
+import type { Policy } from '../../policy/policy.js';
 import type { LhttpHandler } from './handler.js';
 import { writeLhttpError, type LhttpFilter } from './protocol.js';
 import { encodeLhttp } from '@herald/protocol';
@@ -17,13 +16,9 @@ export interface UpstreamOptions {
   reply: boolean;
 }
 
-/** What the built-in filters need from the gateway. */
+/** What the built-in filters need from the gateway: subscriptions and publications go through the policy only. */
 export interface LhttpHost {
-  readonly hub: Hub;
-  readonly permissions: Permissions;
-  readonly maxTopicsPerConnection: number;
-  topicProblem(topic: string): string | null;
-  publishLhttp(topic: string, message: LhttpPublication, body: string): Promise<PublishResult>;
+  readonly policy: Policy;
 }
 
 function sessionOf(handler: LhttpHandler): Session {
@@ -34,15 +29,8 @@ function fail(handler: LhttpHandler, code: ErrorCode, message: string): void {
   writeLhttpError(sessionOf(handler), code, message);
 }
 
-/**
- * Whether a topic may be used: Herald's name rule first (`invalid_topic`),
- * then the permission (`forbidden`). Answers the refusal itself; true when allowed.
- */
-function allowed(handler: LhttpHandler, host: LhttpHost, topic: string, permission: (topic: string) => string | null): boolean {
-  const invalid = host.topicProblem(topic);
-  const problem = invalid ?? permission(topic);
-  if (problem) fail(handler, invalid ? 'invalid_topic' : 'forbidden', problem);
-  return problem === null;
+function refuse(handler: LhttpHandler, err: unknown): void {
+  fail(handler, err instanceof HeraldError ? err.code : 'internal', err instanceof HeraldError ? err.message : 'internal error');
 }
 
 /** The names of a subscribe/publish/unsubscribe header: split on single spaces, empty names skipped. */
@@ -61,13 +49,11 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
   return {
     async afterRequest(handler) {
       const session = sessionOf(handler);
+      const { policy } = host;
+      // Each topic on its own, as the original does: a refused one does not stop the others.
       for (const topic of topicsIn(handler.headers.get('subscribe'))) {
-        if (!allowed(handler, host, topic, (t) => host.permissions.subscribeProblem(session, t))) continue;
-        if (!session.topics.has(topic) && session.topics.size >= host.maxTopicsPerConnection) {
-          fail(handler, 'too_many_topics', `subscribing to ${topic} would go over the limit of ${host.maxTopicsPerConnection} topics`);
-          continue;
-        }
-        host.hub.subscribe(session, topic);
+        const refused = policy.subscribe(session, [topic]);
+        if (refused) refuse(handler, refused);
       }
       const publishTo = topicsIn(handler.headers.get('publish'));
       if (publishTo.length > 0) {
@@ -78,15 +64,14 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
           headers: [...(handler.responseHeaders ?? handler.headers)],
         };
         for (const topic of publishTo) {
-          if (!allowed(handler, host, topic, (t) => host.permissions.publishProblem(session, t))) continue;
           try {
-            await host.publishLhttp(topic, message, handler.body);
+            await policy.publishLhttp(session, topic, message, handler.body);
           } catch (err) {
-            fail(handler, err instanceof HeraldError ? err.code : 'internal', err instanceof HeraldError ? err.message : 'internal error');
+            refuse(handler, err);
           }
         }
       }
-      for (const topic of topicsIn(handler.headers.get('unsubscribe'))) host.hub.unsubscribe(session, topic);
+      for (const topic of topicsIn(handler.headers.get('unsubscribe'))) policy.unsubscribe(session, topic);
     },
   };
 }

@@ -45,6 +45,8 @@ export function writeLhttpError(session: Session, code: ErrorCode, message: stri
  */
 export class LhttpProtocol implements Protocol {
   readonly name = 'lhttp';
+  /** LHTTP has no login message: identity comes from the URL's `?token=` or the connect hook. */
+  readonly canLogIn = false;
   private readonly processors = new Map<string, LhttpProcessor>();
   private readonly filters: LhttpFilter[] = [];
   private readonly states = new WeakMap<Session, ConnectionState>();
@@ -97,6 +99,11 @@ export class LhttpProtocol implements Protocol {
       session.write(encodeTextFrame(text));
     });
     return this.run(session, handler).catch((err: unknown) => this.handlerFailed(session, err));
+  }
+
+  /** The policy refused the frame (over the command rate): an LHTTP error message with the code. */
+  refuse(session: Session, refusal: HeraldError): void {
+    this.fail(session, refusal.code, refusal.message);
   }
 
   /** Runs the connection's close hooks (filters, then the last message's processor). */
