@@ -129,6 +129,50 @@ describe('/api/send and /api/disconnect', () => {
   });
 });
 
+describe('the two kinds of token', () => {
+  it('a subscribe token (it has a "topic" claim) is not a connection token, in ?token= or in login', async () => {
+    const herald = await startHerald({ auth: { jwt: { secret: SECRET } } });
+    const grant = await token({ sub: 'bob', topic: 'private:team-a' });
+    const viaUrl = await connect(herald, { path: `/ws?token=${grant}` });
+    const closed = await viaUrl.closed;
+    assert.equal(closed.code, CloseCode.UNAUTHORIZED);
+    assert.match(closed.reason, /subscribe token/);
+    const c = await connect(herald);
+    const login = await c.request({ action: 'login', token: grant });
+    assert.equal(login.error.code, 'unauthorized');
+    assert.equal(login.error.message, 'invalid token: this is a subscribe token (it has a "topic" claim), not a connection token');
+    assert.equal(herald.userConnections('bob'), 0);
+    await herald.close();
+  });
+
+  it('a connection token is not a subscribe token', async () => {
+    const herald = await startHerald({ auth: { jwt: { secret: SECRET } } });
+    const bobToken = await token({ sub: 'bob', topics: ['private:other'] });
+    const bob = await connect(herald, { path: `/ws?token=${bobToken}` });
+    const reply = await bob.request({ action: 'subscribe', topic: 'private:team-a', token: bobToken });
+    assert.equal(reply.error.code, 'forbidden');
+    assert.match(reply.error.message, /no "topic" claim/);
+    assert.equal(herald.hub.subscriberCount('private:team-a'), 0);
+    await herald.close();
+  });
+
+  it('a subscribe token without "sub" is refused, for anonymous and logged-in connections alike (not a bearer capability)', async () => {
+    const herald = await startHerald({ auth: { jwt: { secret: SECRET } } });
+    const bearer = await token({ topic: 'private:team-a' });
+    const anonymous = await connect(herald);
+    const bob = await connect(herald, { path: `/ws?token=${await token({ sub: 'bob' })}` });
+    for (const c of [anonymous, bob]) {
+      const reply = await c.request({ action: 'subscribe', topic: 'private:team-a', token: bearer });
+      assert.equal(reply.error.code, 'forbidden');
+      assert.equal(reply.error.message, 'subscribe token: no "sub" claim: a subscribe token names the uid it is for');
+    }
+    assert.equal(herald.hub.subscriberCount('private:team-a'), 0);
+    // The same grant naming bob works for bob.
+    assert.equal((await bob.request({ action: 'subscribe', topic: 'private:team-a', token: await token({ sub: 'bob', topic: 'private:team-a' }) })).ok, true);
+    await herald.close();
+  });
+});
+
 describe('topic permissions', () => {
   it('private topics need a topics claim or a subscribe token; user topics are for their uid only', async () => {
     const herald = await startHerald({ auth: { jwt: { secret: SECRET } } });

@@ -97,9 +97,14 @@ export class TokenVerifier {
     }
   }
 
-  /** Verifies a connection token and reads the identity from its claims. */
+  /**
+   * Verifies a connection (login) token and reads the identity from its
+   * claims. A subscribe token (one with a `topic` claim) is refused: the two
+   * kinds are not interchangeable.
+   */
   async identity(token: unknown): Promise<Identity> {
     const payload = await this.verify(token);
+    if (payload.topic !== undefined) throw new HeraldError('unauthorized', 'invalid token: this is a subscribe token (it has a "topic" claim), not a connection token');
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new HeraldError('unauthorized', 'invalid token: no "sub" claim (the uid)');
     return {
       uid: payload.sub,
@@ -111,13 +116,19 @@ export class TokenVerifier {
   }
 
   /**
-   * Verifies a subscribe token: `sub` must be the connection's uid and the
-   * `topic` claim names the topic (or `prefix*`) it grants.
+   * Verifies a subscribe token: its `topic` claim (which only subscribe
+   * tokens carry) names the topic (or `prefix*`) it grants, and its `sub` must
+   * be the connection's uid. A token without `sub` is refused, not taken as
+   * a bearer capability: a subscribe token is for one logged-in user, and one
+   * copied from a log or a URL is worth nothing to anybody else. So an
+   * anonymous connection cannot use subscribe tokens.
    */
   async topicGrant(token: unknown, uid: string | undefined): Promise<string> {
     const payload = await this.verify(token);
+    if (typeof payload.topic !== 'string' || payload.topic.length === 0) throw new HeraldError('forbidden', 'subscribe token: no "topic" claim (a connection token is not a subscribe token)');
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new HeraldError('forbidden', 'subscribe token: no "sub" claim: a subscribe token names the uid it is for');
+    if (uid === undefined) throw new HeraldError('forbidden', 'subscribe token: log in first: a subscribe token is for the uid in its "sub"');
     if (payload.sub !== uid) throw new HeraldError('forbidden', 'subscribe token: its "sub" is not this connection\'s uid');
-    if (typeof payload.topic !== 'string' || payload.topic.length === 0) throw new HeraldError('forbidden', 'subscribe token: no "topic" claim');
     return payload.topic;
   }
 }
