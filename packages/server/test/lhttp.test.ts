@@ -145,6 +145,28 @@ describe('LHTTP over WebSocket', () => {
     await Promise.all([lhttp.close(), json.close()]);
   });
 
+  it('channel names in any script: 聊天室, café, a&b, over LHTTP, JSON and the HTTP API', async () => {
+    const [lhttp, json] = await Promise.all([lhttpClient(herald), connect(herald)]);
+    for (const room of ['聊天室', 'café', 'a&b']) {
+      // The original JavaScript SDK's frames, with a Chinese chat service's room names.
+      assert.deepEqual(await exchange(lhttp, `LHTTP/1.0 talk\r\nsubscribe:${room}\r\n\r\n`), []);
+      assert.equal((await json.request({ action: 'subscribe', topic: room })).ok, true);
+      lhttp.send(`LHTTP/1.0 talk\r\npublish:${room}\r\n\r\n你好`);
+      assert.equal(await lhttp.next(), `LHTTP/1.0 talk\r\npublish:${room}\r\n\r\n你好`);
+      assert.equal((await json.next()).message, '你好');
+      const api = await http(herald, 'POST', '/api/publish', { topic: room, message: 'from the API' });
+      assert.equal(api.status, 200);
+      assert.equal(await lhttp.next(), `LHTTP/1.0 publish\r\npublish:${room}\r\n\r\nfrom the API`);
+      assert.equal((await json.next()).message, 'from the API');
+    }
+    // The limit is in bytes: 86 Chinese characters are 258 bytes, over the default 255.
+    const long = '聊'.repeat(86);
+    assert.deepEqual(await exchange(lhttp, `LHTTP/1.0 talk\r\nsubscribe:${long}\r\n\r\n`), [
+      `LHTTP/1.0 error\r\ncode:invalid_topic\r\n\r\ntopic is 258 bytes long, over the limit of 255`,
+    ]);
+    await Promise.all([lhttp.close(), json.close()]);
+  });
+
   it('speaks LHTTP on /ws when the lhttp subprotocol is offered', async () => {
     const c = await connect(herald, { protocols: 'lhttp' });
     assert.equal(c.ws.protocol, 'lhttp');
