@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
 import { createHerald, type Herald, type HeraldOptions } from '../src/index.js';
 import type { Logger } from '../src/log.js';
 import { connect, http, startHerald, type TestClient } from './helpers.js';
@@ -212,6 +215,25 @@ describe('Redis: Herald\'s namespace on a Redis shared with another app', () => 
     lhttp.send('LHTTP/1.0 chat\r\nsubscribe:__keyevent@0__:set\r\n\r\n');
     assert.match(await lhttp.next(), /^LHTTP\/1\.0 error\r\ncode:invalid_topic\r\n/);
     await open.close();
+  });
+
+  it('npm start\'s configuration with broker=redis: `redis-cli PUBLISH bookings` reaches the bookings topic, as the page says', async (t) => {
+    if (skip) return t.skip(skip);
+    const demo = parseYaml(readFileSync(fileURLToPath(new URL('../../../../demo/herald.yaml', import.meta.url)), 'utf8')) as HeraldOptions & { redis: object };
+    const herald = await node({}, { ...demo, redis: { ...demo.redis, url: server.url }, demo: { enabled: false, backend: false } });
+    const client = await connect(herald);
+    for (const topic of ['bookings', 'chat:lobby', 'danmaku:live']) assert.equal((await client.request({ action: 'subscribe', topic })).ok, true);
+    await eventually(async () => ((await app.call('PUBSUB', 'NUMSUB', 'bookings')) as [string, number])[1] === 1, 'the bare channel subscription');
+    await app.publish('danmaku:live', 'not raw: never delivered');
+    await app.publish('bookings', '{"id":2,"show":"Carmen","customer":"Linus","seats":1,"amount":55}');
+    await app.publish('chat:lobby', '"hello from redis"');
+    const booking = await client.next();
+    assert.equal(booking.topic, 'bookings');
+    assert.deepEqual(booking.message, { id: 2, show: 'Carmen', customer: 'Linus', seats: 1, amount: 55 });
+    const chat = await client.next();
+    assert.equal(chat.topic, 'chat:lobby');
+    assert.equal(chat.message, 'hello from redis');
+    await herald.close();
   });
 
   it('warns at start-up about the topics rawTopics opens', async (t) => {
