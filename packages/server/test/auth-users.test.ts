@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CloseCode } from '../src/index.js';
 import { connect, deadline, http, startHerald, type TestClient } from './helpers.js';
+import { eventually } from './servers.js';
 import { SECRET, signToken } from './tokens.js';
 
 const token = (claims: Record<string, unknown>): Promise<string> => signToken(claims);
@@ -37,12 +38,21 @@ describe('the push-centre seed flow (auth.insecureUidLogin)', () => {
     assert.equal((await http(herald, 'GET', '/send?uid=123&message=still')).status, 200);
     assert.equal(await tab2.next(), 'still');
 
+    // Errors as the push centre answers them: 400 with an empty body; the reason in a header.
     const unknown = await http(herald, 'GET', '/send?uid=999&message=x');
     assert.equal(unknown.status, 400);
-    assert.equal(unknown.text, 'client not found: 999');
-    const missing = await http(herald, 'GET', '/send?message=x');
-    assert.equal(missing.status, 400);
-    assert.equal(missing.text, 'uid is required');
+    assert.equal(unknown.text, '');
+    assert.equal(unknown.headers.get('content-length'), '0');
+    assert.equal(unknown.headers.get('x-herald-error'), 'client not found: 999');
+    for (const query of ['?message=x', '?uid=&message=x']) {
+      const missing = await http(herald, 'GET', `/send${query}`);
+      assert.equal(missing.status, 400);
+      assert.equal(missing.text, '');
+      assert.equal(missing.headers.get('x-herald-error'), 'uid is required');
+    }
+    const formMissing = await http(herald, 'POST', '/send', 'message=x', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(formMissing.status, 400);
+    assert.equal(formMissing.text, '');
 
     // A missing message sends an empty text frame, as in the seed.
     assert.equal((await http(herald, 'GET', '/send?uid=456')).status, 200);
@@ -81,6 +91,33 @@ describe('the push-centre seed flow (auth.insecureUidLogin)', () => {
     assert.equal(herald.userConnections('123'), 0);
     assert.equal((await http(herald, 'GET', '/send?uid=123&message=x')).status, 400);
     await c.close();
+    await herald.close();
+  });
+});
+
+describe("the push centre's console steps (seed 004), unchanged", () => {
+  it('ws = new WebSocket(ws://…/ws); ws.send(\'{"uid": "123"}\'); curl "…/send?uid=123&message=Hello%20World"', async () => {
+    const herald = await startHerald({ auth: { insecureUidLogin: true } });
+    // The browser console's two lines: no subprotocol, the login as the article types it.
+    const ws = await connect(herald, { path: '/ws' });
+    assert.equal(ws.ws.protocol, '');
+    ws.send('{"uid": "123"}');
+    // The seed answers nothing to a login: wait for the server to hold the uid.
+    await eventually(() => herald.userConnections('123') === 1, 'the login to be handled');
+    // curl "http://localhost:8181/send?uid=123&message=Hello%20World", with curl's own headers.
+    const curl = { 'user-agent': 'curl/8.5.0', accept: '*/*' };
+    const sent = await http(herald, 'GET', '/send?uid=123&message=Hello%20World', undefined, curl);
+    assert.equal(sent.status, 200);
+    assert.equal(sent.text, '');
+    assert.equal(await ws.next(), 'Hello World', 'the raw message, one text frame');
+    // The same request for a uid nobody logged in as, and without a uid: what the push centre answers.
+    for (const path of ['/send?uid=124&message=Hello%20World', '/send?message=Hello%20World']) {
+      const refused = await http(herald, 'GET', path, undefined, curl);
+      assert.equal(refused.status, 400);
+      assert.equal(refused.text, '');
+    }
+    assert.equal(ws.received.length, 1, 'nothing else reached the page');
+    await ws.close();
     await herald.close();
   });
 });

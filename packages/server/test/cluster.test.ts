@@ -239,7 +239,8 @@ for (const kind of ['redis', 'nats'] as const) {
       for (const client of [onB, onC]) assert.equal(await client.next(), 'Hello World');
       const nowhere = await http(a, 'GET', '/send?uid=ghost&message=x');
       assert.equal(nowhere.status, 400);
-      assert.equal(nowhere.text, 'client not found: ghost');
+      assert.equal(nowhere.text, '', 'an empty body, as the push centre answers');
+      assert.equal(nowhere.headers.get('x-herald-error'), 'client not found: ghost');
 
       await eventually(() => {
         const view = a.clusterView();

@@ -36,6 +36,12 @@ const sendBody = z.strictObject({
   message: z.unknown().optional(),
 });
 
+/**
+ * The seed endpoints answer errors as the originals do (a status and an empty
+ * body); this response header says why, for a person reading `curl -i`.
+ */
+export const SEED_ERROR_HEADER = 'x-herald-error';
+
 const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string().max(100).optional() });
 
 
@@ -179,8 +185,9 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
   });
 
   // The push-centre seed's endpoint, kept as it is: uid and message from the
-  // query or a form body (the body wins), 400 with a short text body when the
-  // uid is missing or has no connection, 200 with an empty body otherwise.
+  // query or a form body (the body wins); 400 with an empty body, as the seed
+  // answers, when the uid is missing or has no connection (the reason is in
+  // the X-Herald-Error header); 200 with an empty body otherwise.
   const seedSend = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const query = request.query as Record<string, unknown>;
     const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, unknown>;
@@ -189,8 +196,8 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
       return typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : '';
     };
     const uid = field('uid');
-    if (!uid) return void reply.status(400).type('text/plain').send('uid is required');
-    if (!herald.isUserConnected(uid)) return void reply.status(400).type('text/plain').send(`client not found: ${uid}`);
+    if (!uid) return void reply.status(400).header(SEED_ERROR_HEADER, 'uid is required').send();
+    if (!herald.isUserConnected(uid)) return void reply.status(400).header(SEED_ERROR_HEADER, `client not found: ${encodeURIComponent(uid)}`).send();
     await herald.sendSeed(uid, field('message'));
     return void reply.status(200).type('text/plain').send('');
   };
