@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { pathPatternProblem } from './util/paths.js';
 import { closest, parseDuration, parseSize } from './util/units.js';
 
 /**
@@ -37,6 +38,12 @@ function listOf<T extends z.ZodType>(item: T) {
     z.array(item),
   );
 }
+
+/** A URL path, exact or a prefix ending in `*` (see util/paths.ts). */
+const pathPattern = z.string().superRefine((value, ctx) => {
+  const problem = pathPatternProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -79,8 +86,11 @@ export const configSchema = z.strictObject({
     .prefault({}),
   lhttp: z
     .strictObject({
-      /** Paths (besides wsPath) where a WebSocket speaks LHTTP even without the `lhttp` subprotocol: the original's. */
-      paths: listOf(z.string().startsWith('/')).default(['/', '/echo']),
+      /**
+       * Paths (besides wsPath and the raw endpoints) where a WebSocket speaks LHTTP even without the `lhttp`
+       * subprotocol: the original's by default. A path is exact, or a prefix ending in `*` (`/*`: every path).
+       */
+      paths: listOf(pathPattern).default(['/', '/echo']),
       upstream: z
         .strictObject({
           /** URL prefixes `upstream:` may call (e.g. "https://api.example.com/hooks/"). Empty: upstream is off. */
@@ -93,6 +103,26 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /**
+   * Raw endpoints, for clients that speak no protocol (the Redis-fed seed's page): a WebSocket on one of
+   * these paths is subscribed by the server to `topics` and gets each message as its plain text; the text
+   * it sends is published to `publish`, after `prefix`. First matching endpoint wins; raw paths come
+   * before `lhttp.paths`.
+   */
+  raw: z
+    .array(
+      z.strictObject({
+        /** Path, exact or a prefix ending in `*`. */
+        path: pathPattern,
+        /** Topics every connection on this path is subscribed to as it opens. */
+        topics: listOf(z.string().min(1)).default([]),
+        /** Topic the text a connection sends is published to; false: sending is refused. */
+        publish: z.union([z.string().min(1), z.literal(false)]).default(false),
+        /** Prepended to the text a connection sends before it is published (the seed's `RECEIVED: `). */
+        prefix: z.string().default(''),
+      }),
+    )
+    .default([]),
   /** Topics with history: first matching rule wins; a pattern is an exact topic or a prefix ending in `*`. */
   history: z
     .array(

@@ -26,7 +26,7 @@ import { MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Posit
 import { RedisHistory } from './history/redis-history.js';
 import { SplitBroker } from './broker/split.js';
 import type { BrokerNamespace } from './broker/namespace.js';
-import { validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
+import { ConfigError, validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
 import { HeraldError } from './errors.js';
 import { withDemoSecret } from './demo/backend.js';
 import { buildHttpApi } from './http/api.js';
@@ -37,8 +37,10 @@ import { Session, type SessionHost } from './hub/session.js';
 import { createLogger, type Logger } from './log.js';
 import { JsonProtocol, type CommandHandler, type ConnectionInfo } from './protocols/json.js';
 import type { Protocol } from './protocols/protocol.js';
+import { RawProtocol } from './protocols/raw.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { createUpgradeHandler, type Refusal, type UpgradeHost } from './transport/websocket.js';
+import { PathPatterns } from './util/paths.js';
 import { TokenBucket } from './util/token-bucket.js';
 import { VERSION } from './version.js';
 
@@ -154,6 +156,9 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly protocols = new Map<string, Protocol>();
   private readonly defaultProtocol: Protocol;
   private readonly lhttpProtocol: LhttpProtocol;
+  private readonly lhttpPaths: PathPatterns;
+  /** The raw endpoints, in configuration order, each with its path patterns. */
+  private readonly rawEndpoints: Array<{ paths: PathPatterns; protocol: RawProtocol }>;
   private readonly heartbeat: Heartbeat;
   private readonly onConnect: ConnectHook | undefined;
   private readonly startedAt = Date.now();
@@ -184,7 +189,7 @@ export class Herald implements SessionHost, UpgradeHost {
     this.history = createHistoryStore(config, this.broker);
     this.metrics = new Metrics({
       connectionsByProtocol: () => {
-        const counts = new Map<string, number>([...this.protocols.keys()].map((name) => [name, 0]));
+        const counts = new Map<string, number>([...this.protocols.keys(), ...(this.rawEndpoints.length > 0 ? ['raw'] : [])].map((name) => [name, 0]));
         for (const session of this.hub.sessions.values()) counts.set(session.protocol.name, (counts.get(session.protocol.name) ?? 0) + 1);
         return counts;
       },
@@ -225,6 +230,9 @@ export class Herald implements SessionHost, UpgradeHost {
     this.protocols.set(SUBPROTOCOL_JSON, this.defaultProtocol);
     this.lhttpProtocol = new LhttpProtocol([pubSubFilter(this), upstreamFilter(config.lhttp.upstream)], (session, err) => this.reportError(session, err));
     this.protocols.set(SUBPROTOCOL_LHTTP, this.lhttpProtocol);
+    this.lhttpPaths = new PathPatterns(config.lhttp.paths);
+    this.rawEndpoints = config.raw.map((endpoint) => ({ paths: new PathPatterns([endpoint.path]), protocol: new RawProtocol(this, endpoint) }));
+    this.checkRawEndpoints();
     this.heartbeat = new Heartbeat(
       this.hub.sessions,
       {
@@ -723,10 +731,17 @@ export class Herald implements SessionHost, UpgradeHost {
     return [...this.protocols.keys()];
   }
 
+  /**
+   * The protocol of a new WebSocket: by path, first `wsPath` (JSON), then the
+   * raw endpoints, then `lhttp.paths` (LHTTP); a subprotocol the client
+   * offers (`json`, `lhttp`) wins on any of these paths.
+   */
   protocolFor(path: string, offered: Set<string>): Protocol | null | undefined {
-    const lhttpPath = this.config.lhttp.paths.includes(path);
-    if (path !== this.config.wsPath && !lhttpPath) return undefined;
-    if (offered.size === 0) return lhttpPath && path !== this.config.wsPath ? this.lhttpProtocol : this.defaultProtocol;
+    let byPath: Protocol | undefined;
+    if (path === this.config.wsPath) byPath = this.defaultProtocol;
+    else byPath = this.rawEndpoints.find((endpoint) => endpoint.paths.matches(path))?.protocol ?? (this.lhttpPaths.matches(path) ? this.lhttpProtocol : undefined);
+    if (!byPath) return undefined;
+    if (offered.size === 0) return byPath;
     for (const name of offered) {
       const protocol = this.protocols.get(name);
       if (protocol) return protocol;
@@ -848,6 +863,25 @@ export class Herald implements SessionHost, UpgradeHost {
     return topics;
   }
 
+  /** Checks what the schema cannot: the raw endpoints' topics against the topic rule (and the broker's), their paths against wsPath. */
+  private checkRawEndpoints(): void {
+    const problems: string[] = [];
+    this.config.raw.forEach((endpoint, index) => {
+      if (endpoint.path === this.config.wsPath) problems.push(`raw.${index}.path: ${endpoint.path} is wsPath, where the JSON protocol is spoken`);
+      const topics = endpoint.publish === false ? endpoint.topics : [...endpoint.topics, endpoint.publish];
+      for (const topic of topics) {
+        const problem = this.topicProblem(topic);
+        if (problem) problems.push(`raw.${index}: ${problem}`);
+      }
+      const { maxTopicsPerConnection, subscriptionBurst } = this.config.limits;
+      if (endpoint.topics.length > Math.min(maxTopicsPerConnection, subscriptionBurst)) {
+        const [limit, name] = maxTopicsPerConnection <= subscriptionBurst ? [maxTopicsPerConnection, 'maxTopicsPerConnection'] : [subscriptionBurst, 'subscriptionBurst'];
+        problems.push(`raw.${index}.topics: ${endpoint.topics.length} topics, over limits.${name} (${limit})`);
+      }
+    });
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+
   /** Verifies a token sent with `login` and makes it the connection's identity. */
   async login(session: Session, token: unknown): Promise<{ uid: string; expiresAt?: number; unsubscribed?: string[] }> {
     const identity = await this.tokens.identity(token);
@@ -934,6 +968,9 @@ export class Herald implements SessionHost, UpgradeHost {
         if (session.uid === undefined) this.closeSession(session, CloseCode.UNAUTHORIZED, 'login required');
       });
     }
+    // The protocol's own start (a raw endpoint's subscriptions); it may close the connection.
+    session.protocol.onOpen?.(session);
+    if (session.state !== 'connecting') return;
     session.open();
     this.events.emit('connect', session);
   }

@@ -378,3 +378,100 @@ describe('POST /publish (the Lhttp seed HTTP endpoint)', () => {
     await herald.close();
   });
 });
+
+describe('lhttp.paths patterns (the original speaks LHTTP on every path)', () => {
+  it('"/*" serves the JavaScript SDK README\'s ws://host/chat and any other path; wsPath stays JSON', async () => {
+    const herald = await startHerald({ lhttp: { paths: ['/*'] } });
+    herald.lhttp.register('marker', { onMessage: (h) => h.send('') });
+    // The SDK's chat demo frames, on the README's path and on a deeper one.
+    const [chat, deep] = await Promise.all([lhttpClient(herald, '/chat'), lhttpClient(herald, '/rooms/1?x=y')]);
+    assert.deepEqual(await exchange(chat, demoSubscribe), []);
+    deep.send(demoPublish('hello from a deep path'));
+    assert.equal(await chat.next(), 'LHTTP/1.0 chat\r\npublish:chatroom\r\n\r\nhello from a deep path');
+    const json = await connect(herald);
+    assert.equal((await json.request({ action: 'ping' })).ok, true, 'wsPath still speaks JSON');
+    await Promise.all([chat.close(), deep.close(), json.close()]);
+    await herald.close();
+  });
+
+  it('"/chat/*" is a prefix: /chat/room speaks LHTTP, /chat and /other get 404; a "*" inside a pattern is a config error', async () => {
+    const herald = await startHerald({ lhttp: { paths: ['/chat/*', '/echo'] } });
+    herald.lhttp.register('marker', { onMessage: (h) => h.send('') });
+    const room = await lhttpClient(herald, '/chat/room');
+    assert.deepEqual(await exchange(room, demoSubscribe), []);
+    assert.equal(herald.hub.subscriberCount('chatroom'), 1);
+    for (const path of ['/chat', '/other', '/']) {
+      const refused = await upgradeStatus(herald, path);
+      assert.equal(refused, 404, `${path} is not an LHTTP path`);
+    }
+    await room.close();
+    await herald.close();
+    await assert.rejects(startHerald({ lhttp: { paths: ['/ch*at'] } }), /lhttp\.paths\.0: path "\/ch\*at": "\*" may only end a pattern/);
+    await assert.rejects(startHerald({ lhttp: { paths: ['chat'] } }), /lhttp\.paths\.0: path "chat" must start with "\/"/);
+  });
+});
+
+/** The HTTP status an upgrade on `path` is answered with (101 when it becomes a WebSocket). */
+async function upgradeStatus(herald: Herald, path: string): Promise<number> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(`${herald.url}${path}`, { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    req.on('upgrade', (response, socket) => {
+      socket.destroy();
+      resolve(response.statusCode ?? 0);
+    });
+    req.on('response', (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('POST /publish whatever the content type (curl -d and PHP curl send form-urlencoded)', () => {
+  it('publishes the raw body byte for byte with form-urlencoded, JSON, no content type and the Go helper\'s text/plain', async () => {
+    const herald = await startHerald();
+    herald.lhttp.register('marker', { onMessage: (h) => h.send('') });
+    const reader = await lhttpClient(herald);
+    await exchange(reader, L('s', [['subscribe', 'news']]));
+    // Characters a form parser would change: + %20 & = ; a body that is not valid JSON either.
+    const body = (n: number): string => `LHTTP/1.0 notice\r\npublish:news\r\nk:a=b&c\r\n\r\nn=${n} 1+1%20=2 & {not json`;
+    const senders: Array<[string, Record<string, string>]> = [
+      // curl -d '...' http://host/publish
+      ['curl -d', { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'curl/8.5.0', accept: '*/*' }],
+      // PHP: curl_setopt($ch, CURLOPT_POSTFIELDS, $string)
+      ['PHP curl', { 'content-type': 'application/x-www-form-urlencoded' }],
+      ['JSON', { 'content-type': 'application/json' }],
+      // The original's Go Publish helper (tools.go)
+      ['Go helper', { 'content-type': 'text/plain', 'user-agent': 'Go-http-client/1.1' }],
+      ['binary', { 'content-type': 'application/octet-stream' }],
+    ];
+    for (const [index, [who, headers]] of senders.entries()) {
+      const answer = await http(herald, 'POST', '/publish', body(index), headers);
+      assert.equal(answer.status, 200, who);
+      assert.equal(answer.text, '', who);
+      assert.equal(await reader.next(), body(index), `${who}: byte for byte`);
+    }
+    // No content type at all (a raw socket client, as a Go client with no header would send).
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${herald.url}/publish`, { method: 'POST', headers: { 'content-length': String(Buffer.byteLength(body(9))) } });
+      req.on('response', (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(body(9));
+    });
+    assert.equal(status, 200);
+    assert.equal(await reader.next(), body(9));
+    // Not LHTTP, whatever its type: 400, and nothing published.
+    const form = await http(herald, 'POST', '/publish', 'uid=1&message=x', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(form.status, 400);
+    assert.match(form.body.error.message, /not an LHTTP message/);
+    assert.deepEqual(await exchange(reader, L('m', [['x', 'y']])), []);
+    await reader.close();
+    await herald.close();
+  });
+});

@@ -203,24 +203,29 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
   };
   app.get('/send', { onRequest: guard }, seedSend);
 
-  // The Lhttp seed's endpoint: a whole LHTTP message as text/plain; its raw
-  // bytes are published to every topic of its `publish` header. 200 with an
-  // empty body as the original (also without a publish header); 400 for a
-  // body that is not LHTTP, where the original dropped the connection.
-  app.post('/publish', { onRequest: guard }, async (request, reply) => {
-    if (typeof request.body !== 'string') throw new HeraldError('bad_request', 'the body must be an LHTTP message sent as text/plain');
-    const text = request.body;
-    let message;
-    try {
-      message = decodeLhttp(text);
-    } catch (err) {
-      throw new HeraldError('bad_request', `not an LHTTP message: ${(err as Error).message}`);
-    }
-    const topics = splitList(message.headers.get('publish') ?? '').filter((topic) => topic !== '');
-    if (topics.length === 0) request.log.debug('POST /publish without a publish header: nothing published');
-    const lhttp = { text, command: message.command, headers: [...message.headers] };
-    for (const topic of topics) await herald.publishLhttp(topic, lhttp, message.body, 'http');
-    return reply.status(200).type('text/plain').send('');
+  // The Lhttp seed's endpoint: a whole LHTTP message, whatever the content type
+  // says (curl -d and PHP's curl send form-urlencoded by default, the Go helper
+  // text/plain): its own scope reads every body as raw text, and its raw bytes
+  // are published to every topic of its `publish` header. 200 with an empty
+  // body as the original (also without a publish header); 400 for a body that
+  // is not LHTTP, where the original dropped the connection.
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    scope.post('/publish', { onRequest: guard }, async (request, reply) => {
+      const text = typeof request.body === 'string' ? request.body : '';
+      let message;
+      try {
+        message = decodeLhttp(text);
+      } catch (err) {
+        throw new HeraldError('bad_request', `not an LHTTP message: ${(err as Error).message}`);
+      }
+      const topics = splitList(message.headers.get('publish') ?? '').filter((topic) => topic !== '');
+      if (topics.length === 0) request.log.debug('POST /publish without a publish header: nothing published');
+      const lhttp = { text, command: message.command, headers: [...message.headers] };
+      for (const topic of topics) await herald.publishLhttp(topic, lhttp, message.body, 'http');
+      return reply.status(200).type('text/plain').send('');
+    });
   });
   app.post('/send', { onRequest: guard }, seedSend);
 

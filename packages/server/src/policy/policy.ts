@@ -22,7 +22,7 @@ const BEFORE_LOGIN = new Set(['login', 'ping', 'pong']);
 
 /**
  * The one admission layer between every client protocol and the hub. Every
- * protocol (JSON, LHTTP; the raw-text, SSE, HTTP-streaming and
+ * protocol (JSON, LHTTP, raw endpoints; the SSE, HTTP-streaming and
  * Pusher-compatible endpoints to come) turns its frames into these calls, and
  * nothing else: a protocol is given the policy, never the hub, so it cannot
  * subscribe or publish around it.

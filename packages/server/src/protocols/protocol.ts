@@ -33,6 +33,28 @@ export interface Protocol {
    * the connect hook identified it.
    */
   readonly canLogIn: boolean;
+  /**
+   * The connection is open and its identity settled (`?token=`, connect
+   * hook), before any of its frames is handled. The protocol may subscribe
+   * it to topics, or close it.
+   */
+  onOpen?(session: Session): void;
   /** The connection closed. */
   onClose?(session: Session): void;
+}
+
+/**
+ * A message's plain text, from its JSON text: a JSON string as the string
+ * itself, anything else (object, array, number, ...) as its JSON text. For
+ * protocols whose frames carry text rather than JSON (LHTTP bodies, raw).
+ */
+export function messageText(payload: string): string {
+  if (payload.startsWith('"')) {
+    try {
+      return JSON.parse(payload) as string;
+    } catch {
+      return payload;
+    }
+  }
+  return payload;
 }

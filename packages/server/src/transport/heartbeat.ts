@@ -1,3 +1,4 @@
+import { SUBPROTOCOL_JSON } from '@herald/protocol';
 import type { Session } from '../hub/session.js';
 
 export interface HeartbeatOptions {
@@ -5,7 +6,7 @@ export interface HeartbeatOptions {
   interval: number;
   /** Terminate a pinged connection that shows no sign of life within this long. */
   timeout: number;
-  /** Also send this text frame with each ping (app-level heartbeat), or null. */
+  /** Also send this text frame with each ping (app-level heartbeat) to JSON-protocol connections, or null. */
   appPingFrame: Buffer | null;
 }
 
@@ -50,7 +51,8 @@ export class Heartbeat {
       if (now - session.lastSeen >= interval) {
         session.pingSentAt = now;
         session.ws.ping();
-        if (appPingFrame) session.write(appPingFrame);
+        // A JSON frame: LHTTP and raw clients would take it for data.
+        if (appPingFrame && session.protocol.name === SUBPROTOCOL_JSON) session.write(appPingFrame);
       }
     }
   };

@@ -3,7 +3,7 @@ import type { Publication } from '../../broker/broker.js';
 import { HeraldError } from '../../errors.js';
 import { encodeTextFrame } from '../../hub/frame.js';
 import type { Session } from '../../hub/session.js';
-import type { Protocol } from '../protocol.js';
+import { messageText, type Protocol } from '../protocol.js';
 import { LhttpHandler, MultipartBlock } from './handler.js';
 
 type Hook = (handler: LhttpHandler) => void | Promise<void>;
@@ -150,16 +150,4 @@ export class LhttpProtocol implements Protocol {
   fail(session: Session, code: ErrorCode, message: string): void {
     writeLhttpError(session, code, message);
   }
-}
-
-/** A message's text for an LHTTP body: a JSON string as its plain text, anything else as JSON. */
-function messageText(payload: string): string {
-  if (payload.startsWith('"')) {
-    try {
-      return JSON.parse(payload) as string;
-    } catch {
-      return payload;
-    }
-  }
-  return payload;
 }

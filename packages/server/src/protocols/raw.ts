@@ -1,0 +1,93 @@
+import { CloseCode, type ErrorCode } from '@herald/protocol';
+import type { Publication } from '../broker/broker.js';
+import { HeraldError, toErrorBody } from '../errors.js';
+import { encodeTextFrame } from '../hub/frame.js';
+import type { Session } from '../hub/session.js';
+import type { Policy } from '../policy/policy.js';
+import { messageText, type Protocol } from './protocol.js';
+
+/** One raw endpoint of the configuration (`raw[]`). */
+export interface RawEndpoint {
+  /** Path, exact or a prefix ending in `*`. */
+  path: string;
+  /** Topics every connection is subscribed to as it opens. */
+  topics: readonly string[];
+  /** Topic what a connection sends is published to; false: sending is refused. */
+  publish: string | false;
+  /** Prepended to what a connection sends before it is published. */
+  prefix: string;
+}
+
+/** What the raw protocol needs from the gateway. */
+export interface RawProtocolHost {
+  /** Every subscription and publication goes through the policy: identity, topic rules, permissions, limits. */
+  readonly policy: Policy;
+  closeSession(session: Session, code: number, reason: string): void;
+  reportError(session: Session, err: unknown): void;
+}
+
+/**
+ * The raw protocol, for clients that speak none (the Redis-fed seed's page,
+ * SEEDS-SPEC §1): a connection on a raw endpoint's path sends no subscribe;
+ * as it opens, the server subscribes it to the endpoint's topics through the
+ * policy, as a subscribe command would be. Each publication reaches it as one
+ * text frame holding the message's plain text: a JSON string as the string
+ * itself, any other message as its JSON text (a Redis publisher's
+ * `PUBLISH channel "data from PHP"` arrives as `data from PHP`). Each frame it
+ * sends (text, or binary read as UTF-8, as the seed reads it) is published as
+ * a string to the endpoint's `publish` topic, after its `prefix`, through the
+ * policy, as a publish command would be.
+ *
+ * A frame that is refused or cannot be published (sending off, not allowed,
+ * over a limit, broker down) is answered, to the sender only, with the JSON
+ * protocol's error frame `{"action":"error","error":{"code","message"}}`; the
+ * connection stays. A connection that may not hold the endpoint's topics is
+ * closed as it opens: 4503 when forbidden, 4501 without the identity it needs
+ * (raw has no login message: `?token=` or the connect hook).
+ */
+export class RawProtocol implements Protocol {
+  readonly name = 'raw';
+  readonly canLogIn = false;
+
+  constructor(
+    private readonly host: RawProtocolHost,
+    readonly endpoint: RawEndpoint,
+  ) {}
+
+  encodePublication(publication: Publication): Buffer {
+    return encodeTextFrame(messageText(publication.payload));
+  }
+
+  encodePush(payload: string): Buffer {
+    return encodeTextFrame(messageText(payload));
+  }
+
+  onOpen(session: Session): void {
+    const refused = this.host.policy.subscribe(session, this.endpoint.topics);
+    if (!refused) return;
+    const code = refused.code === 'forbidden' ? CloseCode.FORBIDDEN : refused.code === 'unauthorized' ? CloseCode.UNAUTHORIZED : CloseCode.RECONNECT;
+    this.host.closeSession(session, code, refused.message);
+  }
+
+  onFrame(session: Session, data: Buffer, _isBinary: boolean): void | Promise<void> {
+    const topic = this.endpoint.publish;
+    if (topic === false) return this.fail(session, 'forbidden', `this endpoint (${this.endpoint.path}) only delivers: what a client sends is not published`);
+    return this.host.policy.publish(session, topic, this.endpoint.prefix + data.toString('utf8')).then(
+      () => undefined,
+      (err: unknown) => {
+        if (!(err instanceof HeraldError)) this.host.reportError(session, err);
+        const body = toErrorBody(err);
+        this.fail(session, body.code, body.message);
+      },
+    );
+  }
+
+  /** The policy refused the frame (over the command rate): the error frame, to the sender. */
+  refuse(session: Session, refusal: HeraldError): void {
+    this.fail(session, refusal.code, refusal.message);
+  }
+
+  private fail(session: Session, code: ErrorCode, message: string): void {
+    session.write(encodeTextFrame(JSON.stringify({ action: 'error', error: { code, message } })));
+  }
+}
