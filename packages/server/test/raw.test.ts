@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { CloseCode, type Herald } from '../src/index.js';
+import type { Page } from 'playwright-core';
+import { useBrowser } from './browser.js';
 import { connect, deadline, http, startHerald } from './helpers.js';
 import { RedisServer, requireBinary } from './servers.js';
 import { SECRET, signToken } from './tokens.js';
@@ -136,6 +138,12 @@ describe("the Redis-fed seed's browser client and PHP publisher (seed 000), unch
     assert.equal(await first.next(), 'RECEIVED: from the second window');
     assert.equal(await second.next(), 'RECEIVED: from the second window');
 
+    // A binary frame is read as text, as the seed's websocket.Message.Receive does.
+    first.ws.send(Buffer.from('binary 你好'), { binary: true });
+    assert.equal(await first.next(), 'RECEIVED: binary 你好');
+    assert.equal(await second.next(), 'RECEIVED: binary 你好');
+    assert.deepEqual(await json.next(), { action: 'publish', topic: 'channel', message: 'RECEIVED: binary 你好' });
+
     // Closing one window leaves the other served (the seed kept dead clients and stopped at the first failed send).
     assert.deepEqual(first.pending, [], 'nothing else reached the first window');
     await first.close();
@@ -143,6 +151,70 @@ describe("the Redis-fed seed's browser client and PHP publisher (seed 000), unch
     assert.equal(await second.next(), 'after a window closed');
     assert.deepEqual(second.pending, [], 'nothing else reached the page (no error, no reply)');
     await Promise.all([second.close(), json.close()]);
+    await herald.close();
+  });
+});
+
+/** The seed's client.js, as the article prints it, but for its host and port. */
+const CLIENT_JS = (port: number): string => `var wsServer = 'ws://localhost:${port}'; var websocket = new WebSocket(wsServer); websocket.onopen = function (evt) { console.log("Connected to WebSocket server."); }; websocket.onclose = function (evt) { console.log("Disconnected"); }; websocket.onmessage = function (evt) { console.log('Retrieved data from server: ' + evt.data); }; websocket.onerror = function (evt, e) { console.log('Error occured: ' + evt.data); };`;
+
+/** The console of a page, to wait for the line a step should print. */
+function consoleOf(page: Page): { lines: string[]; until: (line: string) => Promise<void> } {
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  page.on('console', (message) => {
+    lines.push(message.text());
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const until = (line: string): Promise<void> =>
+    deadline(
+      (async () => {
+        while (!lines.includes(line)) await new Promise<void>((resolve) => waiters.push(resolve));
+      })(),
+      5000,
+      `the console line ${JSON.stringify(line)}`,
+    );
+  return { lines, until };
+}
+
+describe("the Redis-fed seed's client.js in two Chromium windows, against Herald and Redis", () => {
+  const chromium = useBrowser();
+  const skip = requireBinary('redis-server');
+  const redis = new RedisServer();
+  before(async () => {
+    if (!skip) await redis.start();
+  });
+  after(() => redis.stop());
+
+  it('both consoles print "Retrieved data from server: RECEIVED: hello world!", then "…: data from PHP"', async (t) => {
+    if (skip) return t.skip(skip);
+    const browser = chromium.browser();
+    if (!browser) return t.skip(chromium.skipped());
+    const herald = await startHerald({ host: '127.0.0.1', broker: 'redis', redis: { url: redis.url, rawTopics: ['channel'] }, raw: [SEED_000] });
+    await brokerReady(herald);
+    const pages = await Promise.all([browser.newPage(), browser.newPage()]);
+    const consoles = pages.map(consoleOf);
+    // Paste client.js into each window's console (localhost resolves to the loopback Herald listens on).
+    for (const [i, page] of pages.entries()) {
+      await page.goto(`${herald.url}/healthz`);
+      await page.evaluate(CLIENT_JS(herald.port));
+      await consoles[i]!.until('Connected to WebSocket server.');
+    }
+    await herald.whenSubscribed(['channel']);
+    // The article's last line, typed once the socket is open (right after construction it would throw).
+    await pages[0]!.evaluate('websocket.send("hello world!")');
+    for (const c of consoles) await c.until('Retrieved data from server: RECEIVED: hello world!');
+    // php publish.php: int(1)
+    const php = new Redis(redis.url);
+    t.after(() => php.disconnect());
+    assert.equal(await php.publish('channel', 'data from PHP'), 1);
+    for (const c of consoles) await c.until('Retrieved data from server: data from PHP');
+    for (const c of consoles) {
+      // What client.js printed (the page's own favicon 404 aside), and nothing else: no error, no disconnect.
+      const printed = c.lines.filter((line) => /^(Connected|Disconnected|Retrieved|Error occured)/.test(line));
+      assert.deepEqual(printed, ['Connected to WebSocket server.', 'Retrieved data from server: RECEIVED: hello world!', 'Retrieved data from server: data from PHP']);
+    }
+    await Promise.all(pages.map((page) => page.close()));
     await herald.close();
   });
 });
