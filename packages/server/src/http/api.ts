@@ -40,7 +40,7 @@ const sendBody = z.strictObject({
  * The seed endpoints answer errors as the originals do (a status and an empty
  * body); this response header says why, for a person reading `curl -i`.
  */
-export const SEED_ERROR_HEADER = 'x-herald-error';
+const SEED_ERROR_HEADER = 'x-herald-error';
 
 const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string().max(100).optional() });
 
