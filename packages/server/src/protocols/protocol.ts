@@ -3,7 +3,7 @@ import type { HeraldError } from '../errors.js';
 import type { Session } from '../hub/session.js';
 
 /**
- * A wire protocol spoken on a WebSocket (the native JSON protocol, LHTTP).
+ * A wire protocol spoken on a WebSocket (the native JSON protocol, LHTTP, raw).
  * The hub asks it to frame a publication once per publication; the session
  * hands it every frame the peer sends that the policy admitted.
  *
