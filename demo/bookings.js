@@ -1,26 +1,32 @@
 // Booking monitor (seeds 003 and 000): a live table of the bookings published
 // to the `bookings` topic, by the demo feed, a script, the HTTP API or Redis.
-import { $, client as makeClient, demoCall, showState } from '/common.js';
+import { $, BackendError, client as makeClient, demoCall, showState } from '/common.js';
 
 const TOPIC = 'bookings';
 const totals = { count: 0, seats: 0, revenue: 0 };
-const seen = new Set();
+const seen = new Set(); // `${epoch}:${offset}` of the publications in the table (history and live overlap)
+const FEED_TOPIC = 'demo:bookings-feed';
 const money = new Intl.NumberFormat('en', { style: 'currency', currency: 'EUR', maximumFractionDigits: 0 });
 
+// Each run of the curl line adds a booking of its own: its id is made from the clock.
 $('feeds').textContent = `# the HTTP API (any language)
 curl -X POST ${location.origin}/api/publish -H 'content-type: application/json' \\
-  -d '{"topic":"bookings","message":{"id":1,"show":"Hamlet","customer":"Ada","seats":2,"amount":90}}'
+  -d '{"topic":"bookings","message":{"id":"curl-'$(date +%s%N)'","show":"Hamlet","customer":"Ada","seats":2,"amount":90}}'
 
 # a script publishing a booking every second through the HTTP API
 node demo/scripts/bookings.mjs ${location.origin}
 
 # with the Redis broker on (npm start -- --set broker=redis), straight from Redis
-redis-cli PUBLISH bookings '{"id":2,"show":"Carmen","customer":"Linus","seats":1,"amount":55}'`;
+redis-cli PUBLISH bookings '{"id":"redis-1","show":"Carmen","customer":"Linus","seats":1,"amount":55}'`;
 
-function add(booking, fresh = true) {
+/** Adds a booking to the table, once per publication (the same booking id published twice is two bookings). */
+function add(booking, { fresh = true, offset, epoch } = {}) {
   if (!booking || typeof booking !== 'object') return;
-  if (booking.id !== undefined && seen.has(booking.id)) return;
-  if (booking.id !== undefined) seen.add(booking.id);
+  if (offset !== undefined) {
+    const key = `${epoch}:${offset}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+  }
   $('empty').hidden = true;
   totals.count++;
   totals.seats += Number(booking.seats) || 0;
@@ -46,35 +52,73 @@ function add(booking, fresh = true) {
 const client = makeClient();
 showState(client, $('state'));
 const subscription = client.subscribe(TOPIC);
-subscription.on('message', ({ message }) => add(message));
+subscription.on('message', ({ message, context }) => add(message, { offset: context.offset, epoch: context.epoch }));
 subscription.once('subscribed', async () => {
   // The latest bookings from the topic's history, when it keeps one.
   try {
     const history = await client.history(TOPIC, { limit: 20, reverse: true });
-    for (const publication of history.publications.reverse()) add(publication.message, false);
+    for (const publication of history.publications.reverse()) add(publication.message, { fresh: false, offset: publication.offset, epoch: history.epoch });
   } catch {
     // no history configured for the topic
   }
 });
-subscription.on('recoveryFailed', () => {
+subscription.on('recoveryFailed', ({ reason }) => {
+  if (reason === 'epoch_changed') return; // a restarted server: its new history is all there is
   const note = $('empty');
   note.hidden = false;
   note.textContent = 'Some bookings were missed while offline; the totals may be short.';
 });
+
+// ---- the demo feed: its state is the server's, so every window shows the same ----
+
+const button = $('feed');
+let countdown;
+
+function showFeed(state) {
+  clearInterval(countdown);
+  if (!state.feeding) {
+    button.disabled = false;
+    button.textContent = 'Start the booking feed';
+    return;
+  }
+  button.disabled = true;
+  const render = () => {
+    const left = Math.max(0, Math.ceil((state.until - Date.now()) / 1000));
+    button.textContent = `Feeding… ${left} s left`;
+  };
+  render();
+  countdown = setInterval(render, 1000);
+}
+
+function noFeed(error) {
+  clearInterval(countdown);
+  button.disabled = true;
+  button.textContent = error.status === 404 ? 'No demo backend on this server' : error.message;
+  const note = $('feed-note');
+  note.hidden = false;
+  note.textContent = error.message;
+}
+
+async function readFeed() {
+  try {
+    showFeed(await demoCall('/demo/bookings'));
+  } catch (err) {
+    if (err instanceof BackendError) noFeed(err);
+  }
+}
+
+// The backend publishes every change of the feed's state; read it once on each (re)connect.
+const feedState = client.subscribe(FEED_TOPIC);
+feedState.on('message', ({ message }) => showFeed(message));
+feedState.on('subscribed', () => readFeed());
 client.connect();
 
-$('feed').addEventListener('click', async () => {
-  const button = $('feed');
+button.addEventListener('click', async () => {
   button.disabled = true;
   try {
-    await demoCall('/demo/bookings', { seconds: 30 });
-    button.textContent = 'Feeding for 30 s…';
-    setTimeout(() => {
-      button.disabled = false;
-      button.textContent = 'Start the booking feed';
-    }, 30_000);
+    showFeed(await demoCall('/demo/bookings', { seconds: 30 }));
   } catch (err) {
-    button.disabled = false;
-    button.textContent = err.message;
+    if (err instanceof BackendError) noFeed(err);
+    else button.disabled = false;
   }
 });

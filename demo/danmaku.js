@@ -1,6 +1,13 @@
 // Danmaku (seed 001): every comment published to the room's topic flies
 // across the stage right to left, at one speed, in the first lane whose last
 // comment has fully entered the stage, so comments never overlap.
+//
+// Never overlapping holds by construction: every comment's position is a
+// function of one clock (the document timeline), x(t) = x0 - (t - start) * SPEED,
+// and its animation is pinned to that clock (startTime = start), so a busy main
+// thread or a late frame moves every comment alike. A lane takes a new comment
+// only when its last comment's tail is GAP px inside the stage at that same
+// clock reading; from then on both move at the same speed, so the gap stays.
 import { $, client as makeClient, showState, tabId } from '/common.js';
 
 const room = new URLSearchParams(location.search).get('room') || 'lobby';
@@ -8,22 +15,26 @@ const topic = `danmaku:${room}`;
 const me = tabId();
 const SPEED = 180; // px per second, the same for every comment: a later one can never catch up an earlier one
 const GAP = 24; // px between two comments in a lane
+const LANE_HEIGHT = 34; // px; a comment's box is COMMENT_HEIGHT tall (danmaku.html), less than a lane
 const counts = { received: 0, shown: 0, skipped: 0, sent: 0, refused: 0 };
 
 const stage = $('stage');
+// Per lane, its last comment: where it started (x0, px), when (start, ms on the timeline) and its width.
+// Lanes are never forgotten, even when the stage gets shorter, so a comment still flying keeps its lane.
 const lanes = [];
+let laneCount = 0;
 $('room').textContent = room;
 $('topic').textContent = topic;
 
 function layoutLanes() {
-  const laneHeight = 34;
-  const count = Math.max(1, Math.floor((stage.clientHeight - 40) / laneHeight));
-  while (lanes.length < count) lanes.push({ freeAt: 0 });
-  lanes.length = count;
-  return laneHeight;
+  laneCount = Math.max(1, Math.floor((stage.clientHeight - 40) / LANE_HEIGHT));
+  while (lanes.length < laneCount) lanes.push(null);
 }
-let laneHeight = layoutLanes();
-addEventListener('resize', () => (laneHeight = layoutLanes()));
+layoutLanes();
+addEventListener('resize', layoutLanes);
+
+/** The x of the right edge of a lane's last comment at time `now`. */
+const tailOf = (last, now) => last.x0 + last.width - ((now - last.start) * SPEED) / 1000;
 
 function render() {
   for (const [key, value] of Object.entries(counts)) $(key).textContent = value;
@@ -39,8 +50,17 @@ function renderSoon() {
 }
 
 function fly(text, mine) {
-  const now = performance.now();
-  const lane = lanes.findIndex((candidate) => candidate.freeAt <= now);
+  // One clock for the lane check and the animation: the timeline's time, fixed within a task.
+  const now = document.timeline.currentTime ?? performance.now();
+  const x0 = stage.clientWidth;
+  let lane = -1;
+  for (let index = 0; index < laneCount; index++) {
+    const last = lanes[index];
+    if (!last || tailOf(last, now) + GAP <= x0) {
+      lane = index;
+      break;
+    }
+  }
   if (lane === -1) {
     counts.skipped++;
     return;
@@ -48,17 +68,19 @@ function fly(text, mine) {
   const element = document.createElement('div');
   element.className = mine ? 'comment mine' : 'comment';
   element.textContent = text;
-  element.style.top = `${8 + lane * laneHeight}px`;
+  element.style.top = `${8 + lane * LANE_HEIGHT}px`;
+  // Off stage to the right until the animation runs: never drawn where another comment is.
+  element.style.transform = `translateX(${x0}px)`;
   stage.append(element);
-  const width = element.offsetWidth;
-  const distance = stage.clientWidth + width;
-  // The lane is free again once this comment's tail is GAP px inside the stage.
-  lanes[lane].freeAt = now + ((width + GAP) / SPEED) * 1000;
+  const width = element.getBoundingClientRect().width;
+  lanes[lane] = { x0, start: now, width };
   counts.shown++;
   const animation = element.animate(
-    [{ transform: `translateX(${stage.clientWidth}px)` }, { transform: `translateX(${-width}px)` }],
-    { duration: (distance / SPEED) * 1000, easing: 'linear' },
+    [{ transform: `translateX(${x0}px)` }, { transform: `translateX(${-width}px)` }],
+    { duration: ((x0 + width) / SPEED) * 1000, easing: 'linear', fill: 'backwards' },
   );
+  // Pinned to the clock the lane was chosen by, not to whenever the next frame comes.
+  animation.startTime = now;
   animation.onfinish = () => {
     element.remove();
     counts.shown--;

@@ -2,7 +2,9 @@
 // WebSocket: subscribe, publish, and a log of every frame in both directions.
 const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const topics = new Set();
+// topic -> { state: 'pending' | 'subscribed' | 'refused', error }: what the server said, not what was asked.
+const topics = new Map();
+const requests = new Map(); // id -> { action, topic } of the commands waiting for a reply
 let socket;
 let nextId = 1;
 let retry = 500;
@@ -29,28 +31,63 @@ function log(direction, frame) {
 
 function send(command) {
   const frame = { id: nextId++, ...command };
+  if (socket?.readyState !== WebSocket.OPEN) {
+    log('note', `not connected: ${JSON.stringify(frame)} not sent`);
+    return false;
+  }
   socket.send(JSON.stringify(frame));
   log('out', frame);
+  if (command.topic !== undefined) requests.set(frame.id, { action: command.action, topic: command.topic });
+  return true;
+}
+
+/** One subscribe command per topic: the server refuses a multi-topic subscribe as a whole when one topic is bad. */
+function subscribe(topic) {
+  topics.set(topic, { state: 'pending' });
+  send({ action: 'subscribe', topic });
+  renderTopics();
 }
 
 function renderTopics() {
   const list = $('topics');
   list.replaceChildren(
-    ...[...topics].map((topic) => {
+    ...[...topics].map(([topic, { state, error }]) => {
       const chip = document.createElement('li');
+      chip.className = state;
+      chip.dataset.topic = topic;
       chip.textContent = topic;
+      if (state === 'pending') chip.title = 'waiting for the server';
+      if (state === 'refused') {
+        chip.title = `refused: ${error.message}`;
+        const why = document.createElement('span');
+        why.className = 'why';
+        why.textContent = error.code;
+        chip.append(why);
+      }
       const remove = document.createElement('button');
       remove.textContent = '×';
-      remove.title = `unsubscribe from ${topic}`;
+      remove.title = state === 'refused' ? `forget ${topic}` : `unsubscribe from ${topic}`;
       remove.onclick = () => {
         topics.delete(topic);
-        send({ action: 'unsubscribe', topic });
+        if (state !== 'refused') send({ action: 'unsubscribe', topic });
         renderTopics();
       };
       chip.append(remove);
       return chip;
     }),
   );
+}
+
+/** A reply to one of our commands: a subscription is shown as subscribed only once the server says so. */
+function replied(frame) {
+  const request = requests.get(frame.id);
+  if (!request) return;
+  requests.delete(frame.id);
+  if (request.action !== 'subscribe') return;
+  const entry = topics.get(request.topic);
+  if (!entry || entry.state !== 'pending') return;
+  topics.set(request.topic, frame.ok ? { state: 'subscribed' } : { state: 'refused', error: frame.error ?? { code: 'refused', message: 'refused' } });
+  renderTopics();
 }
 
 function connect() {
@@ -60,7 +97,8 @@ function connect() {
     retry = 500;
     setState('connected');
     log('note', `connected to ${wsUrl}`);
-    if (topics.size > 0) send({ action: 'subscribe', topics: [...topics] });
+    // Subscribe again to what was subscribed (or waiting), one topic per command; a refused topic stays refused.
+    for (const [topic, { state }] of topics) if (state !== 'refused') subscribe(topic);
   };
   socket.onmessage = (event) => {
     let frame = event.data;
@@ -68,10 +106,14 @@ function connect() {
       frame = JSON.parse(event.data);
     } catch {}
     log('in', frame);
+    if (frame && typeof frame === 'object' && typeof frame.id === 'number') replied(frame);
   };
   socket.onclose = (event) => {
     setState('disconnected', `disconnected (${event.code})`);
     log('note', `closed with ${event.code}${event.reason ? `: ${event.reason}` : ''}; reconnecting`);
+    requests.clear();
+    for (const [topic, entry] of topics) if (entry.state === 'subscribed') topics.set(topic, { state: 'pending' });
+    renderTopics();
     retry = Math.min(retry * 2, 10_000);
     setTimeout(connect, Math.random() * retry);
   };
@@ -81,9 +123,7 @@ $('subscribe-form').onsubmit = (event) => {
   event.preventDefault();
   const topic = $('subscribe-topic').value.trim();
   if (!topic) return;
-  topics.add(topic);
-  send({ action: 'subscribe', topic });
-  renderTopics();
+  subscribe(topic);
 };
 
 $('publish-form').onsubmit = (event) => {

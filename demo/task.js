@@ -1,6 +1,6 @@
 // Task progress (seed 004): the page logs in as a user; the backend pushes the
 // progress of a long task to that uid, to every connection the user has.
-import { $, client as makeClient, demoCall, demoToken, showState, tabId } from '/common.js';
+import { $, backedClient, demoCall, tabId } from '/common.js';
 
 const uid = new URLSearchParams(location.search).get('uid') || localStorage.getItem('herald-task-uid') || `user-${tabId()}`;
 localStorage.setItem('herald-task-uid', uid);
@@ -26,12 +26,18 @@ function bar(task) {
   return entry;
 }
 
-const client = makeClient({ getToken: () => demoToken(uid) });
-showState(client, $('state'));
+const client = backedClient({
+  uid: () => uid,
+  badge: $('state'),
+  onRefused: (error) => {
+    $('start-result').textContent = error.message;
+    $('start-result').className = 'notice bad';
+  },
+});
 client.on('connected', () => ($('start').disabled = false));
 client.on('disconnected', () => ($('start').disabled = true));
 client.on('error', ({ error, context }) => {
-  if (context === 'getToken' || context === 'login') $('start-result').textContent = `${context}: ${error.message}`;
+  if (context === 'login') $('start-result').textContent = `login: ${error.message}`;
 });
 client.on('push', ({ message }) => {
   if (!message || typeof message !== 'object' || message.task === undefined) return;

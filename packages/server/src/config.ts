@@ -268,8 +268,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   demo: z
     .strictObject({
-      /** Serve the demo pages at `/`. */
-      enabled: z.boolean().default(true),
+      /** Serve the demo pages at `/` (`npm start` turns them on in demo/herald.yaml; most need demo.backend). */
+      enabled: z.boolean().default(false),
       /** Folder holding the demo pages. Default: the `demo/` folder of the Herald checkout. */
       dir: z.string().optional(),
       /** The demos' stand-in backend at /demo/* (token minting, fake tasks and bookings), for callers on this machine. Never in production. */

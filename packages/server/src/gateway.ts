@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { CloseCode, CLOSE_CODE_MEANINGS, SUBPROTOCOL_JSON, SUBPROTOCOL_LHTTP, topicProblem } from '@herald/protocol';
@@ -243,7 +244,10 @@ export class Herald implements SessionHost, UpgradeHost {
       (session) => this.terminateSession(session, 'heartbeat timeout: no answer to ping'),
     );
     const demoDir = config.demo.dir ?? DEMO_DIR;
-    this.http = buildHttpApi(this, { demoDir: config.demo.enabled && existsSync(demoDir) ? demoDir : null });
+    this.http = buildHttpApi(this, {
+      demoDir: config.demo.enabled && existsSync(demoDir) ? demoDir : null,
+      dashboardDir: existsSync(join(DEMO_DIR, 'dashboard.html')) ? DEMO_DIR : null,
+    });
     this.http.server.on('upgrade', createUpgradeHandler(this));
   }
 

@@ -16,6 +16,9 @@ import { describeIssue as describe } from '../util/zod.js';
  * on this machine: it signs a token for any uid it is asked for.
  */
 
+/** Where the demo backend publishes the booking feed's state, `{"feeding":true,"until":<ms>}` or `{"feeding":false}`. */
+export const BOOKING_FEED_TOPIC = 'demo:bookings-feed';
+
 /** With the demo backend on and no JWT key configured, tokens are signed with a secret made up at start-up. */
 export function withDemoSecret(config: HeraldConfig): HeraldConfig {
   const { jwt } = config.auth;
@@ -92,13 +95,21 @@ export function registerDemoBackend(app: FastifyInstance, herald: Herald): void 
   });
 
   // A booking system publishing each new booking to the `bookings` topic.
-  let feeding = false;
+  // Whether the feed runs is the server's state: GET /demo/bookings tells a
+  // page that opens later, and every change is published to BOOKING_FEED_TOPIC.
+  let feed: { until: number } | null = null;
   let booking = 1000;
+  const feedState = () => (feed ? { feeding: true, until: feed.until } : { feeding: false });
+  const announceFeed = () => {
+    herald.publish(BOOKING_FEED_TOPIC, feedState()).catch((err: Error) => herald.log.debug({ err: err.message }, 'demo feed state not published'));
+  };
+  app.get('/demo/bookings', { onRequest: localOnly }, async () => ({ ok: true, ...feedState() }));
   app.post('/demo/bookings', { onRequest: localOnly }, async (request) => {
     const { seconds, perSecond } = parse(bookingsBody, request.body);
-    if (feeding) return { ok: true, already: true };
-    feeding = true;
-    const until = Date.now() + seconds * 1000;
+    if (feed) return { ok: true, already: true, ...feedState() };
+    const current = { until: Date.now() + seconds * 1000 };
+    feed = current;
+    announceFeed();
     every(1000 / perSecond, () => {
       const seats = 1 + Math.floor(Math.random() * 4);
       herald.publish('bookings', {
@@ -109,9 +120,11 @@ export function registerDemoBackend(app: FastifyInstance, herald: Herald): void 
         amount: seats * (35 + Math.floor(Math.random() * 60)),
         time: new Date().toISOString(),
       }).catch((err: Error) => herald.log.debug({ err: err.message }, 'demo booking not published'));
-      feeding = Date.now() < until;
-      return feeding;
+      if (Date.now() < current.until && !herald.closing) return true;
+      feed = null;
+      announceFeed();
+      return false;
     });
-    return { ok: true, seconds };
+    return { ok: true, seconds, ...feedState() };
   });
 }

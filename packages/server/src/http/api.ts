@@ -75,12 +75,16 @@ const historyQuery = z.object({
   reverse: z.enum(['true', 'false', '1', '0']).optional(),
 });
 
+/** The files of the dashboard page, served at /dashboard/<file>. */
+const DASHBOARD_ASSETS = new Set(['dashboard.js', 'dashboard.css', 'rate.js', 'style.css']);
+
 /**
  * The HTTP API (PROTOCOL.md §4) on Fastify. JSON in, JSON out; every error is
  * `{"ok":false,"error":{"code","message"}}` with the status HTTP_STATUS maps
- * its code to.
+ * its code to. `demoDir`: the demo pages to serve at `/` (null: none);
+ * `dashboardDir`: the folder holding the dashboard page (null: not installed).
  */
-export function buildHttpApi(herald: Herald, options: { demoDir: string | null }): FastifyInstance {
+export function buildHttpApi(herald: Herald, options: { demoDir: string | null; dashboardDir: string | null }): FastifyInstance {
   const { limits } = herald.config;
   const app = Fastify({
     loggerInstance: herald.log.child({ component: 'http' }) as FastifyBaseLogger,
@@ -137,10 +141,22 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
     return { ok: true, topics: herald.hub.busiestTopics(limit) };
   });
 
-  app.get('/dashboard', async (_request, reply) => {
-    if (!options.demoDir) return reply.status(404).send({ ok: false, error: { code: 'not_found', message: 'the dashboard is served with the demo pages (demo.enabled)' } });
-    return reply.sendFile('dashboard.html');
-  });
+  // The operations dashboard: a page of the product, served whatever `demo`
+  // says. Its figures come from the guarded API above, so it shows nothing to
+  // a caller the API would refuse.
+  const { dashboardDir } = options;
+  if (dashboardDir) {
+    app.get('/dashboard', async (_request, reply) => reply.sendFile('dashboard.html', dashboardDir));
+    app.get('/dashboard/:file', async (request, reply) => {
+      const { file } = request.params as { file: string };
+      if (!DASHBOARD_ASSETS.has(file)) throw new HeraldError('not_found', `no route GET /dashboard/${file}`);
+      return reply.sendFile(file, dashboardDir);
+    });
+  } else {
+    app.get('/dashboard', async () => {
+      throw new HeraldError('not_found', 'the dashboard page is not installed (the demo/ folder of the Herald checkout is missing)');
+    });
+  }
 
   app.get('/api/presence', { onRequest: guard }, async (request) => {
     const topic = (request.query as Record<string, unknown>).topic;
@@ -271,8 +287,11 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null }
 
   if (options.demoDir && herald.config.demo.backend) registerDemoBackend(app, herald);
 
+  // reply.sendFile for the dashboard; the demo pages' folder is served at `/` only with demo.enabled.
+  const staticRoot = options.demoDir ?? dashboardDir;
+  if (staticRoot) app.register(fastifyStatic, { root: staticRoot, serve: false });
   if (options.demoDir) {
-    app.register(fastifyStatic, { root: options.demoDir, prefix: '/', index: 'index.html' });
+    app.register(fastifyStatic, { root: options.demoDir, prefix: '/', index: 'index.html', decorateReply: false });
   } else {
     app.get('/', async () => ({ name: 'herald', ok: true, websocket: herald.config.wsPath }));
   }
