@@ -180,14 +180,23 @@ function joinJson(name) {
     renderOnline();
   });
   subscription.on('recoveryFailed', async ({ reason }) => {
-    if (reason !== 'epoch_changed') return addSystem('some messages were missed while offline');
+    // data-recovery: what the page made of the last failed recovery, once it is done.
+    const done = (outcome) => ($('messages').dataset.recovery = outcome);
+    if (reason !== 'epoch_changed') {
+      addSystem('some messages were missed while offline');
+      return done('missed');
+    }
     // The server restarted (its history is new): what was said since is in the
     // new history, from offset 1 on. Only a gap there means something was missed.
     const history = await loadHistory(client, topic, { limit: 200 });
-    if (!history) return;
+    if (!history) return done('unknown');
     for (const publication of oldestFirst(history)) addMessage(publication.message, fromHistory(publication, history.epoch));
-    const first = history.publications[0]?.offset;
-    if (first !== undefined && first > 1) addSystem('some messages were missed while offline');
+    const first = oldestFirst(history)[0]?.offset;
+    if (first !== undefined && first > 1) {
+      addSystem('some messages were missed while offline');
+      return done('missed');
+    }
+    done('reloaded');
   });
   subscription.on('subscribed', async ({ resubscribed }) => {
     enableInput(true);

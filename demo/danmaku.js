@@ -5,7 +5,9 @@
 // Never overlapping holds by construction: every comment's position is a
 // function of one clock (the document timeline), x(t) = x0 - (t - start) * SPEED,
 // and its animation is pinned to that clock (startTime = start), so a busy main
-// thread or a late frame moves every comment alike. A lane takes a new comment
+// thread or a late frame moves every comment alike, and a comment is never drawn
+// anywhere else (not at x = 0 before its animation starts or after it ends,
+// which is how a comment landed on another under load). A lane takes a new comment
 // only when its last comment's tail is GAP px inside the stage at that same
 // clock reading; from then on both move at the same speed, so the gap stays.
 import { $, client as makeClient, showState, tabId } from '/common.js';
@@ -77,7 +79,9 @@ function fly(text, mine) {
   counts.shown++;
   const animation = element.animate(
     [{ transform: `translateX(${x0}px)` }, { transform: `translateX(${-width}px)` }],
-    { duration: ((x0 + width) / SPEED) * 1000, easing: 'linear', fill: 'backwards' },
+    // fill both: before it starts it waits off stage right, and once finished it stays off stage
+    // left until it is removed (without fill it would snap back to x = 0, onto the lane's next comment).
+    { duration: ((x0 + width) / SPEED) * 1000, easing: 'linear', fill: 'both' },
   );
   // Pinned to the clock the lane was chosen by, not to whenever the next frame comes.
   animation.startTime = now;
