@@ -1,27 +1,33 @@
 #!/usr/bin/env node
 // Takes the README's screenshots of every demo, with two windows where a demo
 // is about two windows. Start Herald first (npm start), then:
-//   node scripts/screenshots.mjs [http://localhost:8080] [docs/img]
+//   node scripts/screenshots.mjs [http://localhost:8080] [docs/img] [--phone]
+// --phone takes them at a phone's width (390 px) instead, as <name>-phone.png.
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
-const base = process.argv[2] ?? 'http://localhost:8080';
-const out = process.argv[3] ?? 'docs/img';
+const phone = process.argv.includes('--phone');
+const [base = 'http://localhost:8080', out = 'docs/img'] = process.argv.slice(2).filter((arg) => arg !== '--phone');
 mkdirSync(out, { recursive: true });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
 });
-const viewport = { width: 1200, height: 760 };
+const viewport = phone ? { width: 390, height: 844 } : { width: 1200, height: 760 };
 const page = async (path) => {
-  const context = await browser.newContext({ viewport });
+  const context = await browser.newContext({ viewport, deviceScaleFactor: phone ? 2 : 1 });
   const tab = await context.newPage();
+  tab.on('pageerror', (err) => {
+    console.error(`${path}: ${err.message}`);
+    process.exitCode = 1;
+  });
   await tab.goto(`${base}${path}`);
   return tab;
 };
+const save = (tab, name) => tab.screenshot({ path: `${out}/${name}${phone ? '-phone' : ''}.png` });
 
 const index = await page('/');
-await index.screenshot({ path: `${out}/index.png` });
+await save(index, 'index');
 
 // Chat: two people in one room, the second over LHTTP.
 const alice = await page('/chat.html?room=general');
@@ -38,7 +44,18 @@ await bob.waitForSelector('.messages li >> text=latecomers');
 await bob.fill('#message', 'Hello Alice, I see you in the online list.');
 await bob.press('#message', 'Enter');
 await alice.waitForSelector('.messages li >> text=online list');
-await alice.screenshot({ path: `${out}/chat.png` });
+await bob.check('#lhttp');
+await bob.waitForSelector('.state.connected >> text=LHTTP');
+await bob.fill('#message', 'Now I speak LHTTP, the Lhttp seed\'s text protocol.');
+await bob.press('#message', 'Enter');
+await alice.waitForSelector('.messages li >> text=text protocol');
+await fetch(`${base}/api/publish`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ topic: 'chat:general', message: 'A notice from the backend, through the HTTP API.' }),
+});
+await alice.waitForSelector('.messages li >> text=notice from the backend');
+await save(alice, 'chat');
 
 // Danmaku: comments from another window, in flight.
 const viewer = await page('/danmaku.html');
@@ -51,7 +68,7 @@ for (const text of ['233333', 'first!', 'this part!!', 'here it comes', 'nice', 
   await viewer.waitForTimeout(180);
 }
 await viewer.waitForTimeout(900);
-await viewer.screenshot({ path: `${out}/danmaku.png` });
+await save(viewer, 'danmaku');
 
 // Task progress: one task finished, one halfway.
 const task = await page('/task.html');
@@ -63,18 +80,32 @@ await task.waitForFunction(() => {
   const bar = document.querySelector('.task:not(.done) .bar');
   return bar && Number(bar.getAttribute('aria-valuenow')) >= 40;
 });
-await task.screenshot({ path: `${out}/task.png` });
+await save(task, 'task');
 
 // Bookings: a few seconds of the feed.
 const bookings = await page('/bookings.html');
 await bookings.waitForSelector('.state.connected');
 await bookings.click('#feed');
 await bookings.waitForFunction(() => document.querySelectorAll('#bookings tr').length >= 8);
-await bookings.screenshot({ path: `${out}/bookings.png` });
+await save(bookings, 'bookings');
 
+// Playground: a subscription, a refused one, a publication from the page.
+const playground = await page('/playground.html');
+await playground.waitForSelector('.state.connected');
+for (const topic of ['news', 'not a topic']) {
+  await playground.fill('#subscribe-topic', topic);
+  await playground.click('#subscribe-form button');
+}
+await playground.waitForSelector('#topics li.refused');
+await playground.click('#publish-form button');
+await playground.waitForSelector('#log li.in >> text=hello from the playground');
+await save(playground, 'playground');
+
+// Dashboard: a minute of the pages above at work (the booking feed runs 30 s).
 const dashboard = await page('/dashboard');
-await dashboard.waitForTimeout(3000);
-await dashboard.screenshot({ path: `${out}/dashboard.png` });
+await dashboard.waitForSelector('.state.connected');
+await dashboard.waitForTimeout(20_000);
+await save(dashboard, 'dashboard');
 
 await browser.close();
 console.log(`screenshots in ${out}/`);
