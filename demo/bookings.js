@@ -62,8 +62,19 @@ subscription.once('subscribed', async () => {
     // no history configured for the topic
   }
 });
-subscription.on('recoveryFailed', ({ reason }) => {
-  if (reason === 'epoch_changed') return; // a restarted server: its new history is all there is
+subscription.on('recoveryFailed', async ({ reason }) => {
+  if (reason === 'epoch_changed') {
+    // A restarted server: the bookings published since are its new history.
+    try {
+      // The newest 50, oldest first: when they reach back to offset 1, nothing is missing.
+      const history = await client.history(TOPIC, { limit: 50, reverse: true });
+      const publications = history.publications.reverse();
+      for (const publication of publications) add(publication.message, { offset: publication.offset, epoch: history.epoch });
+      if ((publications[0]?.offset ?? 1) === 1) return;
+    } catch {
+      return;
+    }
+  }
   const note = $('empty');
   note.hidden = false;
   note.textContent = 'Some bookings were missed while offline; the totals may be short.';

@@ -188,7 +188,8 @@ function joinJson(name) {
     }
     // The server restarted (its history is new): what was said since is in the
     // new history, from offset 1 on. Only a gap there means something was missed.
-    const history = await loadHistory(client, topic, { limit: 200 });
+    // The newest 200: when they reach back to offset 1, nothing said since the restart is missing.
+    const history = await loadHistory(client, topic, { limit: 200, reverse: true });
     if (!history) return done('unknown');
     for (const publication of oldestFirst(history)) addMessage(publication.message, fromHistory(publication, history.epoch));
     const first = oldestFirst(history)[0]?.offset;
