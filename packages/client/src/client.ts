@@ -1,4 +1,4 @@
-import { shouldReconnect, type ErrorCode, type Json, type StreamPosition } from '@herald/protocol';
+import { shouldReconnect, truncateCloseReason, type ErrorCode, type Json, type StreamPosition } from '@herald/protocol';
 import { fullJitter } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClosedError, DisconnectedError, HeraldClientError, RequestError, TimeoutError } from './errors.js';
@@ -135,7 +135,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     const socket = this.#socket;
     this.#finish(code, reason);
     try {
-      socket?.close(code, reason);
+      socket?.close(code, truncateCloseReason(reason));
     } catch {
       // A socket that is still connecting may refuse a close code; it is detached either way.
     }
@@ -312,6 +312,20 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   #loggedIn(reply: Reply): { uid: string; expiresAt?: number } {
     this.uid = String(reply.uid);
+    // Subscriptions this login ended on the server: subscribe again with a fresh subscribe token, or end them here too.
+    if (Array.isArray(reply.unsubscribed)) {
+      for (const topic of reply.unsubscribed) {
+        const subscription = typeof topic === 'string' ? this.#subscriptions.get(topic) : undefined;
+        if (!subscription) continue;
+        if (subscription.options.getToken && this.state === 'connected') {
+          subscription.suspended();
+          this.#sendSubscribe(subscription);
+        } else {
+          this.#subscriptions.delete(topic as string);
+          subscription.ended('login');
+        }
+      }
+    }
     clearTimeout(this.#refreshTimer);
     const expiresAt = typeof reply.expiresAt === 'number' ? reply.expiresAt : undefined;
     if (expiresAt !== undefined && this.#options.getToken) {
@@ -327,7 +341,22 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
   }
 
   #sendSubscribe(subscription: Subscription): void {
-    const frame = subscription.command();
+    const getToken = subscription.options.getToken;
+    if (!getToken) return this.#sendSubscribeWith(subscription, subscription.command());
+    const socket = this.#socket;
+    Promise.resolve()
+      .then(() => getToken(subscription.topic))
+      .then(
+        (token) => {
+          if (this.#socket === socket && this.state === 'connected' && this.#subscriptions.get(subscription.topic) === subscription) {
+            this.#sendSubscribeWith(subscription, subscription.command(token));
+          }
+        },
+        (err: Error) => this.emit('error', { error: err, context: `subscribe ${subscription.topic}: getToken` }),
+      );
+  }
+
+  #sendSubscribeWith(subscription: Subscription, frame: Record<string, unknown>): void {
     const sentSince = 'since' in frame;
     this.#command(frame, (error, reply) => {
       if (this.#subscriptions.get(subscription.topic) !== subscription) return;
@@ -407,7 +436,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     if (!socket) return;
     this.#detach();
     try {
-      socket.close(4000, reason);
+      socket.close(4000, truncateCloseReason(reason));
     } catch {
       // detached anyway
     }

@@ -45,7 +45,14 @@ export interface SubscriptionEvents {
   leave: PresenceEvent;
   /** The server refused the subscription; the subscription is over. */
   error: { error: HeraldClientError };
-  unsubscribed: { topic: string };
+  /**
+   * The subscription is over: `reason` is `client` when the application
+   * unsubscribed, `login` when a token refresh (`login`) ended it on the
+   * server (the new token does not grant the topic, and no subscribe token
+   * the connection holds does) and the subscription has no `getToken` to ask
+   * for a fresh subscribe token.
+   */
+  unsubscribed: { topic: string; reason: 'client' | 'login' };
 }
 
 export type SubscriptionState = 'pending' | 'subscribed' | 'unsubscribed';
@@ -60,6 +67,12 @@ export interface SubscribeOptions {
   since?: StreamPosition;
   /** A subscribe token, for a private topic the connection token does not grant. */
   token?: string;
+  /**
+   * Called for a fresh subscribe token on every (re)subscribe, and when a
+   * token refresh ends the subscription on the server: the client then
+   * subscribes again with it instead of ending the subscription. Wins over `token`.
+   */
+  getToken?: (topic: string) => string | Promise<string>;
   /** Ask for the publications missed while disconnected (default true; needs history on the topic). */
   recover?: boolean;
 }
@@ -94,10 +107,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return this.owner.unsubscribe(this);
   }
 
-  /** @internal The subscribe command to send on (re)connect. */
-  command(): Record<string, unknown> {
+  /** @internal The subscribe command to send on (re)connect (`token`: a fresh subscribe token from getToken). */
+  command(token: string | undefined = this.options.token): Record<string, unknown> {
     const command: Record<string, unknown> = { action: 'subscribe', topic: this.topic };
-    if (this.options.token !== undefined) command.token = this.options.token;
+    if (token !== undefined) command.token = token;
     if (this.position && this.options.recover !== false) command.since = this.position;
     return command;
   }
@@ -161,9 +174,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   }
 
   /** @internal */
-  ended(): void {
+  ended(reason: 'client' | 'login' = 'client'): void {
     if (this.state === 'unsubscribed') return;
     this.state = 'unsubscribed';
-    this.emit('unsubscribed', { topic: this.topic });
+    this.emit('unsubscribed', { topic: this.topic, reason });
   }
 }

@@ -64,3 +64,26 @@ export function shouldReconnect(code: number): boolean {
   if (code >= 4500 && code <= 4999) return false;
   return true;
 }
+
+/** The longest close reason a WebSocket close frame can carry, in bytes of UTF-8 (RFC 6455 §5.5: 125 minus the 2-byte code). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * A close reason that fits in a close frame: `reason` as is when its UTF-8 is
+ * at most 123 bytes, else cut on a code-point boundary (never inside a
+ * multi-byte character or a surrogate pair) to 120 bytes plus `...`.
+ */
+export function truncateCloseReason(reason: string): string {
+  let bytes = 0;
+  let cut = -1;
+  for (let i = 0; i < reason.length; i++) {
+    const unit = reason.charCodeAt(i);
+    const pair = unit >= 0xd800 && unit <= 0xdbff && i + 1 < reason.length && (reason.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    const size = pair ? 4 : unit < 0x80 ? 1 : unit < 0x800 ? 2 : 3;
+    if (cut === -1 && bytes + size > MAX_CLOSE_REASON_BYTES - 3) cut = i;
+    bytes += size;
+    if (bytes > MAX_CLOSE_REASON_BYTES) return `${reason.slice(0, cut)}...`;
+    if (pair) i++;
+  }
+  return reason;
+}

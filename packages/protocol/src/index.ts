@@ -1,6 +1,6 @@
 export { ERROR_CODES, isErrorCode } from './errors.js';
 export type { ErrorCode, ErrorBody } from './errors.js';
-export { CloseCode, CLOSE_CODE_MEANINGS, shouldReconnect } from './close-codes.js';
+export { CloseCode, CLOSE_CODE_MEANINGS, MAX_CLOSE_REASON_BYTES, shouldReconnect, truncateCloseReason } from './close-codes.js';
 export type { CloseCodeName } from './close-codes.js';
 export { DEFAULT_TOPIC_MAX_LENGTH, TOPIC_RULE, topicProblem, isValidTopic, utf8Length } from './topics.js';
 export type * from './frames.js';

@@ -153,6 +153,10 @@ export const configSchema = z.strictObject({
     .default([]),
   /** How long a publish's idempotencyKey is remembered. */
   idempotencyWindow: duration.default(300_000),
+  /** Most idempotency keys a node remembers at once; past it the oldest are forgotten first. */
+  idempotencyMaxKeys: z.number().int().min(1).default(100_000),
+  /** Most memory the remembered keys may take (estimated: 256 bytes per key plus 2 per character of topic and key); past it the oldest go first. */
+  idempotencyMaxBytes: size.default(32 * 1024 * 1024),
   cluster: z
     .strictObject({
       /** How often a node tells the others it is alive (a node silent for three intervals is forgotten). */

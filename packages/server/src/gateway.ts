@@ -23,7 +23,7 @@ import { RedisBroker } from './broker/redis.js';
 import { ClusterRegistry, type NodeView } from './cluster/registry.js';
 import { Metrics, type PublicationSource } from './metrics/metrics.js';
 import { LocalPresence, type PresenceEntry, type PresenceView } from './presence/presence.js';
-import { MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
+import { continuationProblem, MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { RedisHistory } from './history/redis-history.js';
 import { SplitBroker } from './broker/split.js';
 import type { BrokerNamespace } from './broker/namespace.js';
@@ -41,6 +41,7 @@ import type { Protocol } from './protocols/protocol.js';
 import { RawProtocol } from './protocols/raw.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { createUpgradeHandler, type Refusal, type UpgradeHost } from './transport/websocket.js';
+import { IdempotencyCache } from './util/idempotency.js';
 import { PathPatterns } from './util/paths.js';
 import { TokenBucket } from './util/token-bucket.js';
 import { VERSION } from './version.js';
@@ -170,7 +171,8 @@ export class Herald implements SessionHost, UpgradeHost {
   private readonly connectionBucket: TokenBucket;
   private readonly connectionsByIp = new Map<string, number>();
   private readonly sessionIp = new WeakMap<Session, string>();
-  private readonly idempotency = new Map<string, { at: number; result: Promise<PublishResult> }>();
+  /** Publish results by topic and idempotency key, bounded by idempotencyWindow, idempotencyMaxKeys and idempotencyMaxBytes. */
+  readonly idempotency: IdempotencyCache<PublishResult>;
 
   constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined; broker?: Broker | undefined } = {}) {
     config = withDemoSecret(config);
@@ -182,7 +184,10 @@ export class Herald implements SessionHost, UpgradeHost {
       onTopicOpened: (topic) => this.brokerSubscribe(topic),
       onTopicClosed: (topic) => this.broker.unsubscribe(topic),
       onSubscribed: (session, topic) => this.presenceChanged('join', session, topic),
-      onUnsubscribed: (session, topic) => this.presenceChanged('leave', session, topic),
+      onUnsubscribed: (session, topic) => {
+        session.subscribeGrants?.delete(topic);
+        this.presenceChanged('leave', session, topic);
+      },
       onUserOnline: (uid) => this.cluster.userOnline(uid),
       onUserOffline: (uid) => this.cluster.userOffline(uid),
     });
@@ -224,6 +229,7 @@ export class Herald implements SessionHost, UpgradeHost {
       this.log,
     );
     this.tokens = new TokenVerifier(config.auth.jwt);
+    this.idempotency = new IdempotencyCache({ window: config.idempotencyWindow, maxKeys: config.idempotencyMaxKeys, maxBytes: config.idempotencyMaxBytes });
     this.permissions = new Permissions(config.auth, config.clientPublish);
     this.policy = new Policy(this);
     this.connectionBucket = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionsPerSecond * 2);
@@ -281,22 +287,7 @@ export class Herald implements SessionHost, UpgradeHost {
     const key = options.idempotencyKey;
     if (key === undefined) return this.publishNow(topic, message, source);
     // A retried publish with the same key within the window is a no-op answering the first result.
-    this.forgetOldKeys();
-    const id = `${topic}\n${key}`;
-    const known = this.idempotency.get(id);
-    if (known) return known.result;
-    const result = this.publishNow(topic, message, source, key);
-    this.idempotency.set(id, { at: Date.now(), result });
-    result.catch(() => this.idempotency.delete(id));
-    return result;
-  }
-
-  private forgetOldKeys(): void {
-    const expired = Date.now() - this.config.idempotencyWindow;
-    for (const [id, entry] of this.idempotency) {
-      if (entry.at >= expired) break;
-      this.idempotency.delete(id);
-    }
+    return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key));
   }
 
   private publishNow(topic: string, message: unknown, source: PublicationSource, idempotencyKey?: string): Promise<PublishResult> {
@@ -413,7 +404,8 @@ export class Herald implements SessionHost, UpgradeHost {
   /**
    * Past publications of a topic with history: after `since` (oldest first),
    * or the newest `limit` with `reverse`. Rejects with `not_found` for a topic
-   * without history, `bad_request` when `since` names another epoch.
+   * without history, `bad_request` when `since` names another epoch or an
+   * offset ahead of the topic's latest one (see continuationProblem).
    */
   async historyOf(topic: string, options: { since?: Position; limit?: number; reverse?: boolean } = {}): Promise<HistoryPage> {
     const problem = this.topicProblem(topic);
@@ -422,9 +414,8 @@ export class Herald implements SessionHost, UpgradeHost {
     if (!rule) throw new HeraldError('not_found', `no history is kept for topic ${topic}`);
     const limit = Math.min(options.limit ?? rule.size, rule.size);
     const read = await this.history.read(topic, rule, { after: options.since?.offset, limit, reverse: options.reverse });
-    if (options.since && options.since.epoch !== read.position.epoch) {
-      throw new HeraldError('bad_request', `epoch ${options.since.epoch} is not the topic's current epoch (${read.position.epoch}): history since that position is lost`);
-    }
+    const refused = options.since ? continuationProblem(options.since, read.position) : null;
+    if (refused) throw new HeraldError('bad_request', refused);
     return {
       topic,
       offset: read.position.offset,
@@ -495,7 +486,7 @@ export class Herald implements SessionHost, UpgradeHost {
     const live = held.filter((publication) => publication.offset === undefined || publication.epoch !== position.epoch || publication.offset > position.offset);
     const encode = (publication: Publication) => session.protocol.encodePublication(publication);
     if (session.state !== 'open' || !session.topics.has(topic)) return;
-    if (since.epoch !== position.epoch || since.offset > position.offset) return respond({ recovered: false, reason: 'epoch_changed', ...here }, live.map(encode));
+    if (continuationProblem(since, position)) return respond({ recovered: false, reason: 'epoch_changed', ...here }, live.map(encode));
     if (since.offset + 1 < read.oldest) return respond({ recovered: false, reason: 'too_far_behind', ...here }, live.map(encode));
     const frames = read.entries.map((entry) => encode({ topic, payload: entry.payload, lhttp: entry.lhttp, offset: entry.offset, epoch: position.epoch }));
     for (const publication of live) frames.push(encode(publication));
@@ -909,7 +900,8 @@ export class Herald implements SessionHost, UpgradeHost {
 
   /**
    * Gives a session an identity: user index, grants, expiry. Subscriptions
-   * the new identity may not hold are dropped; their topics are returned.
+   * that neither the new identity nor a subscribe token the connection still
+   * holds (same uid, not expired) grants are dropped; their topics are returned.
    */
   private applyIdentity(session: Session, identity: Identity): string[] {
     const limit = this.config.limits.maxConnectionsPerUser;
@@ -921,20 +913,29 @@ export class Herald implements SessionHost, UpgradeHost {
     session.grants = grants;
     session.info = identity.info;
     session.rawPush = false;
-    const dropped = [...session.topics].filter((topic) => this.permissions.subscribeProblem(session, topic) !== null);
+    const dropped = [...session.topics].filter((topic) => this.permissions.subscribeProblem(session, topic, this.heldGrant(session, topic)) !== null);
     for (const topic of dropped) this.hub.unsubscribe(session, topic);
     this.scheduleExpiry(session, identity.expiresAt);
     return dropped;
   }
 
-  /** At expiry: an error frame, then a grace period to log in again, then close 4001. */
+  /** The subscribe-token grant the connection still holds for a topic: issued to its current uid and not expired (with clockTolerance). */
+  private heldGrant(session: Session, topic: string): string[] {
+    const held = session.subscribeGrants?.get(topic);
+    if (!held || held.uid !== session.uid) return [];
+    if (held.expiresAt !== undefined && held.expiresAt + this.tokens.clockTolerance <= Date.now()) return [];
+    return [held.grant];
+  }
+
+  /** At expiry (the token's `exp` plus `auth.jwt.clockTolerance`): an error frame, then a grace period to log in again, then close 4001. */
   private scheduleExpiry(session: Session, expiresAt: number | undefined): void {
     if (session.authTimer) clearTimeout(session.authTimer);
     session.authTimer = undefined;
     session.expiresAt = expiresAt;
     if (expiresAt === undefined) return;
     const grace = this.config.auth.expiryGrace;
-    after(expiresAt - Date.now(), session, () => {
+    // The same tolerance as acceptance: a token accepted within clockTolerance past its `exp` is not answered `token_expired` at once.
+    after(expiresAt + this.tokens.clockTolerance - Date.now(), session, () => {
       if (session.expiresAt !== expiresAt || session.state !== 'open') return;
       session.write(encodeTextFrame(JSON.stringify({ action: 'error', error: { code: 'token_expired', message: `token expired: log in with a fresh token within ${grace} ms` } })));
       after(grace, session, () => {

@@ -76,6 +76,11 @@ export class TokenVerifier {
     }
   }
 
+  /** The clock skew (ms) allowed on `exp` and `nbf`: a token is accepted until `exp + clockTolerance`, and a connection's expiry timer fires then too. */
+  get clockTolerance(): number {
+    return this.config.clockTolerance;
+  }
+
   /** Whether tokens can be verified at all (a secret, key or JWKS is configured). */
   get enabled(): boolean {
     return this.key !== null;
@@ -87,7 +92,8 @@ export class TokenVerifier {
     try {
       const { payload } = await jwtVerify(token, this.key as Uint8Array, {
         algorithms: this.algorithms,
-        clockTolerance: Math.round(this.config.clockTolerance / 1000),
+        // In seconds for jose; not rounded, so that acceptance and the expiry timer (gateway) use the very same tolerance.
+        clockTolerance: this.config.clockTolerance / 1000,
         ...(this.config.issuer ? { issuer: this.config.issuer } : {}),
         ...(this.config.audience ? { audience: this.config.audience } : {}),
       });
@@ -124,11 +130,16 @@ export class TokenVerifier {
    * anonymous connection cannot use subscribe tokens.
    */
   async topicGrant(token: unknown, uid: string | undefined): Promise<string> {
+    return (await this.subscribeGrant(token, uid)).topic;
+  }
+
+  /** topicGrant with the token's expiry (ms since the epoch, from `exp`), so that a connection can tell later whether it still holds the grant. */
+  async subscribeGrant(token: unknown, uid: string | undefined): Promise<{ topic: string; expiresAt: number | undefined }> {
     const payload = await this.verify(token);
     if (typeof payload.topic !== 'string' || payload.topic.length === 0) throw new HeraldError('forbidden', 'subscribe token: no "topic" claim (a connection token is not a subscribe token)');
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new HeraldError('forbidden', 'subscribe token: no "sub" claim: a subscribe token names the uid it is for');
     if (uid === undefined) throw new HeraldError('forbidden', 'subscribe token: log in first: a subscribe token is for the uid in its "sub"');
     if (payload.sub !== uid) throw new HeraldError('forbidden', 'subscribe token: its "sub" is not this connection\'s uid');
-    return payload.topic;
+    return { topic: payload.topic, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined };
   }
 }

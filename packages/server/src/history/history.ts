@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { LhttpPublication } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import { topicMatches } from '../auth/permissions.js';
@@ -27,6 +27,22 @@ export interface HistoryRead {
 }
 
 export type RecoveryFailure = 'history_off' | 'epoch_changed' | 'too_far_behind';
+
+/**
+ * Whether reading after `since` continues the topic's current history
+ * (`current`, its latest position) exactly: null when it does, else why not.
+ * `{offset: 0, epoch: ""}` (what a topic nobody published to reads as in the
+ * Redis store) means "seen nothing" and continues any epoch from its start.
+ * An offset ahead of the current one is one this epoch never had: refused
+ * like another epoch, never answered with an empty page that would later
+ * skip the offsets in between.
+ */
+export function continuationProblem(since: Position, current: Position): string | null {
+  if (since.offset === 0 && since.epoch === '') return null;
+  if (since.epoch !== current.epoch) return `epoch ${since.epoch} is not the topic's current epoch (${current.epoch}): history since that position is lost`;
+  if (since.offset > current.offset) return `offset ${since.offset} is ahead of the topic's latest offset (${current.offset}) in epoch ${current.epoch}: this epoch never had it`;
+  return null;
+}
 
 /**
  * Where a topic's publications are kept for recovery. Contract: `append` gives
@@ -64,23 +80,25 @@ interface TopicHistory {
  * process: after a restart, every client learns that history was lost.
  */
 export class MemoryHistory implements HistoryStore {
+  /** Only topics that were published to: reading a topic creates nothing. */
   private readonly topics = new Map<string, TopicHistory>();
-  private readonly epochPrefix = randomBytes(4).toString('hex');
+  /** New for every process, so that a restart gives every topic a new epoch. */
+  private readonly epochKey = randomBytes(16);
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
 
-  private topic(name: string): TopicHistory {
-    let history = this.topics.get(name);
-    if (!history) {
-      history = { epoch: `${this.epochPrefix}${randomBytes(2).toString('hex')}`, offset: 0, entries: [], bytes: 0 };
-      this.topics.set(name, history);
-    }
-    return history;
+  /**
+   * A topic's epoch: the same whether it is read before its first publication
+   * or after (a reader told offset 0 can recover from there), different in
+   * every process. Derived, not stored, so that reading an unknown topic keeps nothing.
+   */
+  private epochOf(name: string): string {
+    return createHmac('sha256', this.epochKey).update(name).digest('hex').slice(0, 12);
   }
 
   append(name: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined): Position {
-    const history = this.topic(name);
+    const history = this.topics.get(name) ?? { epoch: this.epochOf(name), offset: 0, entries: [], bytes: 0 };
     // Most recently published last: the eviction order.
     this.topics.delete(name);
     this.topics.set(name, history);
@@ -95,7 +113,8 @@ export class MemoryHistory implements HistoryStore {
   }
 
   read(name: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): HistoryRead {
-    const history = this.topic(name);
+    const history = this.topics.get(name);
+    if (!history) return { entries: [], position: { offset: 0, epoch: this.epochOf(name) }, oldest: 1 };
     this.trim(history, rule);
     const position = { offset: history.offset, epoch: history.epoch };
     let entries = history.entries;

@@ -19,7 +19,10 @@ import type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position } f
  * to every subscriber in the order they were published, so every node sees a
  * topic's publications in offset order, its own included.
  *
- * READ: the position and the entries of one consistent moment.
+ * READ: the position and the entries of one consistent moment. A topic
+ * without a meta hash (never published, or its history lost) is answered
+ * offset 0 in the epoch "" and nothing is written: reading what nobody
+ * published leaves no key behind.
  */
 const ENSURE_META = `
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -50,7 +53,11 @@ if ARGV[8] ~= '' then
 end
 return {offset, epoch}`;
 
-const READ = `${ENSURE_META}
+const READ = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  return {0, '', {}, ''}
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 local entries = {}
@@ -141,7 +148,7 @@ export class RedisHistory implements HistoryStore {
     const [meta, stream] = this.keys(topic);
     let answer;
     try {
-      answer = await redis.heraldHistoryRead(meta, stream, newEpoch(), (options.after ?? 0) + 1, options.limit, options.reverse ? '1' : '0', rule.ttl + META_GRACE, rule.size);
+      answer = await redis.heraldHistoryRead(meta, stream, '', (options.after ?? 0) + 1, options.limit, options.reverse ? '1' : '0', rule.ttl + META_GRACE, rule.size);
     } catch (err) {
       throw new HeraldError('unavailable', `history store redis failed: ${(err as Error).message}`, { cause: err });
     }

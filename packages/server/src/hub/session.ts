@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { truncateCloseReason } from '@herald/protocol';
 import type { WebSocket } from 'ws';
 import { NO_GRANTS, type Grants } from '../auth/permissions.js';
 import type { Publication } from '../broker/broker.js';
@@ -65,6 +66,13 @@ export class Session implements Batched {
   info: unknown;
   /** Logged in with the push-centre seed's `{"uid":...}` frame: the seed's `/send` reaches it as the raw message, as in the seed. */
   rawPush = false;
+  /**
+   * Grants from subscribe tokens, by the topic they were used for: the
+   * token's grant (a topic or `prefix*`), the uid it was issued to and its
+   * expiry. A later `login` keeps a subscription its grant still covers.
+   * Null until the connection uses a subscribe token.
+   */
+  subscribeGrants: Map<string, { grant: string; uid: string | undefined; expiresAt: number | undefined }> | null = null;
   /** When the identity's token expires (ms since the epoch). */
   expiresAt: number | undefined;
   /** Pending identity timers: token expiry, login deadline. */
@@ -173,7 +181,7 @@ export class Session implements Batched {
     // A close frame travels behind everything already queued; a peer that
     // never completes the handshake is cut after closeTimeout.
     this.flushPending();
-    this.ws.close(code, truncateReason(reason));
+    this.ws.close(code, truncateCloseReason(reason));
     this.terminateTimer = setTimeout(() => this.ws.terminate(), this.host.closeTimeout);
     this.terminateTimer.unref();
   }
@@ -248,12 +256,4 @@ export class Session implements Batched {
       this.ws.resume();
     }
   };
-}
-
-/** A close reason must fit in 123 bytes of UTF-8. */
-function truncateReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason;
-  let out = reason.slice(0, 120);
-  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
-  return `${out}...`;
 }

@@ -88,7 +88,12 @@ export class Policy {
    * `grants` are topics (or `prefix*`) granted for this command alone (a
    * verified subscribe token).
    */
-  subscribe(session: Session, topics: readonly string[], grants: readonly string[] = []): HeraldError | null {
+  subscribe(
+    session: Session,
+    topics: readonly string[],
+    grants: readonly string[] = [],
+    granted?: { grant: string; uid: string | undefined; expiresAt: number | undefined },
+  ): HeraldError | null {
     const refused = this.identityProblem(session, 'subscribe');
     if (refused) return refused;
     for (const topic of topics) {
@@ -98,7 +103,10 @@ export class Policy {
       if (forbidden) return new HeraldError('forbidden', forbidden);
     }
     const fresh = new Set(topics.filter((topic) => !session.topics.has(topic)));
-    if (fresh.size === 0) return null;
+    if (fresh.size === 0) {
+      if (granted) this.rememberGrant(session, topics, granted);
+      return null;
+    }
     const limit = this.limits.maxTopicsPerConnection;
     if (session.topics.size + fresh.size > limit) {
       return new HeraldError('too_many_topics', `subscribing would make ${session.topics.size + fresh.size} topics, over the limit of ${limit}`);
@@ -107,7 +115,15 @@ export class Policy {
       return new HeraldError('rate_limited', `over ${this.limits.subscriptionsPerSecond} new subscriptions per second`);
     }
     for (const topic of fresh) this.host.hub.subscribe(session, topic);
+    if (granted) this.rememberGrant(session, topics, granted);
     return null;
+  }
+
+  /** The subscribe token behind a subscribe's grants, kept for the topics only it allows, so that a later login keeps them (Herald.applyIdentity). */
+  private rememberGrant(session: Session, topics: readonly string[], granted: { grant: string; uid: string | undefined; expiresAt: number | undefined }): void {
+    for (const topic of topics) {
+      if (session.topics.has(topic) && this.host.permissions.subscribeProblem(session, topic) !== null) (session.subscribeGrants ??= new Map()).set(topic, granted);
+    }
   }
 
   /** Leaves a topic; false when the connection was not subscribed to it. */

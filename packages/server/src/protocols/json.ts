@@ -205,15 +205,26 @@ export class JsonProtocol implements Protocol {
     if (recovery && topics.length !== 1) return this.fail(session, id, 'subscribe', 'bad_request', '"since" goes with a single "topic"');
     if (token === undefined) return this.subscribeTopics(session, id, topics, [], recovery);
     // A subscribe token grants one topic (or prefix*) to this uid: verify it first.
-    return this.host.tokens.topicGrant(token, session.uid).then(
-      (grant) => this.subscribeTopics(session, id, topics, [grant], recovery),
+    return this.host.tokens.subscribeGrant(token, session.uid).then(
+      (grant) => {
+        // Remembered for the topics it lets this command subscribe to, so that a later login keeps them.
+        const granted = { grant: grant.topic, uid: session.uid, expiresAt: grant.expiresAt };
+        return this.subscribeTopics(session, id, topics, [grant.topic], recovery, granted);
+      },
       (err: unknown) => this.failWith(session, id, 'subscribe', err),
     );
   }
 
-  private subscribeTopics(session: Session, id: Id, topics: string[], extraGrants: string[], recovery: { offset: number; epoch: string } | undefined): void | Promise<void> {
+  private subscribeTopics(
+    session: Session,
+    id: Id,
+    topics: string[],
+    extraGrants: string[],
+    recovery: { offset: number; epoch: string } | undefined,
+    granted?: { grant: string; uid: string | undefined; expiresAt: number | undefined },
+  ): void | Promise<void> {
     if (session.state !== 'open') return;
-    const refused = this.host.policy.subscribe(session, topics, extraGrants);
+    const refused = this.host.policy.subscribe(session, topics, extraGrants, granted);
     if (refused) return this.failWith(session, id, 'subscribe', refused);
     if (recovery) {
       // Subscribed first, then the missed publications in the same turn: nothing new can come between,
