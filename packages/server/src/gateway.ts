@@ -81,6 +81,16 @@ export interface HeraldOptions extends HeraldConfigInput {
   onConnect?: ConnectHook;
 }
 
+/** One publication of a `publishMany` batch. */
+export interface BatchItem {
+  topic: string;
+  /** Any JSON value. */
+  message: unknown;
+  idempotencyKey?: string | undefined;
+  /** How errors name the item (default `item <index>`). */
+  label?: string;
+}
+
 export interface PublishOptions {
   /** A retry with the same key within `idempotencyWindow` publishes nothing and answers the first result. */
   idempotencyKey?: string;
@@ -288,6 +298,43 @@ export class Herald implements SessionHost, UpgradeHost {
     if (key === undefined) return this.publishNow(topic, message, source);
     // A retried publish with the same key within the window is a no-op answering the first result.
     return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key));
+  }
+
+  /**
+   * Publishes several publications in order, all or nothing as far as
+   * checks go: every item's topic (Herald's rule and the broker's) and
+   * message (JSON, size) is checked before any is published, so a batch with
+   * one bad item publishes nothing and rejects with that item's error (its
+   * index in the message: `item 3: ...`). Publishing itself is not atomic:
+   * when the broker fails on an item, the earlier ones stay published and the
+   * rejection (`unavailable`) says how many. Resolves with one result per item.
+   */
+  async publishMany(items: ReadonlyArray<BatchItem>, source: PublicationSource = 'library'): Promise<PublishResult[]> {
+    const label = (index: number): string => items[index]!.label ?? (items.length > 1 ? `item ${index}` : '');
+    const checked = items.map((item, index) => {
+      const where = label(index) ? `${label(index)}: ` : '';
+      const problem = this.topicProblem(item.topic);
+      if (problem) throw new HeraldError('invalid_topic', `${where}${problem}`);
+      try {
+        return { topic: item.topic, payload: this.encodeMessage(item.message), key: item.idempotencyKey };
+      } catch (err) {
+        if (err instanceof HeraldError) throw new HeraldError(err.code, `${where}${err.message}`, { cause: err });
+        throw err;
+      }
+    });
+    const results: PublishResult[] = [];
+    for (const [index, item] of checked.entries()) {
+      try {
+        if (this.closing) throw new HeraldError('unavailable', 'server is shutting down');
+        const publish = () => this.distribute({ topic: item.topic, payload: item.payload }, source, item.key);
+        results.push(await (item.key === undefined ? publish() : this.idempotency.remember(item.topic, item.key, publish)));
+      } catch (err) {
+        if (!(err instanceof HeraldError) || checked.length === 1) throw err;
+        const done = index === 0 ? 'nothing was published' : `the ${index} before it were published, the rest were not`;
+        throw new HeraldError(err.code, `${label(index)}: ${err.message} (${done})`, { cause: err });
+      }
+    }
+    return results;
   }
 
   private publishNow(topic: string, message: unknown, source: PublicationSource, idempotencyKey?: string): Promise<PublishResult> {

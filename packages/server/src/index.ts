@@ -2,7 +2,7 @@
  * Herald's public library API. Everything not exported here is internal.
  */
 export { createHerald, Herald } from './gateway.js';
-export type { ConnectHook, ConnectInfo, DisconnectInfo, HeraldEvents, HeraldOptions, HeraldStatus } from './gateway.js';
+export type { BatchItem, ConnectHook, ConnectInfo, DisconnectInfo, HeraldEvents, HeraldOptions, HeraldStatus } from './gateway.js';
 export type { CommandContext, CommandHandler, ConnectionInfo } from './protocols/json.js';
 export { HeraldError, HTTP_STATUS } from './errors.js';
 export { ConfigError, configSchema, loadConfig, validateConfig } from './config.js';

@@ -253,16 +253,13 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null; 
       if (body.length > limits.maxBatchSize) {
         throw new HeraldError('too_large', `a batch of ${body.length} publications is over the limit of ${limits.maxBatchSize}`);
       }
-      // Validate everything first: a bad item rejects the whole batch, nothing half-published.
+      // Validate everything first (shape here; topic, size and JSON in publishMany): a bad item rejects the whole batch, nothing half-published.
       const items = body.map((item, index) => topicsOf(item, topicRule, `item ${index}: `));
-      let count = 0;
-      for (const item of items) {
-        for (const topic of item.topics) {
-          await herald.publish(topic, item.message, 'http', keyOf(item));
-          count++;
-        }
-      }
-      return { ok: true, count };
+      const publications = items.flatMap((item, index) =>
+        item.topics.map((topic) => ({ topic, message: item.message, ...keyOf(item), label: item.topics.length > 1 ? `item ${index} (${topic})` : `item ${index}` })),
+      );
+      await herald.publishMany(publications, 'http');
+      return { ok: true, count: publications.length };
     }
     if (typeof body !== 'object' || body === null) throw new HeraldError('bad_request', 'body must be a JSON object or an array of them');
     const item = topicsOf(body, topicRule, '');
@@ -271,10 +268,10 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null; 
       return { ok: true, ...result };
     }
     const offsets: Record<string, number> = {};
-    for (const topic of item.topics) {
-      const result = await herald.publish(topic, item.message, 'http', keyOf(item));
-      if (result.offset !== undefined) offsets[topic] = result.offset;
-    }
+    const results = await herald.publishMany(item.topics.map((topic) => ({ topic, message: item.message, ...keyOf(item), label: `topic ${topic}` })), 'http');
+    results.forEach((result, index) => {
+      if (result.offset !== undefined) offsets[item.topics[index]!] = result.offset;
+    });
     return Object.keys(offsets).length > 0 ? { ok: true, count: item.topics.length, offsets } : { ok: true, count: item.topics.length };
   });
 
