@@ -60,6 +60,13 @@ export const configSchema = z.strictObject({
   apiKeys: listOf(z.string().min(12, 'an API key must be at least 12 characters long')).default([]),
   /** Which broker carries publications between nodes: `memory` (one node), `redis` or `nats`. */
   broker: z.enum(['memory', 'redis', 'nats']).default('memory'),
+  /**
+   * Longest wait for the broker to confirm a publication (Redis: the reply to
+   * PUBLISH or to the history script; NATS: the answer to a flush). Past it,
+   * or when the connection drops first, the publish fails with `unavailable`
+   * (HTTP 503); it is never sent again by Herald.
+   */
+  publishTimeout: duration.refine((ms) => ms >= 1, 'publishTimeout must be at least 1 ms').default(5_000),
   redis: z
     .strictObject({
       /** Redis URL (redis://, rediss://, with user and password if needed). */

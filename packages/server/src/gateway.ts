@@ -1153,16 +1153,17 @@ export interface RecoveryResult {
 }
 
 function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {
+  const publishTimeout = config.publishTimeout;
   if (config.broker === 'nats' && config.historyStore === 'redis') {
-    const nats = new NatsBroker({ ...config.nats, nodeId, log: log.child({ component: 'nats' }) });
-    const redis = new RedisBroker({ ...config.redis, nodeId, log: log.child({ component: 'redis' }) });
+    const nats = new NatsBroker({ ...config.nats, nodeId, publishTimeout, log: log.child({ component: 'nats' }) });
+    const redis = new RedisBroker({ ...config.redis, nodeId, publishTimeout, log: log.child({ component: 'redis' }) });
     return new SplitBroker(nats, redis, (topic) => ruleFor(config.history, topic) !== undefined);
   }
   switch (config.broker) {
     case 'redis':
-      return new RedisBroker({ ...config.redis, nodeId, log: log.child({ component: 'redis' }) });
+      return new RedisBroker({ ...config.redis, nodeId, publishTimeout, log: log.child({ component: 'redis' }) });
     case 'nats':
-      return new NatsBroker({ ...config.nats, nodeId, log: log.child({ component: 'nats' }) });
+      return new NatsBroker({ ...config.nats, nodeId, publishTimeout, log: log.child({ component: 'nats' }) });
     default:
       return new MemoryBroker();
   }

@@ -72,6 +72,16 @@ export abstract class ServerProcess {
     );
   }
 
+  /** Freezes the server (SIGSTOP): its connections stay open, nothing is read or answered, as on a stalled host. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Kills the server (SIGKILL: no goodbye to clients) and waits for it to be gone. */
   async stop(): Promise<void> {
     const child = this.child;

@@ -18,7 +18,16 @@ export interface NatsBrokerOptions {
   /** Topics (exact or `prefix*`) whose subject is the bare topic name, for raw publishers and Lhttp nodes (see BrokerNamespace). */
   rawTopics?: readonly string[];
   nodeId: string;
+  /** Longest wait (ms) for the server to confirm a turn's publications (the answer to a flush); default 5000. */
+  publishTimeout?: number;
   log: Logger;
+}
+
+/** The publications of one event-loop turn, confirmed together by one flush. */
+interface FlushBatch {
+  promise: Promise<PublishResult>;
+  resolve: (result: PublishResult) => void;
+  reject: (err: HeraldError) => void;
 }
 
 /**
@@ -32,6 +41,16 @@ export interface NatsBrokerOptions {
  * The client reconnects forever with backoff and restores subscriptions
  * itself; while it is disconnected, publish fails at once with `unavailable`
  * rather than buffering.
+ *
+ * `publish` resolves only once the server has the publication: the
+ * publications of one event-loop turn share one flush (a PING after them;
+ * NATS answers PONG once it has read everything before it), so throughput
+ * holds while an answer never claims more than the server received. When
+ * the connection drops before the PONG, or it does not come within
+ * `publishTimeout`, every publication of the turn fails with `unavailable`.
+ * The client drops what it had not sent when it reconnects: nothing is sent
+ * again after a caller was told it failed. Core NATS keeps nothing: a
+ * subscriber node disconnected at that moment misses the publication.
  */
 export class NatsBroker implements Broker {
   readonly name = 'nats';
@@ -44,6 +63,9 @@ export class NatsBroker implements Broker {
   private readonly nodeSubject: string;
   private readonly origin = headers();
   readonly namespace: BrokerNamespace;
+  /** The turn's publications waiting for their flush, and the flushes sent and not yet answered. */
+  private batch: FlushBatch | null = null;
+  private readonly unconfirmed = new Set<FlushBatch>();
 
   constructor(private readonly options: NatsBrokerOptions) {
     this.namespace = new BrokerNamespace('nats', options.prefix, options.rawTopics ?? []);
@@ -94,11 +116,15 @@ export class NatsBroker implements Broker {
     this.setState('ready');
     void (async () => {
       for await (const status of nc.status()) {
-        if (status.type === 'disconnect' || status.type === 'reconnecting') this.setState('down', status.type);
+        if (status.type === 'disconnect' || status.type === 'reconnecting') {
+          this.setState('down', status.type);
+          this.failUnconfirmed(`broker nats: the connection dropped before the server confirmed the publication`);
+        }
         else if (status.type === 'reconnect') this.setState('ready');
       }
     })();
     void nc.closed().then(() => {
+      this.failUnconfirmed('broker nats: the connection closed before the server confirmed the publication');
       if (this.currentState !== 'closed') this.setState('down', 'connection closed');
     });
   }
@@ -125,7 +151,47 @@ export class NatsBroker implements Broker {
     } catch (err) {
       return Promise.reject(new HeraldError('unavailable', `broker nats refused the publication: ${(err as Error).message}`, { cause: err }));
     }
-    return Promise.resolve(ACCEPTED);
+    return (this.batch ??= this.newBatch(nc)).promise;
+  }
+
+  /** A batch for this turn's publications: flushed once the turn ends, answered when the server confirms it. */
+  private newBatch(nc: NatsConnection): FlushBatch {
+    let resolve!: FlushBatch['resolve'];
+    let reject!: FlushBatch['reject'];
+    const promise = new Promise<PublishResult>((yes, no) => {
+      resolve = yes;
+      reject = no;
+    });
+    const batch: FlushBatch = { promise, resolve, reject };
+    setImmediate(() => {
+      if (this.batch === batch) this.batch = null;
+      this.unconfirmed.add(batch);
+      const timeout = this.options.publishTimeout ?? 5_000;
+      const timer = setTimeout(() => batch.reject(new HeraldError('unavailable', `broker nats did not confirm the publication within ${timeout} ms`)), timeout);
+      const settled = () => {
+        clearTimeout(timer);
+        this.unconfirmed.delete(batch);
+      };
+      nc.flush().then(
+        () => {
+          settled();
+          batch.resolve(ACCEPTED);
+        },
+        (err: Error) => {
+          settled();
+          batch.reject(new HeraldError('unavailable', `broker nats did not confirm the publication: ${err.message}`, { cause: err }));
+        },
+      );
+    });
+    return batch;
+  }
+
+  private failUnconfirmed(message: string): void {
+    const batches = [...this.unconfirmed];
+    if (this.batch) batches.push(this.batch);
+    this.unconfirmed.clear();
+    this.batch = null;
+    for (const batch of batches) batch.reject(new HeraldError('unavailable', message));
   }
 
   subscribe(topic: string): Promise<void> | void {

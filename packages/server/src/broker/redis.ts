@@ -17,6 +17,8 @@ export interface RedisBrokerOptions {
   /** Topics (exact or `prefix*`) whose channel is the bare topic name, for raw publishers (see BrokerNamespace). */
   rawTopics?: readonly string[];
   nodeId: string;
+  /** Longest wait (ms) for Redis to answer a command on the command connection (PUBLISH, the history scripts); default 5000. */
+  publishTimeout?: number;
   log: Logger;
 }
 
@@ -26,7 +28,12 @@ export interface RedisBrokerOptions {
  * local subscribers (channel = prefix + topic, or the bare topic for
  * `rawTopics`: see BrokerNamespace), plus the cluster's control channels. ioredis reconnects with backoff and resubscribes every channel by
  * itself. Commands are never queued while disconnected: a publish during an
- * outage fails at once with `unavailable`.
+ * outage fails at once with `unavailable`. A command in flight when the
+ * connection drops fails at once too, and one Redis does not answer within
+ * `publishTimeout` fails then: either way it is never sent again (no offline
+ * queue, no retry, no resend of unfulfilled commands after a reconnection),
+ * so a caller told "unavailable" is never contradicted by a late delivery
+ * made by a resend.
  */
 export class RedisBroker implements Broker {
   readonly name = 'redis';
@@ -68,7 +75,14 @@ export class RedisBroker implements Broker {
     this.sink = sink;
     const retryStrategy = (times: number): number => Math.min(100 * 2 ** Math.min(times, 6), 5000);
     const common = { retryStrategy, maxRetriesPerRequest: null, lazyConnect: false, connectionName: `herald-${this.options.nodeId}` };
-    this.pub = this.client({ ...common, enableOfflineQueue: false });
+    this.pub = this.client({
+      ...common,
+      enableOfflineQueue: false,
+      // In flight when the connection drops: rejected at the close (not kept for the reconnection), never resent.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: this.options.publishTimeout ?? 5_000,
+    });
     this.sub = this.client({ ...common, enableOfflineQueue: true, autoResubscribe: true });
     for (const [role, client] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {
       client.on('ready', () => this.update());
