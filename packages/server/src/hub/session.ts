@@ -85,6 +85,9 @@ export class Session implements Batched {
   lastSeen = this.connectedAt;
   /** When the outstanding ping was sent; 0 when none is outstanding. */
   pingSentAt = 0;
+  /** While a ping is outstanding (heartbeat): the socket's bytes handed to the kernel when last seen growing, and when. */
+  handedOver = 0;
+  progressAt = 0;
   /** Set when the server closes the connection: the code and reason it sent. */
   closeCode: number | undefined;
   closeReason: string | undefined;
