@@ -43,7 +43,7 @@ describe('a publish in flight when the Redis connection drops or stalls', () => 
     if (skip) return t.skip(skip);
     const herald = await ready(await startHerald(options()));
     assert.equal((await herald.publish('h:stall', 'before')).offset, 1);
-    redis.pause();
+    await redis.pause();
     const started = Date.now();
     const pending = [];
     for (let i = 0; i < 10; i++) pending.push(i % 2 ? herald.publish('h:stall', i) : http(herald, 'POST', '/api/publish', { topic: 'plain', message: i }).then((r) => (r.status === 200 ? r : Promise.reject(r.body.error))));
@@ -63,7 +63,7 @@ describe('a publish in flight when the Redis connection drops or stalls', () => 
     const herald = await ready(await startHerald(options()));
     const watcher = await connect(herald);
     await watcher.request({ action: 'subscribe', topic: 'plain' });
-    redis.pause();
+    await redis.pause();
     const pending = [];
     for (let i = 0; i < 30; i++) pending.push(herald.publish(i % 2 ? 'h:drop' : 'plain', i));
     const answered = answers(pending);
@@ -104,7 +104,7 @@ describe('NATS: a 200 means the server has the publication', () => {
     assert.deepEqual(frames.map((frame) => frame.message).sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i));
 
     // The server freezes, then dies with what it had not read.
-    nats.pause();
+    await nats.pause();
     const answered = answers(Array.from({ length: 20 }, (_, i) => a.publish('news', 100 + i)));
     await new Promise((resolve) => setTimeout(resolve, 50));
     await nats.stop();
@@ -114,7 +114,7 @@ describe('NATS: a 200 means the server has the publication', () => {
     // Stalled without dying: answered unavailable within publishTimeout.
     await nats.start();
     await Promise.all([ready(a), ready(b)]);
-    nats.pause();
+    await nats.pause();
     const stalled = await deadline(answers([a.publish('news', 'stalled')]), PUBLISH_TIMEOUT + 2000, 'the stalled publish answered');
     assert.equal(stalled[0]!.code, 'unavailable');
     assert.match(stalled[0]!.message!, /did not confirm the publication within 1000 ms/);

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,9 +72,19 @@ export abstract class ServerProcess {
     );
   }
 
-  /** Freezes the server (SIGSTOP): its connections stay open, nothing is read or answered, as on a stalled host. */
-  pause(): void {
-    this.child?.kill('SIGSTOP');
+  /** Freezes the server (SIGSTOP): its connections stay open, nothing is read or answered, as on a stalled host. Resolves once it is stopped. */
+  async pause(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid) return;
+    child.kill('SIGSTOP');
+    // The signal is delivered when the kernel next schedules the process: wait until /proc says it is stopped.
+    await eventually(() => {
+      try {
+        return /^\d+ \(.*\) [Tt]/.test(readFileSync(`/proc/${child.pid}/stat`, 'utf8'));
+      } catch {
+        return true;
+      }
+    }, 'the server to stop');
   }
 
   /** Lets a paused server run again (SIGCONT). */
