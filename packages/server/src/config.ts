@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { pathPatternProblem } from './util/paths.js';
+import proxyAddr from '@fastify/proxy-addr';
+import { FORWARDING_HEADERS } from './http/client-address.js';
 import { closest, parseDuration, parseSize } from './util/units.js';
 
 /**
@@ -58,6 +60,11 @@ export const configSchema = z.strictObject({
   nodeId: z.string().min(1).max(64).optional(),
   /** API keys accepted as `Authorization: Bearer <key>`. Without any, the HTTP API answers loopback callers only. */
   apiKeys: listOf(z.string().min(12, 'an API key must be at least 12 characters long')).default([]),
+  /**
+   * Host names (without port) the key-less HTTP API answers besides loopback ones (`localhost`, `*.localhost`,
+   * 127.0.0.0/8, `[::1]`). Requests with any other `Host` are refused (DNS rebinding). Unused with apiKeys.
+   */
+  allowedHosts: listOf(z.string().min(1).transform((host) => host.toLowerCase())).default([]),
   /** Which broker carries publications between nodes: `memory` (one node), `redis` or `nats`. */
   broker: z.enum(['memory', 'redis', 'nats']).default('memory'),
   /**
@@ -174,8 +181,38 @@ export const configSchema = z.strictObject({
   clientPublish: z.enum(['all', 'authenticated', 'none']).default('all'),
   /** Origins browsers may connect from (exact, e.g. "https://app.example.com"). Empty: any origin. */
   allowedOrigins: listOf(z.string().min(1)).default([]),
-  /** Take the client address from X-Forwarded-For (set when Herald runs behind a reverse proxy). */
-  trustProxy: z.boolean().default(false),
+  /**
+   * Which proxies in front of Herald to believe about the client address (the `trust proxy` convention of
+   * Express and Fastify): `false` none; a number N: the N nearest hops (`true` is 1: one proxy); a list of
+   * addresses, CIDRs or `loopback`, `linklocal`, `uniquelocal`. The client is the right-most untrusted hop of `proxyHeader`.
+   */
+  trustProxy: z
+    .union([
+      z.boolean(),
+      z.number().int().min(0),
+      listOf(z.string().min(1)).superRefine((list, ctx) => {
+        try {
+          proxyAddr.compile(list);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: `not an address, CIDR or loopback/linklocal/uniquelocal: ${(err as Error).message}` });
+        }
+      }),
+    ])
+    .default(false),
+  /** The header the trusted proxies write the client address in; the other forwarding headers are ignored. */
+  proxyHeader: z.enum(FORWARDING_HEADERS).default('x-forwarded-for'),
+  http: z
+    .strictObject({
+      /** How long a client has to send a request's headers (WebSocket upgrades too); past it: 408 and the socket is closed. */
+      headersTimeout: duration.default(10_000),
+      /** How long a client has to send a whole request, headers and body; past it: 408 and the socket is closed. 0: no limit. */
+      requestTimeout: duration.default(30_000),
+      /** How long an idle keep-alive connection is kept open between requests. */
+      keepAliveTimeout: duration.default(5_000),
+      /** A socket with no traffic at all for this long is closed (not WebSocket connections: they have the heartbeat). 0: no limit. */
+      idleTimeout: duration.default(60_000),
+    })
+    .prefault({}),
   auth: z
     .strictObject({
       /** Allow connections with no identity. */
@@ -250,6 +287,10 @@ export const configSchema = z.strictObject({
       maxConnectionsPerIp: z.number().int().min(1).default(1000),
       /** New connections per second on this node (token bucket, burst twice that); over it the upgrade is answered 503. */
       connectionsPerSecond: z.number().min(1).default(1000),
+      /** New connections per second from one client address (token bucket, burst twice that), checked before the node's; over it the upgrade is answered 429. */
+      connectionsPerSecondPerIp: z.number().min(0.1).default(100),
+      /** Frames one WebSocket message may be split into; a message in more fragments closes the connection with 1008 (bounds the memory an unfinished message holds). */
+      maxMessageFragments: z.number().int().min(1).default(128),
     })
     .prefault({}),
   heartbeat: z

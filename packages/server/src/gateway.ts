@@ -43,8 +43,10 @@ import { Heartbeat } from './transport/heartbeat.js';
 import { createUpgradeHandler, type Refusal, type UpgradeHost } from './transport/websocket.js';
 import { IdempotencyCache } from './util/idempotency.js';
 import { PathPatterns } from './util/paths.js';
-import { TokenBucket } from './util/token-bucket.js';
+import { LocalAdmission, type Admission } from './transport/admission.js';
+import { createClientAddressResolver, type ClientAddress, type ClientAddressResolver } from './http/client-address.js';
 import { VERSION } from './version.js';
+import { toJson } from './util/json.js';
 
 /** What the connect hook learns about a new connection. */
 export interface ConnectInfo extends ConnectionInfo {
@@ -79,6 +81,8 @@ export interface HeraldOptions extends HeraldConfigInput {
   /** A broker to use instead of the one `broker` names (your own implementation of the Broker contract). */
   brokerInstance?: Broker;
   onConnect?: ConnectHook;
+  /** Who admits new connections instead of this process's own counts (the CLI's workers ask their primary). */
+  admission?: Admission;
 }
 
 /** One publication of a `publishMany` batch. */
@@ -135,8 +139,8 @@ const DEMO_DIR = fileURLToPath(new URL('../../../../demo', import.meta.url));
 
 /** Starts a Herald gateway and resolves once it listens. */
 export async function createHerald(options: HeraldOptions = {}): Promise<Herald> {
-  const { logger, onConnect, brokerInstance, ...input } = options;
-  const herald = new Herald(validateConfig(input), { logger, onConnect, broker: brokerInstance });
+  const { logger, onConnect, brokerInstance, admission, ...input } = options;
+  const herald = new Herald(validateConfig(input), { logger, onConnect, broker: brokerInstance, admission });
   await herald.listen();
   return herald;
 }
@@ -178,13 +182,14 @@ export class Herald implements SessionHost, UpgradeHost {
   private brokerWasDown = false;
   private closingPromise: Promise<void> | null = null;
   private stats = { messagesIn: 0, messagesOut: 0, publications: 0, slowConsumers: 0 };
-  private readonly connectionBucket: TokenBucket;
-  private readonly connectionsByIp = new Map<string, number>();
+  /** The one reading of a request's client address (see http/client-address.ts). */
+  readonly clientAddress: ClientAddressResolver;
+  private readonly admission: Admission;
   private readonly sessionIp = new WeakMap<Session, string>();
   /** Publish results by topic and idempotency key, bounded by idempotencyWindow, idempotencyMaxKeys and idempotencyMaxBytes. */
   readonly idempotency: IdempotencyCache<PublishResult>;
 
-  constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined; broker?: Broker | undefined } = {}) {
+  constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined; broker?: Broker | undefined; admission?: Admission | undefined } = {}) {
     config = withDemoSecret(config);
     this.config = config;
     this.log = extras.logger ?? createLogger(config.log);
@@ -242,7 +247,8 @@ export class Herald implements SessionHost, UpgradeHost {
     this.idempotency = new IdempotencyCache({ window: config.idempotencyWindow, maxKeys: config.idempotencyMaxKeys, maxBytes: config.idempotencyMaxBytes });
     this.permissions = new Permissions(config.auth, config.clientPublish);
     this.policy = new Policy(this);
-    this.connectionBucket = new TokenBucket(config.limits.connectionsPerSecond, config.limits.connectionsPerSecond * 2);
+    this.clientAddress = createClientAddressResolver(config.trustProxy, config.proxyHeader);
+    this.admission = extras.admission ?? new LocalAdmission(config.limits);
     this.defaultProtocol = new JsonProtocol(this);
     this.protocols.set(SUBPROTOCOL_JSON, this.defaultProtocol);
     this.lhttpProtocol = new LhttpProtocol([pubSubFilter(this), upstreamFilter(config.lhttp.upstream)], (session, err) => this.reportError(session, err));
@@ -361,7 +367,7 @@ export class Herald implements SessionHost, UpgradeHost {
     const max = this.config.limits.maxMessageBytes;
     const size = Buffer.byteLength(message.text);
     if (size > max) return Promise.reject(new HeraldError('too_large', `message is ${size} bytes, over the limit of ${max}`));
-    return this.distribute({ topic, payload: JSON.stringify(body), lhttp: message }, source);
+    return this.distribute({ topic, payload: toJson(body), lhttp: message }, source);
   }
 
   /** Hands a publication to this node's subscribers, with its metrics. */
@@ -567,7 +573,7 @@ export class Herald implements SessionHost, UpgradeHost {
 
   /** A join or leave event to the topic's JSON subscribers (but `except`). */
   private announcePresence(change: 'join' | 'leave', topic: string, entry: PresenceEntry, except: Session | null): void {
-    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, encodeTextFrame(JSON.stringify({ action: change, topic, info: entry })), except);
+    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, encodeTextFrame(toJson({ action: change, topic, info: entry })), except);
   }
 
   /** Another node's connection joined or left: the shared view changes, and this node's subscribers hear of it where the rule asks. */
@@ -632,7 +638,7 @@ export class Herald implements SessionHost, UpgradeHost {
   private encodeMessage(message: unknown): string {
     let payload: string | undefined;
     try {
-      payload = JSON.stringify(message);
+      payload = toJson(message);
     } catch (err) {
       throw new HeraldError('bad_request', `message is not serialisable as JSON: ${(err as Error).message}`);
     }
@@ -753,6 +759,10 @@ export class Herald implements SessionHost, UpgradeHost {
     return this.config.limits.maxFrameBytes;
   }
 
+  get maxMessageFragments(): number {
+    return this.config.limits.maxMessageFragments;
+  }
+
   get maxQueueBytes(): number {
     return this.config.limits.maxQueueBytes;
   }
@@ -804,31 +814,26 @@ export class Herald implements SessionHost, UpgradeHost {
     return this.handlers.get(action);
   }
 
-  /** The client's address: the socket's, or the first X-Forwarded-For hop when trustProxy is on. */
+  private readonly upgradeClients = new WeakMap<IncomingMessage, ClientAddress>();
+
+  /** The client's address (trustProxy and proxyHeader decide which hop), read once per upgrade. */
   clientIp(request: IncomingMessage): string {
-    if (this.config.trustProxy) {
-      const forwarded = request.headers['x-forwarded-for'];
-      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-      if (first) return first;
-    }
-    return request.socket.remoteAddress ?? 'unknown';
+    let client = this.upgradeClients.get(request);
+    if (!client) this.upgradeClients.set(request, (client = this.clientAddress(request)));
+    return client.address;
   }
 
-  admit(request: IncomingMessage): Refusal | null {
+  admit(request: IncomingMessage): Refusal | null | Promise<Refusal | null> {
     const origins = this.config.allowedOrigins;
     const origin = request.headers.origin;
     if (origins.length > 0 && origin !== undefined && !origins.includes(origin)) {
       return { status: 403, code: 'forbidden', message: `origin ${origin} is not allowed` };
     }
-    const ip = this.clientIp(request);
-    const limit = this.config.limits.maxConnectionsPerIp;
-    if ((this.connectionsByIp.get(ip) ?? 0) >= limit) {
-      return { status: 429, code: 'rate_limited', message: `too many connections from ${ip} (limit ${limit})`, headers: { 'Retry-After': '10' } };
-    }
-    if (!this.connectionBucket.take()) {
-      return { status: 503, code: 'unavailable', message: 'too many new connections: retry shortly', headers: { 'Retry-After': '1' } };
-    }
-    return null;
+    return this.admission.admit(this.clientIp(request));
+  }
+
+  release(request: IncomingMessage): void {
+    this.admission.release(this.clientIp(request));
   }
 
   accept(ws: WebSocket, socket: Duplex, request: IncomingMessage, protocol: Protocol): void {
@@ -837,7 +842,6 @@ export class Herald implements SessionHost, UpgradeHost {
     const session = new Session(id, ws, socket, protocol, ip, this);
     this.policy.attach(session);
     this.sessionIp.set(session, ip);
-    this.connectionsByIp.set(ip, (this.connectionsByIp.get(ip) ?? 0) + 1);
     ws.on('message', (data, isBinary) => {
       this.stats.messagesIn++;
       session.receive(data as Buffer, isBinary);
@@ -984,7 +988,7 @@ export class Herald implements SessionHost, UpgradeHost {
     // The same tolerance as acceptance: a token accepted within clockTolerance past its `exp` is not answered `token_expired` at once.
     after(expiresAt + this.tokens.clockTolerance - Date.now(), session, () => {
       if (session.expiresAt !== expiresAt || session.state !== 'open') return;
-      session.write(encodeTextFrame(JSON.stringify({ action: 'error', error: { code: 'token_expired', message: `token expired: log in with a fresh token within ${grace} ms` } })));
+      session.write(encodeTextFrame(toJson({ action: 'error', error: { code: 'token_expired', message: `token expired: log in with a fresh token within ${grace} ms` } })));
       after(grace, session, () => {
         if (session.expiresAt === expiresAt) this.closeSession(session, CloseCode.TOKEN_EXPIRED, 'token expired');
       });
@@ -1048,11 +1052,7 @@ export class Herald implements SessionHost, UpgradeHost {
     session.protocol.onClose?.(session);
     if (session.authTimer) clearTimeout(session.authTimer);
     const ip = this.sessionIp.get(session);
-    if (ip !== undefined) {
-      const left = (this.connectionsByIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.connectionsByIp.set(ip, left);
-      else this.connectionsByIp.delete(ip);
-    }
+    if (ip !== undefined) this.admission.release(ip);
     this.stats.messagesOut += session.framesOut;
     this.log.info(
       { conn: session.id, code, reason: reason || CLOSE_CODE_MEANINGS[code], by, ms: Date.now() - session.connectedAt, in: session.framesIn, out: session.framesOut },

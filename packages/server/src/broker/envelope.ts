@@ -1,5 +1,6 @@
 import { decodeLhttp, LHTTP_PREFIX } from '@herald/protocol';
 import type { Publication } from './broker.js';
+import { escapeJsonText, toJson } from '../util/json.js';
 
 /**
  * What travels on a topic's channel between nodes. Herald's own publications
@@ -44,7 +45,7 @@ export function publicationFromWire(topic: string, text: string, trusted: boolea
   if (text.startsWith(LHTTP_PREFIX)) {
     try {
       const message = decodeLhttp(text);
-      return { topic, payload: JSON.stringify(message.body), lhttp: { text, command: message.command, headers: [...message.headers] } };
+      return { topic, payload: toJson(message.body), lhttp: { text, command: message.command, headers: [...message.headers] } };
     } catch {
       // not LHTTP after all: a plain string
     }
@@ -80,8 +81,8 @@ export function decodeEnvelope(topic: string, text: string): Decoded {
 export function rawPayload(text: string): string {
   try {
     JSON.parse(text);
-    return text;
+    return escapeJsonText(text);
   } catch {
-    return JSON.stringify(text);
+    return toJson(text);
   }
 }

@@ -1,4 +1,5 @@
 import { HeraldError } from '../errors.js';
+import type { Refusal } from '../transport/admission.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
@@ -7,7 +8,12 @@ const ACCEPTED: PublishResult = Object.freeze({});
 export type IpcMessage =
   | { herald: 'hello'; node: string }
   | { herald: 'pub'; node: string; publication: Publication }
-  | { herald: 'control'; node: string; to: string | null; message: string };
+  | { herald: 'control'; node: string; to: string | null; message: string }
+  /** A worker asks the primary to admit a connection from `ip` (see transport/admission.ts). */
+  | { herald: 'admit'; node: string; id: number; ip: string }
+  /** The primary's answer to `admit`, to worker `node`: null admits (the slot is held until `release`). */
+  | { herald: 'admitted'; node: string; id: number; ip: string; refusal: Refusal | null }
+  | { herald: 'release'; node: string; ip: string };
 
 export function isIpcMessage(value: unknown): value is IpcMessage {
   return typeof value === 'object' && value !== null && typeof (value as { herald?: unknown }).herald === 'string';

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Broker } from '../broker/broker.js';
 import { IpcBroker } from '../broker/ipc.js';
+import { IpcAdmission, type Admission } from '../transport/admission.js';
 import { ConfigError, configFromAssignments, loadConfig, maskSecrets, mergeConfig, type HeraldConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { runPrimary, workerCount, WORKER_CONFIG_ENV } from './workers.js';
@@ -160,11 +161,13 @@ async function serve(args: string[]): Promise<number> {
 /** A worker of `serve --workers`: the primary's configuration; on the memory broker, the IPC broker. */
 async function serveWorker(config: HeraldConfig): Promise<number> {
   const nodeId = `${config.nodeId ?? hostname()}-w${cluster.worker!.id}-${randomUUID().slice(0, 4)}`;
-  return serveWith({ ...config, nodeId }, config.broker === 'memory' ? new IpcBroker(nodeId) : undefined);
+  // The primary admits every connection, so that the connection limits hold for the machine.
+  const admission = new IpcAdmission(nodeId);
+  return serveWith({ ...config, nodeId }, config.broker === 'memory' ? new IpcBroker(nodeId) : undefined, admission);
 }
 
-async function serveWith(config: HeraldConfig, brokerInstance?: Broker): Promise<number> {
-  const herald = await createHerald({ ...config, ...(brokerInstance ? { brokerInstance } : {}) });
+async function serveWith(config: HeraldConfig, brokerInstance?: Broker, admission?: Admission): Promise<number> {
+  const herald = await createHerald({ ...config, ...(brokerInstance ? { brokerInstance } : {}), ...(admission ? { admission } : {}) });
   let stopping = false;
   const stop = (signal: NodeJS.Signals | 'disconnect'): void => {
     if (stopping) {

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { isIpcMessage } from '../broker/ipc.js';
 import type { HeraldConfig } from '../config.js';
+import { AdmissionAuthority } from '../transport/admission.js';
 
 /** Parses `--workers`: a positive count, or `auto` for one per CPU. */
 export function workerCount(value: string): number {
@@ -25,12 +26,15 @@ export function runPrimary(config: HeraldConfig, count: number, log: Logger): vo
   const workers = new Map<number, Worker>();
   const nodes = new Map<string, Worker>();
   let stopping = false;
+  // The connection limits hold for the machine, not once per worker: the primary admits every connection.
+  const admission = new AdmissionAuthority(config.limits);
 
   const fork = (): void => {
     const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
     workers.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
       if (!isIpcMessage(message)) return;
+      if (admission.handle(worker, message, (answer) => worker.isConnected() && worker.send(answer))) return;
       if (message.herald === 'hello') {
         nodes.set(message.node, worker);
         return;
@@ -44,6 +48,7 @@ export function runPrimary(config: HeraldConfig, count: number, log: Logger): vo
     });
     worker.on('exit', (code, signal) => {
       workers.delete(worker.id);
+      admission.forget(worker);
       for (const [node, w] of nodes) if (w === worker) nodes.delete(node);
       if (stopping) {
         if (workers.size === 0) {

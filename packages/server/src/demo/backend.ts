@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError } from '../errors.js';
 import type { Herald } from '../gateway.js';
-import { isLoopback } from '../http/auth.js';
+import { localCallerProblem } from '../http/auth.js';
 import { describeIssue as describe } from '../util/zod.js';
 
 /**
@@ -45,10 +45,10 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 export function registerDemoBackend(app: FastifyInstance, herald: Herald): void {
   const { secret } = herald.config.auth.jwt;
   const key = secret ? new TextEncoder().encode(secret) : null;
+  // The same test as the key-less API's: a loopback client address, and no browser page of another site.
   const localOnly = async (request: FastifyRequest) => {
-    if (!isLoopback(request.socket.remoteAddress) || request.headers['x-forwarded-for'] !== undefined) {
-      throw new HeraldError('forbidden', 'the demo backend answers callers on this machine only');
-    }
+    const problem = localCallerProblem(request, herald.clientAddress, herald.config.allowedHosts);
+    if (problem) throw new HeraldError('forbidden', `the demo backend answers callers on this machine only: ${problem}`);
   };
   const timers = new Set<ReturnType<typeof setInterval>>();
   app.addHook('onClose', async () => {

@@ -10,7 +10,14 @@ import { HeraldError, HTTP_STATUS } from '../errors.js';
 import { describeIssue as describe } from '../util/zod.js';
 import type { Herald } from '../gateway.js';
 import { registerDemoBackend } from '../demo/backend.js';
+import { toJson } from '../util/json.js';
 import { createApiGuard } from './auth.js';
+
+/** Whether a request carries a body (a length over zero, or a chunked one). */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
+}
 
 /** The minified @herald/client bundle, or null when it was not built. */
 function readClientBundle(): Buffer | null {
@@ -95,12 +102,35 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null; 
     // Request ids: the caller's X-Request-Id when it sends one (so a backend can follow a call), else Herald's.
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // Slow or idle clients do not hold sockets for ever (http.* settings; node answers 408 and closes).
+    connectionTimeout: herald.config.http.idleTimeout,
+    keepAliveTimeout: herald.config.http.keepAliveTimeout,
+    requestTimeout: herald.config.http.requestTimeout,
+    http: {
+      // node refuses a headers timeout longer than the request timeout.
+      headersTimeout: herald.config.http.requestTimeout > 0 ? Math.min(herald.config.http.headersTimeout, herald.config.http.requestTimeout) : herald.config.http.headersTimeout,
+      requestTimeout: herald.config.http.requestTimeout,
+      // How often node checks for requests over headersTimeout / requestTimeout.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, herald.config.http.headersTimeout, herald.config.http.requestTimeout || Infinity)),
+    },
   });
+  // JSON answers escape < > & U+2028 U+2029 (util/json.ts): the same value, safe in a page.
+  app.setReplySerializer((payload) => toJson(payload));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  const guard = createApiGuard(herald.config.apiKeys);
+  const guard = createApiGuard({ apiKeys: herald.config.apiKeys, clientAddress: herald.clientAddress, allowedHosts: herald.config.allowedHosts });
   app.register(fastifyFormbody, { bodyLimit: limits.maxHttpBodyBytes });
+
+  // /api/* takes JSON bodies only: a browser cannot send application/json to another site without a
+  // CORS preflight (which Herald never grants), so a form or a no-cors fetch cannot reach the API.
+  app.addHook('preValidation', async (request, reply) => {
+    if (!request.url.startsWith('/api/') || !hasBody(request)) return;
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      return reply.status(415).send({ ok: false, error: { code: 'bad_request', message: `the body must be application/json, not ${type || 'untyped'}` } });
+    }
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     herald.metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) });

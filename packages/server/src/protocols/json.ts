@@ -8,6 +8,7 @@ import { describeIssue as describe } from '../util/zod.js';
 import { encodeTextFrame } from '../hub/frame.js';
 import type { Session } from '../hub/session.js';
 import type { Protocol } from './protocol.js';
+import { toJson } from '../util/json.js';
 
 /** What a connection's command handler is told about it. */
 export interface ConnectionInfo {
@@ -78,13 +79,13 @@ export class JsonProtocol implements Protocol {
   constructor(private readonly host: JsonProtocolHost) {}
 
   encodePublication(publication: Publication): Buffer {
-    let text = `{"action":"publish","topic":${JSON.stringify(publication.topic)},"message":${publication.payload}`;
+    let text = `{"action":"publish","topic":${toJson(publication.topic)},"message":${publication.payload}`;
     if (publication.offset !== undefined) {
-      text += `,"offset":${publication.offset},"epoch":${JSON.stringify(publication.epoch ?? '')}`;
+      text += `,"offset":${publication.offset},"epoch":${toJson(publication.epoch ?? '')}`;
     }
     if (publication.lhttp) {
       const { command, headers } = publication.lhttp;
-      text += `,"lhttp":${JSON.stringify({ command, headers: Object.fromEntries(headers) })}`;
+      text += `,"lhttp":${toJson({ command, headers: Object.fromEntries(headers) })}`;
     }
     return encodeTextFrame(`${text}}`);
   }
@@ -343,7 +344,7 @@ export class JsonProtocol implements Protocol {
 
   private reply(session: Session, id: Id, action: string, extra?: Record<string, unknown>): void {
     if (id === undefined) return;
-    session.write(encodeTextFrame(JSON.stringify({ id, action, ok: true, ...extra })));
+    session.write(encodeTextFrame(toJson({ id, action, ok: true, ...extra })));
   }
 
   private failWith(session: Session, id: Id, action: string, err: unknown): void {
@@ -355,6 +356,6 @@ export class JsonProtocol implements Protocol {
   private fail(session: Session, id: Id, action: string, code: ErrorCode, message: string): void {
     const error = { code, message };
     const frame = id === undefined ? { action: 'error', error } : { id, action, ok: false, error };
-    session.write(encodeTextFrame(JSON.stringify(frame)));
+    session.write(encodeTextFrame(toJson(frame)));
   }
 }

@@ -3,22 +3,22 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Protocol } from '../protocols/protocol.js';
+import type { Refusal } from './admission.js';
+import { toJson } from '../util/json.js';
 
-/** Why an upgrade is refused before it becomes a WebSocket. */
-export interface Refusal {
-  status: number;
-  code: string;
-  message: string;
-  headers?: Record<string, string>;
-}
+export type { Refusal } from './admission.js';
 
 export interface UpgradeHost {
-  /** Origin, per-address and rate checks; null admits the upgrade. */
-  admit(request: IncomingMessage): Refusal | null;
+  /** Origin, per-address and rate checks; null admits the upgrade and holds its connection slot. */
+  admit(request: IncomingMessage): Refusal | null | Promise<Refusal | null>;
+  /** Gives back the slot of an admitted upgrade that did not become a connection. */
+  release(request: IncomingMessage): void;
   readonly wsPath: string;
   /** True while the gateway is shutting down: upgrades are refused with 503. */
   readonly closing: boolean;
   readonly maxFrameBytes: number;
+  /** Most frames one message may be split into (ws closes with 1008 past it). */
+  readonly maxMessageFragments: number;
   /** The protocol to speak on `path` for the offered subprotocols; undefined: no WebSocket on that path. */
   protocolFor(path: string, offered: Set<string>): Protocol | null | undefined;
   readonly supportedProtocols: string[];
@@ -32,7 +32,7 @@ export interface UpgradeHost {
  */
 export function abortHandshake(socket: Duplex, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
   if (socket.writable) {
-    const body = JSON.stringify({ ok: false, error: { code, message } });
+    const body = toJson({ ok: false, error: { code, message } });
     const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
@@ -64,6 +64,9 @@ export function createUpgradeHandler(host: UpgradeHost): (request: IncomingMessa
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: host.maxFrameBytes,
+    // ws keeps every fragment of an unfinished message as its own Buffer (~120 bytes of memory each even
+    // for a 1-byte fragment): bounding their number bounds what an unfinished message costs.
+    maxFragments: host.maxMessageFragments,
     perMessageDeflate: false,
     clientTracking: false,
     handleProtocols: (offered, request) => {
@@ -87,16 +90,33 @@ export function createUpgradeHandler(host: UpgradeHost): (request: IncomingMessa
       abortHandshake(socket, 503, 'unavailable', 'server is shutting down');
       return;
     }
-    const refusal = host.admit(request);
-    if (refusal) {
-      abortHandshake(socket, refusal.status, refusal.code, refusal.message, refusal.headers);
-      return;
-    }
     if (!protocol) {
       abortHandshake(socket, 400, 'bad_request', `unsupported subprotocol ${[...offered].join(', ')}; supported: ${host.supportedProtocols.join(', ')}`);
       return;
     }
-    chosen.set(request, protocol);
-    wss.handleUpgrade(request, socket, head, (ws) => host.accept(ws, socket, request, protocol));
+    const admitted = (refusal: Refusal | null): void => {
+      if (refusal) {
+        abortHandshake(socket, refusal.status, refusal.code, refusal.message, refusal.headers);
+        return;
+      }
+      if (socket.destroyed || host.closing) {
+        host.release(request);
+        if (!socket.destroyed) abortHandshake(socket, 503, 'unavailable', 'server is shutting down');
+        return;
+      }
+      // ws answers a bad handshake itself and closes the socket without calling back: the slot is given back then.
+      let accepted = false;
+      socket.once('close', () => {
+        if (!accepted) host.release(request);
+      });
+      chosen.set(request, protocol);
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        accepted = true;
+        host.accept(ws, socket, request, protocol);
+      });
+    };
+    const refusal = host.admit(request);
+    if (refusal instanceof Promise) refusal.then(admitted, () => abortHandshake(socket, 503, 'unavailable', 'admission failed: retry shortly'));
+    else admitted(refusal);
   };
 }

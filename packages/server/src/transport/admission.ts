@@ -1,0 +1,200 @@
+import type { IpcMessage } from '../broker/ipc.js';
+import { TokenBucket } from '../util/token-bucket.js';
+
+/** Why an upgrade is refused before it becomes a WebSocket. */
+export interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+export interface AdmissionLimits {
+  /** Connections one client address may hold. */
+  maxConnectionsPerIp: number;
+  /** New connections per second on the node (burst twice that). */
+  connectionsPerSecond: number;
+  /** New connections per second from one address (burst twice that). */
+  connectionsPerSecondPerIp: number;
+}
+
+/**
+ * Who may open a connection: the per-address limits first (connections held,
+ * new connections per second), then the node's rate behind them, so that one
+ * address cannot empty the node's bucket for everyone else. An admitted
+ * connection holds its slot until `release`.
+ */
+export interface Admission {
+  /** null admits (and counts) the connection; a refusal says why not. */
+  admit(ip: string): Refusal | null | Promise<Refusal | null>;
+  /** Gives back the slot of an admitted connection (closed, or never opened). */
+  release(ip: string): void;
+}
+
+interface AddressState {
+  connections: number;
+  bucket: TokenBucket;
+  used: number;
+}
+
+/** The admission of one process: `herald serve` alone, or the primary of `--workers` on behalf of all its workers. */
+export class LocalAdmission implements Admission {
+  private readonly addresses = new Map<string, AddressState>();
+  private readonly nodeBucket: TokenBucket;
+  private lastSweep = Date.now();
+
+  constructor(private readonly limits: AdmissionLimits) {
+    this.nodeBucket = new TokenBucket(limits.connectionsPerSecond, limits.connectionsPerSecond * 2);
+  }
+
+  admit(ip: string): Refusal | null {
+    const now = Date.now();
+    this.sweep(now);
+    let state = this.addresses.get(ip);
+    if (!state) {
+      state = { connections: 0, bucket: new TokenBucket(this.limits.connectionsPerSecondPerIp, this.limits.connectionsPerSecondPerIp * 2, now), used: now };
+      this.addresses.set(ip, state);
+    }
+    state.used = now;
+    const limit = this.limits.maxConnectionsPerIp;
+    if (state.connections >= limit) {
+      return { status: 429, code: 'rate_limited', message: `too many connections from ${ip} (limit ${limit})`, headers: { 'Retry-After': '10' } };
+    }
+    if (!state.bucket.take(now)) {
+      return { status: 429, code: 'rate_limited', message: `too many new connections from ${ip} (limit ${this.limits.connectionsPerSecondPerIp} per second)`, headers: { 'Retry-After': '1' } };
+    }
+    if (!this.nodeBucket.take(now)) {
+      return { status: 503, code: 'unavailable', message: 'too many new connections: retry shortly', headers: { 'Retry-After': '1' } };
+    }
+    state.connections++;
+    return null;
+  }
+
+  release(ip: string): void {
+    const state = this.addresses.get(ip);
+    if (state && state.connections > 0) state.connections--;
+  }
+
+  /** Connections an address holds now. */
+  connectionsOf(ip: string): number {
+    return this.addresses.get(ip)?.connections ?? 0;
+  }
+
+  /** Forgets addresses with no connection whose bucket has refilled (so the map does not grow with every address ever seen). */
+  private sweep(now: number): void {
+    if (this.addresses.size < 1024 || now - this.lastSweep < 1000) return;
+    this.lastSweep = now;
+    const refill = 3000; // a bucket holds two seconds of its rate: full again after 2 s without use
+    for (const [ip, state] of this.addresses) {
+      if (state.connections === 0 && now - state.used > refill) this.addresses.delete(ip);
+    }
+  }
+}
+
+/**
+ * The admission of a worker of `herald serve --workers N`: the primary owns
+ * the counts and buckets (a LocalAdmission for the whole machine), so that
+ * the limits hold for the node, not once per worker. Each admission is one
+ * IPC round trip; without an answer within `timeout` the upgrade is refused
+ * with 503.
+ */
+export class IpcAdmission implements Admission {
+  private seq = 0;
+  private readonly waiting = new Map<number, (refusal: Refusal | null) => void>();
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly timeout = 2_000,
+  ) {
+    process.on('message', this.receive);
+  }
+
+  private readonly receive = (message: unknown): void => {
+    const m = message as IpcMessage;
+    if (typeof m !== 'object' || m === null || m.herald !== 'admitted' || m.node !== this.nodeId) return;
+    const done = this.waiting.get(m.id);
+    if (!done) {
+      // Answered after the timeout refused it: give the slot back.
+      if (m.refusal === null) this.send({ herald: 'release', node: this.nodeId, ip: m.ip });
+      return;
+    }
+    this.waiting.delete(m.id);
+    done(m.refusal);
+  };
+
+  private send(message: IpcMessage): boolean {
+    if (!process.connected || !process.send) return false;
+    process.send(message);
+    return true;
+  }
+
+  admit(ip: string): Promise<Refusal | null> {
+    const id = ++this.seq;
+    const unavailable: Refusal = { status: 503, code: 'unavailable', message: 'the primary process does not answer: retry shortly', headers: { 'Retry-After': '1' } };
+    if (!this.send({ herald: 'admit', node: this.nodeId, id, ip })) return Promise.resolve(unavailable);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(unavailable);
+      }, this.timeout);
+      timer.unref();
+      this.waiting.set(id, (refusal) => {
+        clearTimeout(timer);
+        resolve(refusal);
+      });
+    });
+  }
+
+  release(ip: string): void {
+    this.send({ herald: 'release', node: this.nodeId, ip });
+  }
+
+  close(): void {
+    process.off('message', this.receive);
+  }
+}
+
+/**
+ * The primary's side: answers its workers' admissions from one LocalAdmission
+ * and remembers which worker holds which slots, so that a worker that dies
+ * gives them back.
+ */
+export class AdmissionAuthority {
+  private readonly admission: LocalAdmission;
+  private readonly held = new Map<unknown, Map<string, number>>();
+
+  constructor(limits: AdmissionLimits) {
+    this.admission = new LocalAdmission(limits);
+  }
+
+  /** Handles an admission message from `worker`; true when it was one. `reply` sends the answer back to that worker. */
+  handle(worker: unknown, message: IpcMessage, reply: (message: IpcMessage) => void): boolean {
+    if (message.herald === 'admit') {
+      const refusal = this.admission.admit(message.ip);
+      if (refusal === null) {
+        let slots = this.held.get(worker);
+        if (!slots) this.held.set(worker, (slots = new Map()));
+        slots.set(message.ip, (slots.get(message.ip) ?? 0) + 1);
+      }
+      reply({ herald: 'admitted', node: message.node, id: message.id, ip: message.ip, refusal });
+      return true;
+    }
+    if (message.herald === 'release') {
+      const slots = this.held.get(worker);
+      const count = slots?.get(message.ip) ?? 0;
+      if (count > 0) {
+        this.admission.release(message.ip);
+        if (count === 1) slots!.delete(message.ip);
+        else slots!.set(message.ip, count - 1);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** A worker is gone: every slot it held is free again. */
+  forget(worker: unknown): void {
+    for (const [ip, count] of this.held.get(worker) ?? []) for (let i = 0; i < count; i++) this.admission.release(ip);
+    this.held.delete(worker);
+  }
+}
