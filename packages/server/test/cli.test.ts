@@ -65,7 +65,8 @@ async function serve(args: string[] = [], listeners = 1): Promise<Server> {
       });
       child.once('exit', (code) => reject(new Error(`herald serve exited with ${code}`)));
     }),
-    10_000,
+    // Generous: the workers' start-up is slow on a loaded machine; this only keeps a hung start from hanging the suite.
+    30_000,
     'herald serve to listen',
   );
   return { child, url, logs, exited };
@@ -156,6 +157,33 @@ describe('herald serve', () => {
     for (const c of clients) assert.deepEqual((await c.collect(20)).slice(10).map((f) => f.message), Array.from({ length: 10 }, (_, i) => 10 + i));
     server.child.kill('SIGTERM');
     await Promise.all(clients.map((c) => c.closed));
+    assert.equal(await server.exited, 0);
+  });
+
+  it('--workers 2: the per-address connection limit holds for the machine, not once per worker', async () => {
+    const server = await serve(['--workers', '2', '--set', 'limits.maxConnectionsPerIp=5', '--set', 'cluster.heartbeatInterval=200'], 2);
+    const ws = server.url.replace('http', 'ws') + '/ws';
+    const statusOf = (attempt: Promise<TestClient>): Promise<number | TestClient> =>
+      attempt.then(
+        (client) => client,
+        (err: Error) => Number(/Unexpected server response: (\d+)/.exec(err.message)?.[1] ?? 0),
+      );
+    const attempts = await Promise.all(Array.from({ length: 10 }, () => statusOf(TestClient.open(ws))));
+    const open = attempts.filter((a): a is TestClient => typeof a !== 'number');
+    assert.equal(open.length, 5, `5 of 10 admitted, got ${open.length}: ${attempts.map((a) => (typeof a === 'number' ? a : 101)).join(',')}`);
+    assert.deepEqual(attempts.filter((a) => typeof a === 'number'), [429, 429, 429, 429, 429]);
+    // Both workers hold some of them (the limit is not merely one worker's).
+    await eventually(async () => {
+      const cluster = (await http(server.url, 'GET', '/api/cluster')).body;
+      return cluster.nodes.length === 2 && cluster.nodes.every((n: { connections: number }) => n.connections > 0);
+    }, 'both workers to hold connections');
+    // A close frees its place on the machine's count, whichever worker takes the next one.
+    await open[0]!.close();
+    await eventually(async () => (await http(server.url, 'GET', '/api/status')).body.cluster.connections === 4, 'the close to be counted');
+    const again = await statusOf(TestClient.open(ws));
+    assert.ok(typeof again !== 'number', `a place is free again (got ${String(again)})`);
+    assert.equal(await statusOf(TestClient.open(ws)), 429);
+    server.child.kill('SIGTERM');
     assert.equal(await server.exited, 0);
   });
 

@@ -76,14 +76,50 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
   };
 }
 
-/** True when `url` starts with one of the allowed prefixes (both normalised by URL). */
-export function upstreamAllowed(url: URL, allow: readonly string[]): boolean {
-  return allow.some((prefix) => {
+/**
+ * A URL's path as the server it names will see it: percent-decoded (until it
+ * no longer changes, so that double encoding does not help either) and with
+ * its dot segments resolved, so that `/hooks/..%2Fadmin` is `/admin`. Null
+ * when it cannot be decoded or keeps changing.
+ */
+function normalisedPath(url: URL): string | null {
+  let path = url.pathname;
+  for (let round = 0; round < 4; round++) {
+    let decoded: string;
     try {
-      return url.href.startsWith(new URL(prefix).href);
+      decoded = decodeURIComponent(path);
+    } catch {
+      return null;
+    }
+    // Resolve dot segments (and backslashes, which http(s) URLs read as slashes) on the decoded text.
+    const resolved = new URL(decoded.replace(/[?#]/g, encodeURIComponent), 'http://x').pathname;
+    if (resolved === path) return path;
+    path = resolved;
+  }
+  return null;
+}
+
+/**
+ * True when `url` is under one of the allowed prefixes: same origin (scheme,
+ * host, port), and the normalised path (see normalisedPath) starting with the
+ * prefix's path at a segment boundary. A raw prefix check would let
+ * `https://api.example.com/hooks/..%2Fadmin` through `https://api.example.com/hooks/`.
+ */
+export function upstreamAllowed(url: URL, allow: readonly string[]): boolean {
+  const path = normalisedPath(url);
+  if (path === null || url.username !== '' || url.password !== '') return false;
+  return allow.some((text) => {
+    let prefix: URL;
+    try {
+      prefix = new URL(text);
     } catch {
       return false;
     }
+    if (prefix.origin !== url.origin) return false;
+    const base = normalisedPath(prefix);
+    if (base === null) return false;
+    if (base.endsWith('/')) return path.startsWith(base);
+    return path === base || path.startsWith(`${base}/`);
   });
 }
 
