@@ -28,6 +28,7 @@ const HERALD_FLAGS = [
   '--set', 'auth.jwt.secret=bench-secret-bench-secret-bench-secret',
   '--set', 'limits.maxConnectionsPerIp=200000',
   '--set', 'limits.connectionsPerSecond=100000',
+  '--set', 'limits.connectionsPerSecondPerIp=100000',
   '--set', 'limits.commandsPerSecond=1000000',
   '--set', 'limits.commandBurst=1000000',
   '--set', 'limits.maxTopicsPerConnection=128',

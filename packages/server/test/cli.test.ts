@@ -97,7 +97,7 @@ describe('herald serve', () => {
   });
 
   it('drains 500 clients over the drain window, each after its queued messages, and exits 0', async () => {
-    const server = await serve(['--set', 'shutdown.drainWindow=1s']);
+    const server = await serve(['--set', 'shutdown.drainWindow=1s', '--set', 'limits.connectionsPerSecondPerIp=1000']);
     const ws = server.url.replace('http', 'ws') + '/ws';
     const clients: TestClient[] = [];
     for (let batch = 0; batch < 5; batch++) clients.push(...(await Promise.all(Array.from({ length: 100 }, () => TestClient.open(ws)))));

@@ -58,7 +58,7 @@ for (const kind of ['redis', 'nats'] as const) {
         broker: kind,
         [kind]: { url: server.url, prefix, rawTopics },
         cluster: { heartbeatInterval: 200 },
-        limits: { maxConnectionsPerIp: 5000 },
+        limits: { maxConnectionsPerIp: 5000, connectionsPerSecondPerIp: 5000 },
         ...options,
       });
       await waitForBroker(herald, 'ready');

@@ -5,7 +5,7 @@ import { connect, http, startHerald, type TestClient } from './helpers.js';
 describe('fan-out', () => {
   it('1,000 clients × 100 messages: every client receives every message exactly once, in order', async () => {
     // All clients come from 127.0.0.1: lift the per-address limit (default 1000) for this test.
-    const herald = await startHerald({ limits: { maxConnectionsPerIp: 2000 } });
+    const herald = await startHerald({ limits: { maxConnectionsPerIp: 2000, connectionsPerSecondPerIp: 2000 } });
     const clients: TestClient[] = [];
     for (let batch = 0; batch < 10; batch++) {
       const opened = await Promise.all(Array.from({ length: 100 }, () => connect(herald)));

@@ -26,7 +26,7 @@ describe('history in Redis, shared by several nodes', () => {
       redis: { url: redis.url, prefix },
       cluster: { heartbeatInterval: 200 },
       history: [{ pattern: 'h:*', size: 10_000, ttl: 600_000 }],
-      limits: { maxConnectionsPerIp: 5000, commandsPerSecond: 10_000, commandBurst: 10_000 },
+      limits: { maxConnectionsPerIp: 5000, connectionsPerSecondPerIp: 5000, commandsPerSecond: 10_000, commandBurst: 10_000 },
       ...options,
     });
     await deadline(
