@@ -79,9 +79,10 @@ export class JsonProtocol implements Protocol {
   constructor(private readonly host: JsonProtocolHost) {}
 
   encodePublication(publication: Publication): Buffer {
-    let text = `{"action":"publish","topic":${toJson(publication.topic)},"message":${publication.payload}`;
+    // Topics (their alphabet) and epochs (Herald's) hold no character toJson would escape; the payload is escaped where it was encoded.
+    let text = `{"action":"publish","topic":${JSON.stringify(publication.topic)},"message":${publication.payload}`;
     if (publication.offset !== undefined) {
-      text += `,"offset":${publication.offset},"epoch":${toJson(publication.epoch ?? '')}`;
+      text += `,"offset":${publication.offset},"epoch":${JSON.stringify(publication.epoch ?? '')}`;
     }
     if (publication.lhttp) {
       const { command, headers } = publication.lhttp;
