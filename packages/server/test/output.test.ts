@@ -52,6 +52,20 @@ describe("Herald's JSON output escapes < > & U+2028 U+2029 (as Go's encoder does
     await Promise.all([subscriber.close(), publisher.close(), lhttp.close()]);
   });
 
+  it('a topic name with & (topics are printable Unicode) is escaped in the frames that name it', async () => {
+    const subscriber = await connect(herald);
+    const texts = wireTexts(subscriber);
+    const reply = await subscriber.request({ action: 'subscribe', topic: 'a&b' });
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    await herald.publish('a&b', 1);
+    const frame = await subscriber.next();
+    assert.deepEqual(frame, { action: 'publish', topic: 'a&b', message: 1 });
+    assert.ok(texts.length >= 2);
+    for (const text of texts) assert.doesNotMatch(text, UNSAFE, text);
+    assert.ok(texts.some((text) => text.startsWith('{"action":"publish","topic":"a\\u0026b"')), texts.join('\n'));
+    await subscriber.close();
+  });
+
   it('presence events, replies, error frames and HTTP answers are escaped too', async () => {
     const watcher = await connect(herald);
     const texts = wireTexts(watcher);

@@ -79,8 +79,9 @@ export class JsonProtocol implements Protocol {
   constructor(private readonly host: JsonProtocolHost) {}
 
   encodePublication(publication: Publication): Buffer {
-    // Topics (their alphabet) and epochs (Herald's) hold no character toJson would escape; the payload is escaped where it was encoded.
-    let text = `{"action":"publish","topic":${JSON.stringify(publication.topic)},"message":${publication.payload}`;
+    // Topic names may hold & or < (printable Unicode): escaped like the payload, which was escaped where it was encoded.
+    // Epochs are Herald's own and need no escaping.
+    let text = `{"action":"publish","topic":${toJson(publication.topic)},"message":${publication.payload}`;
     if (publication.offset !== undefined) {
       text += `,"offset":${publication.offset},"epoch":${JSON.stringify(publication.epoch ?? '')}`;
     }
