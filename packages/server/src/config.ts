@@ -383,12 +383,33 @@ export function parseOptionValue(text: string): unknown {
   }
 }
 
-/** `HERALD_LIMITS__MAX_FRAME_BYTES=1024` becomes `{limits: {maxFrameBytes: 1024}}`. */
-export function configFromEnv(env: NodeJS.ProcessEnv): Plain {
+function camelToSnake(word: string): string {
+  return word.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+}
+
+/** The `HERALD_*` variable that sets the option at `path`. */
+function envName(path: string[]): string {
+  return `HERALD_${path.map(camelToSnake).join('__')}`;
+}
+
+/**
+ * `HERALD_LIMITS__MAX_FRAME_BYTES=1024` becomes `{limits: {maxFrameBytes: 1024}}`.
+ * A `HERALD_*` variable that names no option is not an error (environments
+ * carry unrelated variables such as `HERALD_DIR`): it is left out and
+ * reported through `warn`, with the closest variable when there is one.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv, warn: (message: string) => void = () => {}): Plain {
   const out: Plain = {};
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('HERALD_') || CLIENT_ENV.has(name) || value === undefined) continue;
     const path = name.slice('HERALD_'.length).split('__').map(snakeToCamel);
+    const known = objectShapeAt(path.slice(0, -1));
+    const key = path[path.length - 1]!;
+    if (!known || !Object.hasOwn(known, key)) {
+      const hint = known ? closest(key, Object.keys(known)) : undefined;
+      warn(`${name} is not a Herald option: ignored${hint ? ` (did you mean ${envName([...path.slice(0, -1), hint])}?)` : ''}`);
+      continue;
+    }
     setPath(out, path, parseOptionValue(value));
   }
   return out;
@@ -473,13 +494,15 @@ export interface ConfigSources {
   env?: NodeJS.ProcessEnv;
   /** Options from flags; they beat every other source. */
   flags?: Plain;
+  /** Told about each `HERALD_*` variable that is not an option (ignored, not an error). */
+  warn?: (message: string) => void;
 }
 
 /** Merges the sources (flags > env > file > defaults) and validates the result. */
 export function loadConfig(sources: ConfigSources = {}): HeraldConfig {
   let merged: Plain = {};
   if (sources.file) merged = deepMerge(merged, readConfigFile(sources.file));
-  if (sources.env) merged = deepMerge(merged, configFromEnv(sources.env));
+  if (sources.env) merged = deepMerge(merged, configFromEnv(sources.env, sources.warn));
   if (sources.flags) merged = deepMerge(merged, sources.flags);
   return validateConfig(merged);
 }

@@ -1063,26 +1063,35 @@ export class Herald implements SessionHost, UpgradeHost {
   }
 
   /**
-   * Closes sessions with 1001 spread evenly over `shutdown.drainWindow`, in
-   * small batches, each after what is queued for it. Clients that reconnect at
-   * once land on other nodes over the window, not all in the same second.
+   * Closes sessions with 1001 spread evenly over `shutdown.drainWindow`: n
+   * connections in at most one batch per 50 ms, batch i at i/batches of the
+   * window (n = 20 over 3 s: one every 150 ms), each after what is queued for
+   * it. Clients that reconnect at once land on other nodes over the window,
+   * not all in the same second.
    */
   private async drain(sessions: Session[]): Promise<void> {
     const window = this.config.shutdown.drainWindow;
-    const step = 50;
-    const batches = Math.max(1, Math.floor(window / step));
+    const batches = Math.max(1, Math.min(sessions.length, Math.floor(window / 50)));
     const perBatch = Math.ceil(sessions.length / batches);
-    for (let start = 0; start < sessions.length; start += perBatch) {
-      for (const session of sessions.slice(start, start + perBatch)) this.closeSession(session, CloseCode.GOING_AWAY, 'server shutting down: reconnect');
-      if (start + perBatch < sessions.length) await new Promise((resolve) => setTimeout(resolve, step));
+    const start = Date.now();
+    for (let batch = 0; batch * perBatch < sessions.length; batch++) {
+      // Timed from the start, so that slow batches do not stretch the window.
+      const wait = start + (batch * window) / batches - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      for (const session of sessions.slice(batch * perBatch, (batch + 1) * perBatch)) {
+        if (session.state === 'open' || session.state === 'connecting') this.closeSession(session, CloseCode.GOING_AWAY, 'server shutting down: reconnect');
+      }
     }
   }
 
+  /**
+   * Shutdown keeps the listener open while it drains, so that `/readyz`
+   * answers 503 (and upgrades are refused with 503) until the connections
+   * are gone; then it stops listening and closes the broker.
+   */
   private async shutdown(): Promise<void> {
     this.log.info({ connections: this.hub.sessions.size }, 'shutting down');
     this.heartbeat.stop();
-    // Stops listening at once; resolves when in-flight requests and every socket are done.
-    const httpClosed = this.http.close();
     const sessions = [...this.hub.sessions.values()];
     const allClosed = Promise.all(
       sessions.map((session) => (session.state === 'closed' ? undefined : new Promise<void>((resolve) => session.ws.once('close', () => resolve())))),
@@ -1099,7 +1108,8 @@ export class Herald implements SessionHost, UpgradeHost {
       this.log.warn({ connections: left.length }, 'shutdown timeout: cutting connections that did not close');
       for (const session of left) session.ws.terminate();
     }
-    await httpClosed;
+    // Stops listening; resolves when in-flight requests and every socket are done.
+    await this.http.close();
     if (this.broker.state === 'ready') await this.cluster.stop();
     await this.broker.close();
     this.log.info('herald stopped');

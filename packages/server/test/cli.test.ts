@@ -40,6 +40,8 @@ interface Server {
   url: string;
   logs: Array<Record<string, unknown>>;
   exited: Promise<number | null>;
+  /** What the server wrote to stderr so far. */
+  stderr: () => string;
 }
 
 const spawned: ChildProcess[] = [];
@@ -50,10 +52,12 @@ after(() => {
 });
 
 /** Spawns `herald serve` on a free port and waits until `listeners` processes log "herald listening". */
-async function serve(args: string[] = [], listeners = 1): Promise<Server> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], { env: cleanEnv() });
+async function serve(args: string[] = [], listeners = 1, env: Record<string, string> = {}): Promise<Server> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], { env: cleanEnv(env) });
   spawned.push(child);
   const logs: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   let listening = 0;
   const url = await deadline(
@@ -69,7 +73,7 @@ async function serve(args: string[] = [], listeners = 1): Promise<Server> {
     30_000,
     'herald serve to listen',
   );
-  return { child, url, logs, exited };
+  return { child, url, logs, exited, stderr: () => stderr };
 }
 
 describe('herald serve', () => {
@@ -157,6 +161,19 @@ describe('herald serve', () => {
     for (const c of clients) assert.deepEqual((await c.collect(20)).slice(10).map((f) => f.message), Array.from({ length: 10 }, (_, i) => 10 + i));
     server.child.kill('SIGTERM');
     await Promise.all(clients.map((c) => c.closed));
+    assert.equal(await server.exited, 0);
+  });
+
+  it('starts with unrelated HERALD_* variables in the environment, warning about each', async () => {
+    const server = await serve([], 1, { HERALD_KEY: 'an-app-secret', HERALD_DIR: '/opt/herald', HERALD_HEARTBEAT__INTERVALL: '5s' });
+    const warnings = server.stderr().trim().split('\n').sort();
+    assert.deepEqual(warnings, [
+      'herald: warning: HERALD_DIR is not a Herald option: ignored',
+      'herald: warning: HERALD_HEARTBEAT__INTERVALL is not a Herald option: ignored (did you mean HERALD_HEARTBEAT__INTERVAL?)',
+      'herald: warning: HERALD_KEY is not a Herald option: ignored',
+    ]);
+    assert.equal((await http(server.url, 'GET', '/readyz')).status, 200);
+    server.child.kill('SIGTERM');
     assert.equal(await server.exited, 0);
   });
 

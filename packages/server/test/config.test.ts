@@ -73,9 +73,26 @@ describe('configuration', () => {
     assert.ok(found.some((p) => p.startsWith('apiKeys.0: an API key must be at least 12 characters')), found.join('\n'));
   });
 
-  it('rejects unknown HERALD_* variables by their option name', () => {
-    const found = problems(() => loadConfig({ env: { HERALD_PROT: '1' } }));
-    assert.deepEqual(found, ['prot: unknown option (did you mean port?)']);
+  it('warns about HERALD_* variables that are not options and uses the rest', () => {
+    const warnings: string[] = [];
+    const config = loadConfig({ env: { HERALD_PROT: '1', HERALD_DIR: '/opt/herald', HERALD_LIMITS__MAX_FRAME_BYTE: '9', HERALD_PORT__X: '1', HERALD_HOST: '127.0.0.2' }, warn: (m) => warnings.push(m) });
+    assert.equal(config.host, '127.0.0.2');
+    assert.equal(config.port, 8080);
+    assert.equal(config.limits.maxFrameBytes, 65536);
+    assert.deepEqual(warnings.sort(), [
+      'HERALD_DIR is not a Herald option: ignored',
+      'HERALD_LIMITS__MAX_FRAME_BYTE is not a Herald option: ignored (did you mean HERALD_LIMITS__MAX_FRAME_BYTES?)',
+      'HERALD_PORT__X is not a Herald option: ignored',
+      'HERALD_PROT is not a Herald option: ignored (did you mean HERALD_PORT?)',
+    ]);
+  });
+
+  it('still rejects unknown keys in a file and in flags', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-config-'));
+    const file = join(dir, 'herald.yaml');
+    writeFileSync(file, 'prot: 1\n');
+    assert.deepEqual(problems(() => loadConfig({ file })), ['prot: unknown option (did you mean port?)']);
+    assert.deepEqual(problems(() => loadConfig({ flags: { limits: { maxFrameByte: 1 } } })), ['limits.maxFrameByte: unknown option (did you mean limits.maxFrameBytes?)']);
   });
 
   it('reports unreadable and malformed files', () => {

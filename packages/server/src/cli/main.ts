@@ -104,6 +104,11 @@ JSON with keys and secrets masked. Exit code 0 when valid, 2 otherwise.
 
 class UsageError extends Error {}
 
+/** A warning about the command line or environment, one line on stderr (before any log line exists). */
+function warnLine(message: string): void {
+  process.stderr.write(`herald: warning: ${message}\n`);
+}
+
 function clientOptions(values: { url?: string | undefined; key?: string | undefined }): ClientOptions {
   return {
     url: values.url ?? process.env.HERALD_URL ?? 'http://127.0.0.1:8080',
@@ -149,7 +154,7 @@ async function serve(args: string[]): Promise<number> {
   if (values['log-level'] !== undefined) direct.log = { level: values['log-level'] };
   if (values['api-key'] !== undefined) direct.apiKeys = values['api-key'];
   flags = mergeConfig(flags, direct);
-  const config = loadConfig({ file: values.config ?? process.env.HERALD_CONFIG, env: process.env, flags });
+  const config = loadConfig({ file: values.config ?? process.env.HERALD_CONFIG, env: process.env, flags, warn: warnLine });
   const workers = values.workers === undefined ? 1 : workerCount(values.workers);
   if (workers > 1) {
     runPrimary(config, workers, createLogger(config.log).child({ role: 'primary' }));
@@ -283,7 +288,7 @@ async function config(args: string[]): Promise<number> {
   }
   if (sub !== 'check') throw new UsageError(`unknown config command "${sub}"\n\n${CONFIG_USAGE}`);
   const { positionals } = parseArgs({ args: rest, allowPositionals: true, strict: true });
-  const effective = loadConfig({ file: positionals[0] ?? process.env.HERALD_CONFIG, env: process.env });
+  const effective = loadConfig({ file: positionals[0] ?? process.env.HERALD_CONFIG, env: process.env, warn: warnLine });
   process.stdout.write(`${JSON.stringify(maskSecrets(effective), null, 2)}\n`);
   return 0;
 }
