@@ -20,7 +20,7 @@ import { LhttpProtocol, type LhttpFilter, type LhttpProcessor } from './protocol
 import { MemoryBroker } from './broker/memory.js';
 import { NatsBroker } from './broker/nats.js';
 import { RedisBroker } from './broker/redis.js';
-import { ClusterRegistry, type NodeView } from './cluster/registry.js';
+import { ClusterRegistry, type NodeStats, type NodeView } from './cluster/registry.js';
 import { Metrics, type PublicationSource } from './metrics/metrics.js';
 import { LocalPresence, type PresenceEntry, type PresenceView } from './presence/presence.js';
 import { continuationProblem, MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
@@ -83,6 +83,11 @@ export interface HeraldOptions extends HeraldConfigInput {
   onConnect?: ConnectHook;
   /** Who admits new connections instead of this process's own counts (the CLI's workers ask their primary). */
   admission?: Admission;
+  /**
+   * Set by `herald serve --workers` in each worker: the node's name. The
+   * worker's `/api/status` then answers for the whole node (every worker).
+   */
+  workerOf?: string;
 }
 
 /** One publication of a `publishMany` batch. */
@@ -129,6 +134,12 @@ export interface HeraldStatus {
   publications: number;
   deliveries: number;
   slowConsumerDisconnects: number;
+  /**
+   * Under `herald serve --workers`: the node's workers, whose figures the
+   * counts above add up (as of each worker's last cluster heartbeat; a topic
+   * or user held on two workers counts twice). `id` is the answering worker.
+   */
+  workers?: { count: number; id: string };
   /** Every live node (or worker) of the cluster, this one included. */
   cluster: { nodes: number; connections: number; users: number };
 }
@@ -139,8 +150,8 @@ const DEMO_DIR = fileURLToPath(new URL('../../../../demo', import.meta.url));
 
 /** Starts a Herald gateway and resolves once it listens. */
 export async function createHerald(options: HeraldOptions = {}): Promise<Herald> {
-  const { logger, onConnect, brokerInstance, admission, ...input } = options;
-  const herald = new Herald(validateConfig(input), { logger, onConnect, broker: brokerInstance, admission });
+  const { logger, onConnect, brokerInstance, admission, workerOf, ...input } = options;
+  const herald = new Herald(validateConfig(input), { logger, onConnect, broker: brokerInstance, admission, workerOf });
   await herald.listen();
   return herald;
 }
@@ -189,9 +200,21 @@ export class Herald implements SessionHost, UpgradeHost {
   /** Publish results by topic and idempotency key, bounded by idempotencyWindow, idempotencyMaxKeys and idempotencyMaxBytes. */
   readonly idempotency: IdempotencyCache<PublishResult>;
 
-  constructor(config: HeraldConfig, extras: { logger?: Logger | undefined; onConnect?: ConnectHook | undefined; broker?: Broker | undefined; admission?: Admission | undefined } = {}) {
+  private readonly workerOf: string | undefined;
+
+  constructor(
+    config: HeraldConfig,
+    extras: {
+      logger?: Logger | undefined;
+      onConnect?: ConnectHook | undefined;
+      broker?: Broker | undefined;
+      admission?: Admission | undefined;
+      workerOf?: string | undefined;
+    } = {},
+  ) {
     config = withDemoSecret(config);
     this.config = config;
+    this.workerOf = extras.workerOf;
     this.log = extras.logger ?? createLogger(config.log);
     this.onConnect = extras.onConnect;
     this.nodeId = config.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
@@ -225,7 +248,7 @@ export class Herald implements SessionHost, UpgradeHost {
       this.nodeId,
       this.broker,
       {
-        stats: () => ({ connections: this.hub.sessions.size, users: this.hub.userCount, topics: this.hub.topicCount, subscriptions: this.hub.subscriptions }),
+        stats: () => this.nodeStats(),
         localUsers: () => this.hub.userIds(),
         deliverPush: (uids, payload, raw) => {
           this.hub.push(uids, payload, raw);
@@ -668,26 +691,54 @@ export class Herald implements SessionHost, UpgradeHost {
     return this;
   }
 
-  status(): HeraldStatus {
+  /** This process's figures, as its cluster heartbeats tell them to the other nodes. */
+  private nodeStats(): NodeStats {
+    const stats: NodeStats = { connections: this.hub.sessions.size, users: this.hub.userCount, topics: this.hub.topicCount, subscriptions: this.hub.subscriptions };
+    if (this.workerOf === undefined) return stats;
     let messagesOut = this.stats.messagesOut;
     for (const session of this.hub.sessions.values()) messagesOut += session.framesOut;
     return {
-      node: this.nodeId,
-      version: VERSION,
-      uptime: Math.round((Date.now() - this.startedAt) / 1000),
-      broker: { name: this.broker.name, state: this.broker.state },
-      connections: this.hub.sessions.size,
-      topics: this.hub.topicCount,
-      subscriptions: this.hub.subscriptions,
-      users: this.hub.userCount,
+      ...stats,
+      workerOf: this.workerOf,
       messagesIn: this.stats.messagesIn,
       messagesOut,
       publications: this.stats.publications,
       deliveries: this.hub.deliveries,
       slowConsumerDisconnects: this.stats.slowConsumers,
-      cluster: this.cluster.view().reduce((sum, node) => ({ nodes: sum.nodes + 1, connections: sum.connections + node.connections, users: sum.users + node.users }), { nodes: 0, connections: 0, users: 0 }),
     };
   }
+
+  /**
+   * The node's status. A worker of `herald serve --workers` answers for its
+   * whole node: its own figures plus its sibling workers' last heartbeats.
+   */
+  status(): HeraldStatus {
+    const view = this.cluster.view();
+    const cluster = view.reduce((sum, node) => ({ nodes: sum.nodes + 1, connections: sum.connections + node.connections, users: sum.users + node.users }), { nodes: 0, connections: 0, users: 0 });
+    const workers = this.workerOf === undefined ? [] : view.filter((node) => node.workerOf === this.workerOf);
+    const sum = (pick: (node: NodeStats) => number | undefined, own: number): number =>
+      workers.length === 0 ? own : workers.reduce((total, node) => total + (node.self ? own : (pick(node) ?? 0)), 0);
+    let messagesOut = this.stats.messagesOut;
+    for (const session of this.hub.sessions.values()) messagesOut += session.framesOut;
+    return {
+      node: this.workerOf ?? this.nodeId,
+      version: VERSION,
+      uptime: Math.round((Date.now() - this.startedAt) / 1000),
+      broker: { name: this.broker.name, state: this.broker.state },
+      connections: sum((n) => n.connections, this.hub.sessions.size),
+      topics: sum((n) => n.topics, this.hub.topicCount),
+      subscriptions: sum((n) => n.subscriptions, this.hub.subscriptions),
+      users: sum((n) => n.users, this.hub.userCount),
+      messagesIn: sum((n) => n.messagesIn, this.stats.messagesIn),
+      messagesOut: sum((n) => n.messagesOut, messagesOut),
+      publications: sum((n) => n.publications, this.stats.publications),
+      deliveries: sum((n) => n.deliveries, this.hub.deliveries),
+      slowConsumerDisconnects: sum((n) => n.slowConsumerDisconnects, this.stats.slowConsumers),
+      ...(this.workerOf === undefined ? {} : { workers: { count: Math.max(1, workers.length), id: this.nodeId } }),
+      cluster,
+    };
+  }
+
 
   /** Ready to serve: listening, broker ready, not shutting down. */
   get ready(): boolean {

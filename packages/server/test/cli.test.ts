@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -159,6 +160,50 @@ describe('herald serve', () => {
     const batch = Array.from({ length: 10 }, (_, i) => ({ topic: 'everywhere', message: 10 + i }));
     assert.equal((await http(server.url, 'POST', '/api/publish', batch)).status, 200);
     for (const c of clients) assert.deepEqual((await c.collect(20)).slice(10).map((f) => f.message), Array.from({ length: 10 }, (_, i) => 10 + i));
+    server.child.kill('SIGTERM');
+    await Promise.all(clients.map((c) => c.closed));
+    assert.equal(await server.exited, 0);
+  });
+
+  it('--workers with the port taken: one line on stderr, exit code 1, every worker stopped', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = String((blocker.address() as AddressInfo).port);
+    try {
+      for (const args of [['--workers', '2'], []]) {
+        const result = await run(['serve', '--port', port, '--host', '127.0.0.1', '--log-level', 'warn', ...args]);
+        assert.equal(result.code, 1, `herald serve ${args.join(' ')}: ${result.stderr}`);
+        assert.equal(result.stderr, `herald: cannot listen on 127.0.0.1:${port}: the address is already in use\n`);
+      }
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('--workers: herald status answers for the node, whichever worker serves it', async () => {
+    const server = await serve(['--workers', '2', '--set', 'cluster.heartbeatInterval=100', '--set', 'nodeId=box-1'], 2);
+    const ws = server.url.replace('http', 'ws') + '/ws';
+    const clients = await Promise.all(Array.from({ length: 12 }, () => TestClient.open(ws)));
+    await Promise.all(clients.map((c) => c.request({ action: 'subscribe', topic: 'counted' })));
+    for (let i = 0; i < 4; i++) assert.equal((await http(server.url, 'POST', '/api/publish', { topic: 'counted', message: i })).status, 200);
+    for (const c of clients) await c.collect(4);
+    // Every answer, from either worker, is the node's: 12 connections, 12 subscriptions, 4 publications, 48 deliveries.
+    const answers = new Set<string>();
+    await eventually(async () => {
+      const seen: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const result = await run(['status', '--json', '--url', server.url]);
+        assert.equal(result.code, 0, result.stderr);
+        const status = JSON.parse(result.stdout);
+        answers.add(status.workers.id);
+        seen.push(`${status.node} ${status.workers.count} ${status.connections} ${status.subscriptions} ${status.publications} ${status.deliveries}`);
+      }
+      return seen.every((line) => line === 'box-1 2 12 12 4 48');
+    }, 'every status answer to show the whole node', 30_000);
+    assert.equal(answers.size, 2, 'both workers answered');
+    const table = await run(['status', '--url', server.url]);
+    assert.match(table.stdout, /^node\s+box-1 \(2 workers, herald /m);
+    assert.match(table.stdout, /^connections\s+12$/m);
     server.child.kill('SIGTERM');
     await Promise.all(clients.map((c) => c.closed));
     assert.equal(await server.exited, 0);

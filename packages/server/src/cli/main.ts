@@ -8,7 +8,7 @@ import { IpcBroker } from '../broker/ipc.js';
 import { IpcAdmission, type Admission } from '../transport/admission.js';
 import { ConfigError, configFromAssignments, loadConfig, maskSecrets, mergeConfig, type HeraldConfig } from '../config.js';
 import { createLogger } from '../log.js';
-import { runPrimary, workerCount, WORKER_CONFIG_ENV } from './workers.js';
+import { runPrimary, workerCount, WORKER_CONFIG_ENV, type StartupFailure } from './workers.js';
 import { createHerald } from '../gateway.js';
 import { VERSION } from '../version.js';
 import { apiRequest, ApiError, type ClientOptions } from './http-client.js';
@@ -104,6 +104,9 @@ JSON with keys and secrets masked. Exit code 0 when valid, 2 otherwise.
 
 class UsageError extends Error {}
 
+/** The server could not start (the port is taken, ...): one line, exit code 1. */
+class StartupError extends Error {}
+
 /** A warning about the command line or environment, one line on stderr (before any log line exists). */
 function warnLine(message: string): void {
   process.stderr.write(`herald: warning: ${message}\n`);
@@ -163,16 +166,44 @@ async function serve(args: string[]): Promise<number> {
   return serveWith(config);
 }
 
-/** A worker of `serve --workers`: the primary's configuration; on the memory broker, the IPC broker. */
+/**
+ * A worker of `serve --workers`: the primary's configuration; on the memory
+ * broker, the IPC broker. A worker that cannot start tells the primary why
+ * (one line) and exits; the primary then stops the node.
+ */
 async function serveWorker(config: HeraldConfig): Promise<number> {
-  const nodeId = `${config.nodeId ?? hostname()}-w${cluster.worker!.id}-${randomUUID().slice(0, 4)}`;
+  const node = config.nodeId ?? hostname();
+  const nodeId = `${node}-w${cluster.worker!.id}-${randomUUID().slice(0, 4)}`;
   // The primary admits every connection, so that the connection limits hold for the machine.
   const admission = new IpcAdmission(nodeId);
-  return serveWith({ ...config, nodeId }, config.broker === 'memory' ? new IpcBroker(nodeId) : undefined, admission);
+  try {
+    return await serveWith({ ...config, nodeId }, config.broker === 'memory' ? new IpcBroker(nodeId) : undefined, node, admission);
+  } catch (err) {
+    const message: StartupFailure = { herald: 'startup-failed', message: startupProblem(err, config) };
+    process.send!(message, () => process.exit(1));
+    return -1;
+  }
 }
 
-async function serveWith(config: HeraldConfig, brokerInstance?: Broker, admission?: Admission): Promise<number> {
-  const herald = await createHerald({ ...config, ...(brokerInstance ? { brokerInstance } : {}), ...(admission ? { admission } : {}) });
+/** One line saying why the server could not start: the address for a listen error, else the error's message. */
+function startupProblem(err: unknown, config: HeraldConfig): string {
+  const code = (err as { code?: string }).code;
+  const where = `${config.host}:${config.port}`;
+  if (code === 'EADDRINUSE') return `cannot listen on ${where}: the address is already in use`;
+  if (code === 'EACCES') return `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`;
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: no such address on this machine`;
+  return `cannot start: ${(err as Error).message ?? String(err)}`;
+}
+
+async function serveWith(config: HeraldConfig, brokerInstance?: Broker, workerOf?: string, admission?: Admission): Promise<number> {
+  const herald = await createHerald({
+    ...config,
+    ...(brokerInstance ? { brokerInstance } : {}),
+    ...(workerOf ? { workerOf } : {}),
+    ...(admission ? { admission } : {}),
+  }).catch((err: unknown) => {
+    throw cluster.isWorker || err instanceof ConfigError ? err : new StartupError(startupProblem(err, config));
+  });
   let stopping = false;
   const stop = (signal: NodeJS.Signals | 'disconnect'): void => {
     if (stopping) {
@@ -244,7 +275,7 @@ async function send(args: string[]): Promise<number> {
 
 function formatStatus(status: Record<string, any>, cluster: { nodes?: Array<Record<string, any>> } | null): string {
   const rows: Array<[string, string]> = [
-    ['node', `${status.node} (herald ${status.version}, up ${status.uptime} s)`],
+    ['node', `${status.node} (${status.workers ? `${status.workers.count} workers, ` : ''}herald ${status.version}, up ${status.uptime} s)`],
     ['broker', `${status.broker?.name} (${status.broker?.state})`],
     ['connections', String(status.connections)],
     ['users', String(status.users)],
@@ -362,6 +393,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`herald: ${err.message}\n`);
       process.exitCode = 2;
+    } else if (err instanceof StartupError) {
+      // What did start (a broker connection) must not keep the process alive.
+      process.stderr.write(`herald: ${err.message}\n`);
+      process.exit(1);
     } else if (err instanceof ApiError) {
       process.stderr.write(`herald: ${err.message}\n`);
       process.exitCode = err.status === 0 ? 3 : 1;

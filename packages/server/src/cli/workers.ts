@@ -15,24 +15,52 @@ export function workerCount(value: string): number {
 
 export const WORKER_CONFIG_ENV = 'HERALD_WORKER_CONFIG__INTERNAL';
 
+/** What a worker that could not start tells the primary before it exits. */
+export interface StartupFailure {
+  herald: 'startup-failed';
+  /** One line, e.g. "cannot listen on 0.0.0.0:8080: the address is already in use". */
+  message: string;
+}
+
+function isStartupFailure(value: unknown): value is StartupFailure {
+  return typeof value === 'object' && value !== null && (value as { herald?: unknown }).herald === 'startup-failed';
+}
+
 /**
  * The primary of `herald serve --workers N`: forks N workers that share the
  * port (node:cluster distributes connections), relays publications and
  * control messages between them when they run on the memory broker, restarts
- * a worker that dies, and on SIGTERM/SIGINT stops them all (each drains its
- * own connections) and exits 0.
+ * a worker that dies after it started, and on SIGTERM/SIGINT stops them all
+ * (each drains its own connections) and exits 0. A worker that dies before it
+ * listens (the port is taken, ...) stops the whole node: one line on stderr,
+ * every worker stopped, exit code 1, so that a supervisor sees the failure.
  */
 export function runPrimary(config: HeraldConfig, count: number, log: Logger): void {
   const workers = new Map<number, Worker>();
   const nodes = new Map<string, Worker>();
+  const listening = new Set<number>();
   let stopping = false;
   // The connection limits hold for the machine, not once per worker: the primary admits every connection.
   const admission = new AdmissionAuthority(config.limits);
+  let failure: string | null = null;
+
+  /** Stops the node because a worker could not start. */
+  const fail = (why: string): void => {
+    if (failure !== null) return;
+    failure = why;
+    stopping = true;
+    process.stderr.write(`herald: ${why}\n`);
+    process.exitCode = 1;
+    for (const worker of workers.values()) worker.process.kill('SIGTERM');
+    if (workers.size === 0) process.exit(1);
+  };
 
   const fork = (): void => {
     const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
     workers.set(worker.id, worker);
+    worker.on('listening', () => listening.add(worker.id));
     worker.on('message', (message: unknown) => {
+      if (isStartupFailure(message)) return fail(message.message);
       if (!isIpcMessage(message)) return;
       if (admission.handle(worker, message, (answer) => worker.isConnected() && worker.send(answer))) return;
       if (message.herald === 'hello') {
@@ -50,10 +78,12 @@ export function runPrimary(config: HeraldConfig, count: number, log: Logger): vo
       workers.delete(worker.id);
       admission.forget(worker);
       for (const [node, w] of nodes) if (w === worker) nodes.delete(node);
+      if (!stopping && !listening.has(worker.id)) fail(`a worker exited before it started listening (code ${code}, signal ${signal})`);
+      listening.delete(worker.id);
       if (stopping) {
         if (workers.size === 0) {
-          log.info('all workers stopped');
-          process.exit(0);
+          if (failure === null) log.info('all workers stopped');
+          process.exit(failure === null ? 0 : 1);
         }
         return;
       }

@@ -8,6 +8,14 @@ export interface NodeStats {
   users: number;
   topics: number;
   subscriptions: number;
+  /** The `herald serve --workers` node this process is a worker of (absent for a single process). */
+  workerOf?: string;
+  /** A worker's counters, summed by `/api/status` into its node's figures. */
+  messagesIn?: number;
+  messagesOut?: number;
+  publications?: number;
+  deliveries?: number;
+  slowConsumerDisconnects?: number;
 }
 
 export interface NodeView extends NodeStats {
