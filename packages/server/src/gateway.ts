@@ -201,6 +201,8 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly idempotency: IdempotencyCache<PublishResult>;
 
   private readonly workerOf: string | undefined;
+  /** API keys, a JWT key or a connect hook were configured (not counting the demo backend's own secret). */
+  private readonly credentialsConfigured: boolean;
 
   constructor(
     config: HeraldConfig,
@@ -212,6 +214,9 @@ export class Herald implements SessionHost, UpgradeHost {
       workerOf?: string | undefined;
     } = {},
   ) {
+    const { jwt, connectHook } = config.auth;
+    // Asked of the configuration as given: the secret the demo backend makes up is no credential of the operator's.
+    this.credentialsConfigured = config.apiKeys.length > 0 || Boolean(jwt.secret || jwt.publicKey || jwt.jwksUrl || connectHook.url);
     config = withDemoSecret(config);
     this.config = config;
     this.workerOf = extras.workerOf;
@@ -785,7 +790,7 @@ export class Herald implements SessionHost, UpgradeHost {
     if (this.config.auth.insecureUidLogin) {
       this.log.warn('auth.insecureUidLogin is on: any client can claim any uid with {"uid":...}; use it only on a trusted network');
     }
-    if ((this.config.apiKeys.length > 0 || this.tokens.enabled) && this.config.allowedOrigins.length === 0) {
+    if (this.credentialsConfigured && this.config.allowedOrigins.length === 0) {
       this.log.warn('credentials are configured but allowedOrigins is empty: browsers on any origin may connect');
     }
   }

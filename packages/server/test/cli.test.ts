@@ -53,8 +53,8 @@ after(() => {
 });
 
 /** Spawns `herald serve` on a free port and waits until `listeners` processes log "herald listening". */
-async function serve(args: string[] = [], listeners = 1, env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], { env: cleanEnv(env) });
+async function serve(args: string[] = [], listeners = 1, env: Record<string, string> = {}, host: string[] = ['--host', '127.0.0.1']): Promise<Server> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...host, ...args], { env: cleanEnv(env) });
   spawned.push(child);
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
@@ -207,6 +207,26 @@ describe('herald serve', () => {
     server.child.kill('SIGTERM');
     await Promise.all(clients.map((c) => c.closed));
     assert.equal(await server.exited, 0);
+  });
+
+  it('npm start (demo/herald.yaml) listens on loopback only, and every start-up warning is true', async () => {
+    const demoConfig = fileURLToPath(new URL('../../../../demo/herald.yaml', import.meta.url));
+    const server = await serve(['--config', demoConfig], 1, {}, []);
+    assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const listening = server.logs.find((l) => l.msg === 'herald listening')!;
+    assert.ok(listening, 'logged its address');
+    // Wait for the warnings logged right after "herald listening".
+    await eventually(() => server.logs.some((l) => String(l.msg).startsWith('demo.backend is on')), 'the demo backend warning');
+    const warnings = server.logs.filter((l) => l.level === 40).map((l) => String(l.msg));
+    assert.ok(!warnings.some((w) => w.includes('credentials are configured')), `no credentials are configured: ${warnings.join(' | ')}`);
+    assert.ok(warnings.some((w) => w.startsWith('no apiKeys configured')), warnings.join(' | '));
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
+    // With a key it is true, and said.
+    const keyed = await serve(['--config', demoConfig, '--api-key', 'a-real-api-key-0001'], 1, {}, []);
+    await eventually(() => keyed.logs.some((l) => String(l.msg).startsWith('credentials are configured')), 'the credentials warning');
+    keyed.child.kill('SIGTERM');
+    assert.equal(await keyed.exited, 0);
   });
 
   it('starts with unrelated HERALD_* variables in the environment, warning about each', async () => {
