@@ -305,9 +305,12 @@ export function buildHttpApi(herald: Herald, options: { demoDir: string | null; 
     return Object.keys(offsets).length > 0 ? { ok: true, count: item.topics.length, offsets } : { ok: true, count: item.topics.length };
   });
 
-  // The browser SDK as one ES module: `import { HeraldClient } from '/client.js'`.
+  // The browser SDK as one ES module: `import { HeraldClient } from 'https://herald.example/client.js'`.
+  // A module script from another origin (or a file:// page, origin "null")
+  // loads only with CORS: the bundle is public code, readable by any origin.
   const clientBundle = readClientBundle();
   app.get('/client.js', async (_request, reply) => {
+    reply.header('access-control-allow-origin', '*').header('cross-origin-resource-policy', 'cross-origin');
     if (!clientBundle) return reply.status(404).send({ ok: false, error: { code: 'not_found', message: 'the client bundle is not built: run npm run build' } });
     return reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(clientBundle);
   });
