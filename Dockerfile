@@ -6,7 +6,8 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY packages ./packages
-RUN npm ci --no-audit --no-fund && npx tsc -b && npm prune --omit=dev
+# npm run build: the TypeScript and the browser SDK bundle (/client.js); the bundler is a dev dependency.
+RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production

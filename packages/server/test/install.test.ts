@@ -61,6 +61,24 @@ describe('the herald command in a checkout', () => {
   });
 });
 
+describe('the production install of docs/deployment.md', () => {
+  it('builds the /client.js bundle before the prune, and the prune keeps it', async () => {
+    const doc = readFileSync(join(ROOT, 'docs/deployment.md'), 'utf8');
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    for (const [where, text] of [['docs/deployment.md', doc], ['Dockerfile', dockerfile]] as const) {
+      const line = text.split('\n').find((l) => /npm ci\b.*npm prune --omit=dev/.test(l));
+      assert.ok(line, `${where} has the install line`);
+      assert.match(line, /npm run build && npm prune --omit=dev/, `${where}: the build (with the bundle) runs before the prune: ${line}`);
+    }
+    assert.match(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.build, /npm run bundle -w @herald\/client/);
+    // The bundler goes with the prune (so the bundle cannot be made after it); the SDK package with its bundle stays.
+    const { stdout } = await run(NPM, ['prune', '--omit=dev', '--dry-run'], { cwd: ROOT, timeout: 120_000 });
+    const removed = stdout.split('\n').filter((l) => l.startsWith('remove ')).map((l) => l.split(' ')[1]);
+    assert.ok(removed.includes('esbuild'), `esbuild is a dev dependency: ${removed.join(', ')}`);
+    for (const kept of ['@herald/client', '@herald/protocol', 'herald', 'fastify', '@fastify/static']) assert.ok(!removed.includes(kept), `${kept} is kept`);
+  });
+});
+
 describe('npm pack: herald, @herald/client and @herald/protocol installed into an empty project', () => {
   it('install from their tarballs and work there: ESM exports, types, /client.js, the CLI, a publish/subscribe round trip', async () => {
     const packed = tempDir('herald-pack-');
