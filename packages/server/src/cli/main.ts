@@ -7,9 +7,7 @@ import type { Broker } from '../broker/broker.js';
 import { IpcBroker } from '../broker/ipc.js';
 import { IpcAdmission, type Admission } from '../transport/admission.js';
 import { ConfigError, configFromAssignments, loadConfig, maskSecrets, mergeConfig, type HeraldConfig } from '../config.js';
-import { createLogger } from '../log.js';
 import { runPrimary, workerCount, WORKER_CONFIG_ENV, type StartupFailure } from './workers.js';
-import { createHerald } from '../gateway.js';
 import { VERSION } from '../version.js';
 import { apiRequest, ApiError, type ClientOptions } from './http-client.js';
 
@@ -160,6 +158,7 @@ async function serve(args: string[]): Promise<number> {
   const config = loadConfig({ file: values.config ?? process.env.HERALD_CONFIG, env: process.env, flags, warn: warnLine });
   const workers = values.workers === undefined ? 1 : workerCount(values.workers);
   if (workers > 1) {
+    const { createLogger } = await import('../log.js');
     runPrimary(config, workers, createLogger(config.log).child({ role: 'primary' }));
     return -1;
   }
@@ -196,6 +195,8 @@ function startupProblem(err: unknown, config: HeraldConfig): string {
 }
 
 async function serveWith(config: HeraldConfig, brokerInstance?: Broker, workerOf?: string, admission?: Admission): Promise<number> {
+  // Loaded here, not at the top: the client commands (publish, status, ...) start without the server's modules.
+  const { createHerald } = await import('../gateway.js');
   const herald = await createHerald({
     ...config,
     ...(brokerInstance ? { brokerInstance } : {}),
