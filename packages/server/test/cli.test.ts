@@ -32,7 +32,7 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<Ru
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
   child.stderr.on('data', (d: Buffer) => (stderr += d));
-  const [code] = (await deadline(once(child, 'exit'), 10_000, `herald ${args.join(' ')}`)) as [number | null];
+  const [code] = (await deadline(once(child, 'exit'), 30_000, `herald ${args.join(' ')}`)) as [number | null];
   return { code, stdout, stderr };
 }
 
