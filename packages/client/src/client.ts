@@ -403,6 +403,9 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'ping':
         this.#socket?.send('{"action":"pong"}');
         return;
+      case 'gap':
+        this.#subscriptions.get(frame.topic as string)?.gap(frame);
+        return;
       case 'join':
       case 'leave':
         this.#subscriptions.get(frame.topic as string)?.presence(frame.action, frame);

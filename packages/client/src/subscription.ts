@@ -29,6 +29,17 @@ export interface RecoveryFailedEvent {
   reason: string;
 }
 
+/** The server says publications on the topic may have been missed (a `gap` frame): reload the state this topic feeds. */
+export interface GapEvent {
+  topic: string;
+  /**
+   * `interrupted` (the server's link to the broker dropped; the topic keeps no shared history),
+   * `epoch_changed` (the stored history was lost), `too_far_behind` (more was missed than is kept),
+   * `unavailable` (the history store could not be read).
+   */
+  reason: string;
+}
+
 export interface PresenceEvent {
   topic: string;
   info: { conn: string; uid?: string; info?: Json };
@@ -41,6 +52,8 @@ export interface SubscriptionEvents {
   subscribed: SubscribedEvent;
   /** Publications were missed and could not be recovered: reload the state this topic feeds. */
   recoveryFailed: RecoveryFailedEvent;
+  /** Publications may have been missed while the subscription stood (see GapEvent). */
+  gap: GapEvent;
   join: PresenceEvent;
   leave: PresenceEvent;
   /** The server refused the subscription; the subscription is over. */
@@ -83,8 +96,10 @@ export interface SubscribeOptions {
  */
 export class Subscription extends Emitter<SubscriptionEvents> {
   state: SubscriptionState = 'pending';
-  /** The last position seen on the topic (from the subscribe reply or a publication). */
+  /** The last position seen on the topic (from the subscribe reply or a publication): where a resubscribe recovers from. */
   position: StreamPosition | undefined;
+  /** The position of the last publication handed to the application: only what is at or below it is a duplicate. */
+  #emitted: StreamPosition | undefined;
   /** Settles on the first confirmation, or rejects when the server refuses the subscription. */
   readonly ready: Promise<SubscribedEvent>;
   #settle!: { resolve: (event: SubscribedEvent) => void; reject: (error: HeraldClientError) => void };
@@ -97,6 +112,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   ) {
     super();
     this.position = options.since;
+    this.#emitted = options.since;
     this.ready = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
     // A refused subscription is reported through `error` too: an unobserved `ready` is not an unhandled rejection.
     this.ready.catch(() => {});
@@ -147,19 +163,31 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.#settle.reject(error);
   }
 
-  /** @internal A publication. One at or below the last offset seen in the same epoch is a duplicate, and dropped. */
+  /**
+   * @internal A publication. One at or below the last offset handed to the
+   * application in the same epoch is a duplicate, and dropped; a position
+   * only reported by a subscribe reply does not count as seen, so nothing
+   * the application has not had is ever dropped.
+   */
   deliver(frame: Record<string, unknown>): void {
     if (this.state === 'unsubscribed') return;
     const context: MessageContext = { topic: this.topic };
     if (typeof frame.offset === 'number' && typeof frame.epoch === 'string') {
       const { offset, epoch } = frame;
-      if (this.position && this.position.epoch === epoch && offset <= this.position.offset) return;
-      this.position = { offset, epoch };
+      if (this.#emitted && this.#emitted.epoch === epoch && offset <= this.#emitted.offset) return;
+      this.#emitted = { offset, epoch };
+      this.position = this.newer(this.#emitted);
       context.offset = offset;
       context.epoch = epoch;
     }
     if (frame.lhttp && typeof frame.lhttp === 'object') context.lhttp = frame.lhttp as MessageContext['lhttp'];
     this.emit('message', { message: frame.message as Json, context });
+  }
+
+  /** @internal A `gap` frame. */
+  gap(frame: Record<string, unknown>): void {
+    if (this.state === 'unsubscribed') return;
+    this.emit('gap', { topic: this.topic, reason: typeof frame.reason === 'string' ? frame.reason : 'unknown' });
   }
 
   /** @internal join and leave events. */

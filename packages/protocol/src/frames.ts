@@ -98,9 +98,21 @@ export interface PushFrame {
   message: Json;
 }
 
+/**
+ * Publications on a topic the connection is subscribed to may have been
+ * missed (the server's broker link dropped, or history could not fill the
+ * hole): reload the state the topic feeds. `reason`: `interrupted`,
+ * `epoch_changed`, `too_far_behind` or `unavailable`.
+ */
+export interface GapFrame {
+  action: 'gap';
+  topic: string;
+  reason: 'interrupted' | 'epoch_changed' | 'too_far_behind' | 'unavailable';
+}
+
 /** The server's app-level heartbeat (when enabled). Answer with `{"action":"pong"}`. */
 export interface ServerPingFrame {
   action: 'ping';
 }
 
-export type ServerFrame = ReplyFrame | ErrorFrame | PublicationFrame | PushFrame | ServerPingFrame;
+export type ServerFrame = ReplyFrame | ErrorFrame | PublicationFrame | PushFrame | ServerPingFrame | GapFrame;

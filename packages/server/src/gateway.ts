@@ -25,6 +25,7 @@ import { Metrics, type PublicationSource } from './metrics/metrics.js';
 import { LocalPresence, type PresenceEntry, type PresenceView } from './presence/presence.js';
 import { continuationProblem, MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { RedisHistory } from './history/redis-history.js';
+import { LiveStreams, type GapReason } from './history/catch-up.js';
 import { SplitBroker } from './broker/split.js';
 import type { BrokerNamespace } from './broker/namespace.js';
 import { ConfigError, validateConfig, type HeraldConfig, type HeraldConfigInput } from './config.js';
@@ -176,6 +177,8 @@ export class Herald implements SessionHost, UpgradeHost {
   readonly cluster: ClusterRegistry;
   readonly metrics: Metrics;
   readonly history: HistoryStore;
+  /** Topics with shared history that this node carries, kept gap-free. */
+  private readonly live: LiveStreams;
   private readonly presenceStore = new LocalPresence();
 
   private readonly events = new EventEmitter<HeraldEvents>();
@@ -224,8 +227,14 @@ export class Herald implements SessionHost, UpgradeHost {
     this.onConnect = extras.onConnect;
     this.nodeId = config.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
     this.hub = new Hub({
-      onTopicOpened: (topic) => this.brokerSubscribe(topic),
-      onTopicClosed: (topic) => this.broker.unsubscribe(topic),
+      onTopicOpened: (topic) => {
+        if (this.history.shared && ruleFor(this.config.history, topic)) this.live.open(topic);
+        this.brokerSubscribe(topic);
+      },
+      onTopicClosed: (topic) => {
+        this.live.close(topic);
+        this.broker.unsubscribe(topic);
+      },
       onSubscribed: (session, topic) => this.presenceChanged('join', session, topic),
       onUnsubscribed: (session, topic) => {
         session.subscribeGrants?.delete(topic);
@@ -236,6 +245,19 @@ export class Herald implements SessionHost, UpgradeHost {
     });
     this.broker = extras.broker ?? createBroker(config, this.nodeId, this.log);
     this.history = createHistoryStore(config, this.broker);
+    this.live = new LiveStreams({
+      deliver: (publication) => {
+        this.deliverLocally(publication, 'broker');
+      },
+      read: async (topic, after) => {
+        const rule = ruleFor(this.config.history, topic);
+        if (!rule) throw new HeraldError('not_found', `no history is kept for topic ${topic}`);
+        return this.history.read(topic, rule, { after, limit: rule.size });
+      },
+      caughtUp: (topic) => this.broker.caughtUp?.(topic),
+      gap: (topic, reason) => this.announceGap(topic, reason),
+      warn: (detail, message) => this.log.warn(detail, message),
+    });
     this.metrics = new Metrics({
       connectionsByProtocol: () => {
         const counts = new Map<string, number>([...this.protocols.keys(), ...(this.rawEndpoints.length > 0 ? ['raw'] : [])].map((name) => [name, 0]));
@@ -510,52 +532,72 @@ export class Herald implements SessionHost, UpgradeHost {
     };
   }
 
-  /** Where a topic stands in its history (read after subscribing, for the subscribe reply), or undefined without history. */
-  positionOf(topic: string): Position | Promise<Position | undefined> | undefined {
-    const rule = ruleFor(this.config.history, topic);
-    if (!rule) return undefined;
-    const read = this.history.read(topic, rule, { limit: 0 });
-    if (read instanceof Promise) return read.then((done) => ({ offset: done.position.offset, epoch: done.position.epoch }), () => undefined);
-    return { offset: read.position.offset, epoch: read.position.epoch };
-  }
-
   /**
-   * Recovery for a connection that (re)subscribes with `since`: decides whether
-   * what it missed is still kept and answers through `respond` with the reply
-   * and the frames to send, in order, before any new publication: in the same
-   * turn as it subscribed for the memory store, or after holding back live
-   * publications during the read for a shared store.
+   * The answer to a subscribe to one topic, with or without `since`: waits
+   * until the broker carries the topic here, then answers through `respond`
+   * with the reply's fields (for a topic with history: its position, and with
+   * `since` whether the missed publications follow) and the frames to send
+   * right after the reply, in order, before any newer publication.
+   *
+   * The contract the reply keeps: after a reply that reports position P, the
+   * connection receives every publication of that epoch with offset > P
+   * exactly once, in order, and none with offset <= P. With the memory store
+   * this holds because subscribing, reading and answering happen in one turn.
+   * A shared store is read asynchronously, on another connection than the
+   * one that delivers publications: live publications for the topic are held
+   * back for this connection from the moment it subscribed, the store is
+   * read, a round trip on the broker's subscriber link makes sure every
+   * publication up to the read's position has arrived (and the node's live
+   * stream has no hole before it, see LiveStreams.settle), and then the held
+   * ones the read already covers are dropped by offset.
    */
-  recover(session: Session, topic: string, since: Position, respond: (result: RecoveryResult, frames: Buffer[]) => void): void | Promise<void> {
+  recover(session: Session, topic: string, since: Position | undefined, respond: (result: RecoveryResult | Position | undefined, frames: Buffer[]) => void): void | Promise<void> {
     const rule = ruleFor(this.config.history, topic);
-    if (!rule) return respond({ recovered: false, reason: 'history_off' }, []);
-    if (!this.history.shared) {
-      const read = this.history.read(topic, rule, { after: since.offset, limit: rule.size });
-      if (read instanceof Promise) throw new Error('an unshared history store must read synchronously');
-      return this.recovered(session, topic, since, read, [], respond);
+    if (!rule || !this.history.shared) {
+      const answer = (): void => {
+        if (session.state !== 'open' || !session.topics.has(topic)) return;
+        if (!rule) return respond(since ? { recovered: false, reason: 'history_off' } : undefined, []);
+        const read = this.history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 });
+        if (read instanceof Promise) throw new Error('an unshared history store must read synchronously');
+        if (!since) return respond({ offset: read.position.offset, epoch: read.position.epoch }, []);
+        this.recovered(session, topic, since, read, [], respond);
+      };
+      // Subscribed, read and answered in one turn (memory store): nothing new can come between.
+      const ready = this.whenSubscribed([topic]);
+      return ready ? ready.then(answer) : answer();
     }
-    // The shared store is read asynchronously: live publications that arrive meanwhile are held back,
-    // and sent after the stored ones, those already among them dropped (by offset). The read starts
-    // once the broker carries the topic here, so whatever it does not hold arrives live.
     const held: Publication[] = [];
     (session.held ??= new Map()).set(topic, held);
     const release = () => {
-      session.held?.delete(topic);
+      if (session.held?.get(topic) === held) session.held.delete(topic);
       if (session.held?.size === 0) session.held = null;
     };
+    let read: HistoryRead;
     return Promise.resolve(this.whenSubscribed([topic]))
-      .then(() => this.history.read(topic, rule, { after: since.offset, limit: rule.size }))
+      .then(() => this.history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 }))
+      .then((done) => {
+        read = done;
+        return this.broker.caughtUp?.(topic);
+      })
+      .then(() => this.live.settle(topic, read.position))
       .then(
-        (read) => {
+        () => {
           release();
+          if (!since) {
+            if (session.state !== 'open' || !session.topics.has(topic)) return;
+            const { offset, epoch } = read.position;
+            const frames = held.filter((p) => p.epoch !== epoch || p.offset === undefined || p.offset > offset).map((p) => session.protocol.encodePublication(p));
+            return respond({ offset, epoch }, frames);
+          }
           this.recovered(session, topic, since, read, held, respond);
         },
         (err: unknown) => {
           release();
-          // History unreachable: the subscription stands, nothing can be replayed.
-          this.log.warn({ topic, err: (err as Error).message }, 'recovery read failed');
+          if (session.state !== 'open' || !session.topics.has(topic)) return;
+          // History unreachable: the subscription stands, nothing can be replayed, no position is promised.
+          this.log.warn({ topic, err: (err as Error).message }, 'history read for a subscribe failed');
           const frames = held.map((publication) => session.protocol.encodePublication(publication));
-          respond({ recovered: false, reason: 'unavailable' }, frames);
+          respond(since ? { recovered: false, reason: 'unavailable' } : undefined, frames);
         },
       );
   }
@@ -572,6 +614,24 @@ export class Herald implements SessionHost, UpgradeHost {
     const frames = read.entries.map((entry) => encode({ topic, payload: entry.payload, lhttp: entry.lhttp, offset: entry.offset, epoch: position.epoch }));
     for (const publication of live) frames.push(encode(publication));
     respond({ recovered: true, ...here }, frames);
+  }
+
+  /**
+   * Tells the topic's JSON subscribers on this node that they may have missed
+   * publications: `{"action":"gap","topic":...,"reason":...}` (docs/protocol.md).
+   */
+  private announceGap(topic: string, reason: GapReason): void {
+    this.metrics.gaps.inc({ reason });
+    this.log.warn({ topic, reason, subscribers: this.hub.subscriberCount(topic) }, 'subscribers told they may have missed publications');
+    this.hub.writeToTopic(topic, SUBPROTOCOL_JSON, encodeTextFrame(JSON.stringify({ action: 'gap', topic, reason })), null);
+  }
+
+  /** The broker's subscriber link came back: topics with shared history catch up from it, the others are told of a gap. */
+  private brokerResumed(carries: ((topic: string) => boolean) | null): void {
+    this.live.resumed(carries);
+    for (const topic of this.hub.topicNames()) {
+      if ((carries === null || carries(topic)) && !this.live.follows(topic)) this.announceGap(topic, 'interrupted');
+    }
   }
 
   /** Who is subscribed to a topic that has presence (on this node). */
@@ -753,10 +813,9 @@ export class Herald implements SessionHost, UpgradeHost {
   /** Starts the broker and the HTTP server. */
   async listen(): Promise<void> {
     await this.broker.start({
-      deliver: (publication) => {
-        this.deliverLocally(publication, 'broker');
-      },
+      deliver: (publication) => this.live.live(publication),
       onControl: (message) => this.cluster.onControl(message),
+      onResumed: (carries) => this.brokerResumed(carries),
       onStateChange: (state, detail) => {
         if (state === 'ready' && this.brokerWasDown) this.metrics.brokerReconnects.inc();
         if (state === 'down') this.brokerWasDown = true;

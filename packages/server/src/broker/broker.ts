@@ -10,6 +10,10 @@
  * Contract every implementation keeps:
  * - Ordering: publications to one topic made by one node, in one sequence of
  *   `publish` calls, reach every other node in that order.
+ * - Interruption: when the link that carries publications to this node drops
+ *   and comes back, the broker calls the sink's `onResumed` once its
+ *   subscriptions are active again, so that Herald can replay what it missed
+ *   from history or tell the connections that they may have missed some.
  * - Delivery: at most once per node. A node never gets its own publications
  *   back (the broker drops them), and while the broker is down publications
  *   do not reach other nodes (history, when configured, is how clients
@@ -66,6 +70,12 @@ export interface BrokerSink {
   onControl(message: string): void;
   /** Reports a change of the broker's state. */
   onStateChange(state: BrokerState, detail?: string): void;
+  /**
+   * The broker's subscriptions on this node were interrupted (its subscriber
+   * link dropped) and are active again: publications made meanwhile did not
+   * reach this node. `carries` names the topics concerned (null: every topic).
+   */
+  onResumed?(carries: ((topic: string) => boolean) | null): void;
 }
 
 export interface Broker {
@@ -78,6 +88,13 @@ export interface Broker {
   /** Resolves (when it returns a promise) once the broker delivers the topic's publications to this node. */
   subscribe(topic: string): void | Promise<void>;
   unsubscribe(topic: string): void;
+  /**
+   * Resolves once every publication on `topic` that the broker had accepted
+   * before the call has been handed to the sink on this node (a round trip on
+   * the subscriber link, which delivers in order). Undefined: delivery is
+   * synchronous (memory).
+   */
+  caughtUp?(topic: string): Promise<void> | undefined;
   /** A control message to every node. */
   broadcast(message: string): Promise<void>;
   /** A control message to one node. */

@@ -119,8 +119,11 @@ export class NatsBroker implements Broker {
         if (status.type === 'disconnect' || status.type === 'reconnecting') {
           this.setState('down', status.type);
           this.failUnconfirmed(`broker nats: the connection dropped before the server confirmed the publication`);
+        } else if (status.type === 'reconnect') {
+          // The client re-sent every subscription before reporting the reconnection.
+          this.setState('ready');
+          this.sink?.onResumed?.(null);
         }
-        else if (status.type === 'reconnect') this.setState('ready');
       }
     })();
     void nc.closed().then(() => {
@@ -206,6 +209,13 @@ export class NatsBroker implements Broker {
     this.subscriptions.set(topic, sub);
     // The server has the subscription once it has answered a flush sent after it.
     if (this.currentState === 'ready') return this.nc.flush().catch(() => undefined);
+  }
+
+  /** A flush: the server answers its PING after every message it sent this connection before. */
+  caughtUp(): Promise<void> | undefined {
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) return undefined;
+    return nc.flush().catch(() => undefined);
   }
 
   unsubscribe(topic: string): void {

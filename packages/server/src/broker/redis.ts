@@ -46,6 +46,8 @@ export class RedisBroker implements Broker {
   readonly namespace: BrokerNamespace;
   /** Subscribed channels and the topic each carries. */
   private readonly topicsByChannel = new Map<string, string>();
+  /** The subscriber link dropped since it was last ready: publications may have been missed. */
+  private subscriberInterrupted = false;
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.namespace = new BrokerNamespace('redis', options.prefix, options.rawTopics ?? []);
@@ -90,6 +92,9 @@ export class RedisBroker implements Broker {
       client.on('end', () => this.update());
       client.on('error', (err: Error) => this.options.log.debug({ role, err: err.message }, 'redis connection error'));
     }
+    this.sub.on('close', () => {
+      this.subscriberInterrupted = true;
+    });
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.receive(channel.toString('utf8'), message.toString('utf8')));
     this.sub.subscribe(this.controlChannel, this.nodeChannel).catch((err: Error) => this.options.log.warn({ err: err.message }, 'redis: control subscription failed'));
   }
@@ -118,6 +123,19 @@ export class RedisBroker implements Broker {
     if (next === this.currentState) return;
     this.currentState = next;
     this.sink?.onStateChange(next, ready ? undefined : `publisher ${this.pub?.status}, subscriber ${this.sub?.status}`);
+    // Both links up again (the history store reads on the command link): report the interruption.
+    // ioredis has re-sent every SUBSCRIBE before 'ready'; a caughtUp() round trip confirms them.
+    if (ready && this.subscriberInterrupted) {
+      this.subscriberInterrupted = false;
+      this.sink?.onResumed?.(null);
+    }
+  }
+
+  /** A PING on the subscriber link: Redis answers it after every message it queued for this node before. */
+  caughtUp(): Promise<void> {
+    const sub = this.sub;
+    if (!sub) return Promise.resolve();
+    return sub.ping().then(() => undefined);
   }
 
   private receive(channel: string, text: string): void {

@@ -40,9 +40,19 @@ export class SplitBroker implements Broker {
       sink.onStateChange(state, detail);
     };
     await Promise.all([
-      this.main.start({ deliver: (publication) => sink.deliver(publication), onControl: (message) => sink.onControl(message), onStateChange: (_state, detail) => report(detail) }),
+      this.main.start({
+        deliver: (publication) => sink.deliver(publication),
+        onControl: (message) => sink.onControl(message),
+        onStateChange: (_state, detail) => report(detail),
+        onResumed: (carries) => sink.onResumed?.((topic) => !this.keepsHistory(topic) && (carries === null || carries(topic))),
+      }),
       // Only history publications travel on Redis here; its own control channels stay unused.
-      this.history.start({ deliver: (publication) => sink.deliver(publication), onControl: () => {}, onStateChange: (_state, detail) => report(detail && `redis: ${detail}`) }),
+      this.history.start({
+        deliver: (publication) => sink.deliver(publication),
+        onControl: () => {},
+        onStateChange: (_state, detail) => report(detail && `redis: ${detail}`),
+        onResumed: (carries) => sink.onResumed?.((topic) => this.keepsHistory(topic) && (carries === null || carries(topic))),
+      }),
     ]);
   }
 
@@ -56,6 +66,10 @@ export class SplitBroker implements Broker {
 
   unsubscribe(topic: string): void {
     (this.keepsHistory(topic) ? this.history : this.main).unsubscribe(topic);
+  }
+
+  caughtUp(topic: string): Promise<void> | undefined {
+    return (this.keepsHistory(topic) ? this.history : this.main).caughtUp?.(topic);
   }
 
   broadcast(message: string): Promise<void> {

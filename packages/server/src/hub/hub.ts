@@ -124,6 +124,11 @@ export class Hub {
     return true;
   }
 
+  /** Every topic with a local subscriber. */
+  topicNames(): IterableIterator<string> {
+    return this.topics.keys();
+  }
+
   subscriberCount(topic: string): number {
     return this.topics.get(topic)?.size ?? 0;
   }

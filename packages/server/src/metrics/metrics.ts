@@ -32,6 +32,7 @@ export class Metrics {
   readonly fanoutSeconds: Histogram;
   readonly slowConsumers: Counter;
   readonly brokerReconnects: Counter;
+  readonly gaps: Counter<'reason'>;
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
 
   constructor(source: MetricsSource) {
@@ -94,6 +95,12 @@ export class Metrics {
     });
     this.slowConsumers = new Counter({ name: 'herald_slow_consumer_disconnects_total', help: 'Connections closed with 1013 for going over their queue limit.', registers });
     this.brokerReconnects = new Counter({ name: 'herald_broker_reconnects_total', help: 'Times the broker became ready again after being down.', registers });
+    this.gaps = new Counter({
+      name: 'herald_gaps_total',
+      help: 'Gap frames sent: times a topic\'s subscribers on this node were told they may have missed publications, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
     this.httpRequests = new Counter({ name: 'herald_http_requests_total', help: 'HTTP API requests, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
   }
 }

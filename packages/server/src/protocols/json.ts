@@ -36,9 +36,8 @@ export interface JsonProtocolHost {
   readonly maxTopicsPerConnection: number;
   readonly tokens: TokenVerifier;
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
-  recover(session: Session, topic: string, since: { offset: number; epoch: string }, respond: (result: object, frames: Buffer[]) => void): void | Promise<void>;
-  /** The topic's current place in its history, or undefined when it keeps none. */
-  positionOf(topic: string): { offset: number; epoch: string } | Promise<{ offset: number; epoch: string } | undefined> | undefined;
+  /** The reply to a subscribe to one topic (its position, the recovery's outcome) and the frames that follow it. */
+  recover(session: Session, topic: string, since: { offset: number; epoch: string } | undefined, respond: (result: object | undefined, frames: Buffer[]) => void): void | Promise<void>;
   presence(topic: string): unknown;
   whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
   historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
@@ -229,25 +228,19 @@ export class JsonProtocol implements Protocol {
     if (session.state !== 'open') return;
     const refused = this.host.policy.subscribe(session, topics, extraGrants, granted);
     if (refused) return this.failWith(session, id, 'subscribe', refused);
-    if (recovery) {
-      // Subscribed first, then the missed publications in the same turn: nothing new can come between,
-      // so the client gets every publication after its offset exactly once, in order, then live ones.
+    // "Subscribed" only once publications from every node reach this one. For one topic with history,
+    // the reply says where the topic stands (a client that loses the connection later can recover from
+    // there even when nothing was published meanwhile) and, with "since", whether what was missed follows
+    // it: then every publication after the reply's offset, once, in order (see Herald.recover).
+    if (recovery || topics.length === 1) {
       return this.host.recover(session, topics[0]!, recovery, (result, frames) => {
-        this.reply(session, id, 'subscribe', result as Record<string, unknown>);
+        this.reply(session, id, 'subscribe', result as Record<string, unknown> | undefined);
         for (const frame of frames) session.write(frame);
       });
     }
-    // "Subscribed" only once publications from every node reach this one. With history, the reply
-    // says where the topic stands, read after subscribing: a client that loses the connection later
-    // can recover from there even when nothing was published meanwhile.
-    const answer = (): void | Promise<void> => {
-      const position = topics.length === 1 ? this.host.positionOf(topics[0]!) : undefined;
-      if (position instanceof Promise) return position.then((known) => this.reply(session, id, 'subscribe', known));
-      this.reply(session, id, 'subscribe', position);
-    };
     const ready = this.host.whenSubscribed(topics);
-    if (ready) return ready.then(answer);
-    return answer();
+    if (ready) return ready.then(() => this.reply(session, id, 'subscribe'));
+    this.reply(session, id, 'subscribe');
   }
 
   private unsubscribe(session: Session, id: Id, raw: Record<string, unknown>): void {
