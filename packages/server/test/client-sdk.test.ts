@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { HeraldClient, RequestError, type ClientOptions } from '@herald/client';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { Herald } from '../src/index.js';
 import { connect, deadline, startHerald, wsUrl } from './helpers.js';
 import { SECRET, signToken } from './tokens.js';
@@ -166,5 +167,35 @@ describe('@herald/client against a real Herald', () => {
     client.close();
     await raw.close();
     await herald.close();
+  });
+
+  it('never drops a publication it has not handed to the application, even one at the position a subscribe reply reported', async () => {
+    // A scripted peer over a real socket: it answers the subscribe with offset 5, then sends 5, 6 and 6 again.
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(server, 'listening');
+    server.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const command = JSON.parse(data.toString());
+        if (command.action !== 'subscribe') return;
+        ws.send(JSON.stringify({ id: command.id, action: 'subscribe', ok: true, offset: 5, epoch: 'e1' }));
+        for (const offset of [5, 6, 6, 4, 7]) ws.send(JSON.stringify({ action: 'publish', topic: 't', message: offset, offset, epoch: 'e1' }));
+        ws.send(JSON.stringify({ action: 'gap', topic: 't', reason: 'interrupted' }));
+      });
+    });
+    const { port } = server.address() as { port: number };
+    const client = new HeraldClient({ url: `ws://127.0.0.1:${port}`, WebSocket });
+    const subscription = client.subscribe('t');
+    const emitted: number[] = [];
+    subscription.on('message', ({ context }) => emitted.push(context.offset!));
+    const seven = new Promise<void>((resolve) => subscription.on('message', ({ context }) => context.offset === 7 && resolve()));
+    const gap = new Promise<{ reason: string }>((resolve) => subscription.once('gap', resolve));
+    client.connect();
+    await deadline(seven, 5000, 'offset 7');
+    // 5 was never handed over: emitted. The second 6 was: dropped. 4 came after 5 and 6 had been: dropped.
+    assert.deepEqual(emitted, [5, 6, 7]);
+    assert.deepEqual(subscription.position, { offset: 7, epoch: 'e1' });
+    assert.deepEqual(await deadline(gap, 5000, 'the gap event'), { topic: 't', reason: 'interrupted' });
+    client.close();
+    server.close();
   });
 });
