@@ -23,7 +23,7 @@ import { RedisBroker } from './broker/redis.js';
 import { ClusterRegistry, type NodeStats, type NodeView } from './cluster/registry.js';
 import { Metrics, type PublicationSource } from './metrics/metrics.js';
 import { LocalPresence, type PresenceEntry, type PresenceView } from './presence/presence.js';
-import { continuationProblem, MemoryHistory, ruleFor, type HistoryRead, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
+import { continuationProblem, MemoryHistory, ruleFor, type HistoryRead, type HistoryRule, type HistoryStore, type Position, type RecoveryFailure } from './history/history.js';
 import { RedisHistory } from './history/redis-history.js';
 import { LiveStreams, type GapReason } from './history/catch-up.js';
 import { SplitBroker } from './broker/split.js';
@@ -574,12 +574,13 @@ export class Herald implements SessionHost, UpgradeHost {
     };
     let read: HistoryRead;
     return Promise.resolve(this.whenSubscribed([topic]))
-      .then(() => this.history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 }))
+      .then(() => readRetrying(() => this.history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 }), SUBSCRIBE_READ_RETRY))
       .then((done) => {
         read = done;
         return this.broker.caughtUp?.(topic);
       })
       .then(() => this.live.settle(topic, read.position))
+      .then(() => this.fillHole(topic, rule, read.position, held))
       .then(
         () => {
           release();
@@ -600,6 +601,23 @@ export class Herald implements SessionHost, UpgradeHost {
           respond(since ? { recovered: false, reason: 'unavailable' } : undefined, frames);
         },
       );
+  }
+
+  /**
+   * The node's live stream of a topic may have started after the position a
+   * connection read (the topic opened here while its publications were
+   * already under way): what lies between that position and the first held
+   * publication is read from the store and put in front of the held ones.
+   */
+  private async fillHole(topic: string, rule: HistoryRule, position: Position, held: Publication[]): Promise<void> {
+    const first = held.find((publication) => publication.epoch === position.epoch && publication.offset !== undefined && publication.offset > position.offset);
+    if (!first || first.offset! === position.offset + 1) return;
+    const read = await readRetrying(() => this.history.read(topic, rule, { after: position.offset, limit: first.offset! - position.offset - 1 }), SUBSCRIBE_READ_RETRY);
+    if (read.position.epoch !== position.epoch) return;
+    const missing = read.entries
+      .filter((entry) => entry.offset < first.offset!)
+      .map((entry): Publication => ({ topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch: position.epoch }));
+    held.splice(held.indexOf(first), 0, ...missing);
   }
 
   private recovered(session: Session, topic: string, since: Position, read: HistoryRead, held: Publication[], respond: (result: RecoveryResult, frames: Buffer[]) => void): void {
@@ -630,7 +648,11 @@ export class Herald implements SessionHost, UpgradeHost {
   private brokerResumed(carries: ((topic: string) => boolean) | null): void {
     this.live.resumed(carries);
     for (const topic of this.hub.topicNames()) {
-      if ((carries === null || carries(topic)) && !this.live.follows(topic)) this.announceGap(topic, 'interrupted');
+      if ((carries !== null && !carries(topic)) || this.live.follows(topic)) continue;
+      // Once the resubscription is confirmed (a round trip behind it): every publication after the frame arrives.
+      const confirmed = this.broker.caughtUp?.(topic);
+      if (!confirmed) this.announceGap(topic, 'interrupted');
+      else void confirmed.then(() => this.announceGap(topic, 'interrupted'), () => this.announceGap(topic, 'interrupted'));
     }
   }
 
@@ -1251,6 +1273,25 @@ function after(ms: number, session: Session, fn: () => void): void {
     else fn();
   }, Math.min(delay, MAX_TIMER));
   session.authTimer.unref();
+}
+
+/**
+ * How long a subscribe keeps retrying a history store that does not answer
+ * (Redis restarting) before it answers without a position (`unavailable`).
+ */
+const SUBSCRIBE_READ_RETRY = 5000;
+
+/** Runs `read` until it succeeds or `within` ms have passed, every 200 ms. */
+async function readRetrying<T>(read: () => T | Promise<T>, within: number): Promise<T> {
+  const until = Date.now() + within;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      if (Date.now() + 200 > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }
 
 /** Where history is kept: in Redis when the broker is Redis (shared by the cluster), else in this process's memory. */

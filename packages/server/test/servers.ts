@@ -4,7 +4,17 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deadline } from './helpers.js';
+
+/** Fails a wait that an event should have ended (helpers.ts has the same; this file also serves scripts outside node:test). */
+function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]);
+}
 
 /** A free TCP port on loopback. */
 export async function freePort(): Promise<number> {
@@ -105,10 +115,20 @@ export abstract class ServerProcess {
 
 export class RedisServer extends ServerProcess {
   protected readonly scheme = 'redis';
+  private dir: string | null = null;
+
+  /** `durable`: an append-only file fsynced on every write, so that what Redis acknowledged survives a kill and restart. */
+  constructor(private readonly durable = false) {
+    super();
+  }
+
   protected command() {
+    const persistence = this.durable
+      ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', (this.dir ??= mkdtempSync(join(tmpdir(), 'herald-redis-')))]
+      : ['--appendonly', 'no'];
     return {
       bin: 'redis-server',
-      args: ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'],
+      args: ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice'],
       ready: /Ready to accept connections/,
     };
   }

@@ -196,10 +196,11 @@ export class LiveStreams {
     const followed = this.streams.get(topic) === stream;
     // accept() may start another catch-up (a new gap among the held ones): the rest is held for it.
     const heldAgain = (): Publication[] | null => stream.held;
+    // Not followed any more (the last subscriber left meanwhile): whoever subscribes again reads for itself.
+    if (!followed) held.length = 0;
     for (const publication of held) {
       const again = heldAgain();
-      if (!followed) this.host.deliver(publication);
-      else if (again) again.push(publication);
+      if (again) again.push(publication);
       else this.accept(topic, stream, publication);
     }
     if (heldAgain()) return; // a new gap among the held ones: its catch-up wakes the waiters
