@@ -131,11 +131,24 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** A PING on the subscriber link: Redis answers it after every message it queued for this node before. */
-  caughtUp(): Promise<void> {
-    const sub = this.sub;
-    if (!sub) return Promise.resolve();
-    return sub.ping().then(() => undefined);
+  /**
+   * A PING on the subscriber link: Redis answers it after every message it
+   * queued for this node before. A PING lost with the link (cut, Redis
+   * restarting) is sent again on the next one, after its resubscriptions:
+   * rejects only after 5 attempts.
+   */
+  async caughtUp(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const sub = this.sub;
+      if (!sub || this.currentState === 'closed') return;
+      try {
+        await sub.ping();
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
   }
 
   private receive(channel: string, text: string): void {
