@@ -365,8 +365,13 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
         this.#subscriptions.delete(subscription.topic);
         return subscription.refused(error);
       }
-      // Timed out or disconnected: the next connection subscribes again.
-      if (error?.code === 'timeout') this.emit('error', { error, context: `subscribe ${subscription.topic}` });
+      // Timed out or disconnected: the next connection subscribes again. A timed-out subscribe may still
+      // be answered, and its publications follow on this connection from an unknown place (a failed
+      // recovery): drop the connection, so that the next one recovers from the last position emitted.
+      if (error?.code === 'timeout') {
+        this.emit('error', { error, context: `subscribe ${subscription.topic}` });
+        this.#drop(4000, `subscribe ${subscription.topic} timed out`);
+      }
     });
   }
 
