@@ -343,7 +343,7 @@ $('message-form').addEventListener('submit', (event) => {
 
 $('room-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  const name = $('new-room').value.trim().replace(/[^A-Za-z0-9_-]/g, '-');
+  const name = $('new-room').value.trim().replace(/[^\p{L}\p{N}_-]/gu, '-');
   $('new-room').value = '';
   if (name) switchRoom(name);
 });
