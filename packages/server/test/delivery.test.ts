@@ -5,6 +5,7 @@ import { HeraldClient } from '@herald/client';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import type { Herald, HeraldOptions } from '../src/index.js';
+import { LiveStreams } from '../src/history/catch-up.js';
 import { deadline, http, startHerald, wsUrl } from './helpers.js';
 import { NatsServer, RedisServer, requireBinary } from './servers.js';
 
@@ -387,5 +388,48 @@ describe('delivery on shared history, under races', () => {
     for (const watcher of watchers) watcher.ws.close();
     admin.disconnect();
     await Promise.all(nodes.map((herald) => herald.close()));
+  });
+});
+
+describe("a node's live stream of a topic with shared history", () => {
+  it('a subscribe that settled while a catch-up ran on a stream with no epoch yet leaves the stream at its position: a later hole is caught up', async () => {
+    // The soak's mechanism, step by step: a topic opened on a node while its Redis subscriber link was
+    // down, so no publication had arrived (no epoch). The link comes back: the resumed catch-up has
+    // nothing to start from. A connection's subscribe read position 10 meanwhile and waited on that
+    // catch-up. The publications after 10 and before the resubscription never arrive live: the next
+    // one, 15, must not be taken as the stream's first (the connection would skip 11..14, no gap told).
+    const delivered: number[] = [];
+    let fifteen!: () => void;
+    const fifteenDelivered = new Promise<void>((resolve) => (fifteen = resolve));
+    const reads: Array<number | undefined> = [];
+    let confirmResubscription!: () => void;
+    let caughtUp = (): Promise<void> => new Promise<void>((resolve) => (confirmResubscription = resolve));
+    const streams = new LiveStreams({
+      deliver: (publication) => {
+        delivered.push(publication.offset!);
+        if (publication.offset === 15) fifteen();
+      },
+      read: async (_topic, after) => {
+        reads.push(after);
+        const entries = [11, 12, 13, 14, 15].filter((offset) => offset > (after ?? 0)).map((offset) => ({ offset, payload: `${offset}`, time: Date.now() }));
+        return { entries, position: { epoch: 'e', offset: 15 }, oldest: 1 };
+      },
+      caughtUp: () => caughtUp(),
+      gap: (topic, reason) => assert.fail(`gap ${reason} on ${topic}`),
+      warn: () => {},
+    });
+    streams.open('h:t');
+    // The subscriber link is back: the catch-up waits for the resubscription to be confirmed.
+    streams.resumed(null);
+    const settled = streams.settle('h:t', { epoch: 'e', offset: 10 });
+    assert.ok(settled, 'the subscribe waits for the running catch-up');
+    caughtUp = () => Promise.resolve();
+    confirmResubscription();
+    await settled;
+    // The first live publication after the resubscription.
+    streams.live({ topic: 'h:t', payload: '15', offset: 15, epoch: 'e' });
+    await deadline(fifteenDelivered, 5000, 'offset 15 delivered');
+    assert.deepEqual(reads, [10], 'the hole after the subscribe position is read from history');
+    assert.deepEqual(delivered, [11, 12, 13, 14, 15]);
   });
 });

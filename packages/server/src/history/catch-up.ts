@@ -121,7 +121,13 @@ export class LiveStreams {
       if (stream.epoch === position.epoch && stream.offset >= position.offset) return undefined;
       this.catchUp(topic, stream, null, false);
     }
-    return new Promise<void>((resolve) => stream.waiters.push(resolve));
+    // A catch-up that ends with the stream still without an epoch (it had none to catch up from, or it gave
+    // up) leaves it standing nowhere: then, as above, it stands at `position`, so that the next live
+    // publication after a hole is caught up instead of taken as the first one (publications between
+    // `position` and the subscriber link's resubscription never arrive live).
+    return new Promise<void>((resolve) => stream.waiters.push(resolve)).then(() =>
+      this.streams.get(topic) === stream && stream.epoch === undefined ? this.settle(topic, position) : undefined,
+    );
   }
 
   private catchUp(topic: string, stream: Stream, first: Publication | null, resumed: boolean): void {
