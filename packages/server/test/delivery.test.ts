@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import type { Herald, HeraldOptions } from '../src/index.js';
 import { LiveStreams } from '../src/history/catch-up.js';
-import { deadline, http, startHerald, wsUrl } from './helpers.js';
+import { brokerReady, deadline, http, startHerald, wsUrl } from './helpers.js';
 import { NatsServer, RedisServer, requireBinary } from './servers.js';
 
 /**
@@ -270,14 +270,7 @@ describe('delivery on shared history, under races', () => {
       cluster: { heartbeatInterval: 500 },
       ...options,
     });
-    await deadline(
-      new Promise<void>((resolve) => {
-        if (herald.broker.state === 'ready') return resolve();
-        herald.on('broker', (state) => state === 'ready' && resolve());
-      }),
-      10_000,
-      'broker ready',
-    );
+    await brokerReady(herald);
     return herald;
   }
 

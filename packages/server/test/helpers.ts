@@ -26,6 +26,18 @@ export async function startHerald(options: HeraldOptions = {}): Promise<Herald> 
   return herald;
 }
 
+/** Resolves once the node's broker is ready (at once when it already is); fails after 10 s. */
+export function brokerReady(herald: Herald): Promise<void> {
+  return deadline(
+    new Promise<void>((resolve) => {
+      if (herald.broker.state === 'ready') return resolve();
+      herald.on('broker', (state) => state === 'ready' && resolve());
+    }),
+    10_000,
+    'broker ready',
+  );
+}
+
 export function wsUrl(herald: Herald, path = '/ws'): string {
   return `${herald.url.replace('http', 'ws')}${path}`;
 }

@@ -4,7 +4,7 @@ import { HeraldClient } from '@herald/client';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import type { Herald, HeraldOptions } from '../src/index.js';
-import { connect, deadline, http, startHerald, wsUrl, type TestClient } from './helpers.js';
+import { brokerReady, connect, deadline, http, startHerald, wsUrl, type TestClient } from './helpers.js';
 import { eventually, NatsServer, RedisServer, requireBinary } from './servers.js';
 import { SECRET, signToken } from './tokens.js';
 
@@ -29,14 +29,7 @@ describe('history in Redis, shared by several nodes', () => {
       limits: { maxConnectionsPerIp: 5000, connectionsPerSecondPerIp: 5000, commandsPerSecond: 10_000, commandBurst: 10_000 },
       ...options,
     });
-    await deadline(
-      new Promise<void>((resolve) => {
-        if (herald.broker.state === 'ready') return resolve();
-        herald.on('broker', (state) => state === 'ready' && resolve());
-      }),
-      10_000,
-      'broker ready',
-    );
+    await brokerReady(herald);
     return herald;
   }
 
