@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { CloseCode } from '../src/index.js';
 import { connect, startHerald, wsUrl } from './helpers.js';
 import { SECRET, signToken } from './tokens.js';
+import { internals } from './helpers/internals.js';
 
 const token = (sub: string): Promise<string> => signToken({ sub });
 
@@ -157,8 +158,8 @@ describe('connect hook', () => {
     const c = await connect(herald, { headers: { cookie: 'session=good', 'x-secret': 'not forwarded' } });
     assert.equal((await c.request({ action: 'ping' })).ok, true);
     assert.equal(herald.userConnections('hooked'), 1);
-    assert.equal(herald.hub.subscriberCount('room:1'), 1);
-    assert.equal(herald.hub.subscriberCount('private:hook-room'), 1);
+    assert.equal(internals(herald).hub.subscriberCount('room:1'), 1);
+    assert.equal(internals(herald).hub.subscriberCount('private:hook-room'), 1);
     await herald.publish('private:hook-room', 'joined');
     assert.deepEqual(await c.next(), { action: 'publish', topic: 'private:hook-room', message: 'joined' });
     const request = seen.at(-1)!;

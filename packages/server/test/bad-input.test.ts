@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Herald } from '../src/index.js';
 import { connect, startHerald, type TestClient } from './helpers.js';
+import { internals } from './helpers/internals.js';
 
 describe('JSON protocol: bad input gets an error and the connection stays usable', () => {
   let herald: Herald;
@@ -92,11 +93,11 @@ describe('JSON protocol: bad input gets an error and the connection stays usable
   it('a rejected multi-topic subscribe subscribes to none of them', async () => {
     const reply = await c.request({ action: 'subscribe', topics: ['ok1', 'bad topic'] });
     assert.equal(reply.error.code, 'invalid_topic');
-    assert.equal(herald.hub.subscriberCount('ok1'), 0);
+    assert.equal(internals(herald).hub.subscriberCount('ok1'), 0);
     await c.request({ action: 'subscribe', topics: ['s1', 's2', 's3'] });
     const over = await c.request({ action: 'subscribe', topic: 's4' });
     assert.deepEqual(over.error, { code: 'too_many_topics', message: 'subscribing would make 4 topics, over the limit of 3' });
-    assert.equal(herald.hub.subscriberCount('s4'), 0);
+    assert.equal(internals(herald).hub.subscriberCount('s4'), 0);
   });
 
   it('the other connection saw none of it and still receives', async () => {

@@ -8,13 +8,14 @@ import type { Herald } from '../src/index.js';
 import { connect, deadline, http, startHerald, wsUrl } from './helpers.js';
 import { RedisServer, requireBinary } from './servers.js';
 import { SECRET, signToken } from './tokens.js';
+import { internals } from './helpers/internals.js';
 
 const history = [{ pattern: 'h:*', size: 100, ttl: '5m' }];
 const limits = { commandsPerSecond: 10_000, commandBurst: 10_000 };
 
 /** What the memory store holds: its map of topics (private; read here to prove a read adds nothing). */
 function storedTopics(herald: Herald): number {
-  return (herald.history as unknown as { topics: Map<string, unknown> }).topics.size;
+  return (internals(herald).history as unknown as { topics: Map<string, unknown> }).topics.size;
 }
 
 describe('reading history keeps nothing for topics nobody published to', () => {
@@ -57,7 +58,7 @@ describe('reading history keeps nothing for topics nobody published to', () => {
     it('reads of never-published topics write no key; a reader told offset 0 recovers the first publications', async (t) => {
       if (skip) return t.skip(skip);
       const herald = await startHerald({ broker: 'redis', redis: { url: redis.url, prefix: 'bs:' }, history, limits });
-      await deadline(new Promise<void>((resolve) => (herald.broker.state === 'ready' ? resolve() : herald.on('broker', (s) => s === 'ready' && resolve()))), 10_000, 'broker ready');
+      await deadline(new Promise<void>((resolve) => (internals(herald).broker.state === 'ready' ? resolve() : herald.on('broker', (s) => s === 'ready' && resolve()))), 10_000, 'broker ready');
       const direct = new Redis(redis.url);
       const client = await connect(herald);
       for (let i = 0; i < 200; i++) assert.equal((await client.request({ action: 'history', topic: `h:nobody-${i}` })).offset, 0);
@@ -111,7 +112,7 @@ describe('idempotency keys', () => {
     const watcher = await connect(herald);
     await watcher.request({ action: 'subscribe', topic: 'orders' });
     for (let i = 0; i < 120; i++) await herald.publish('orders', i, 'library', { idempotencyKey: `k${i}` });
-    assert.equal(herald.idempotency.size, 50);
+    assert.equal(internals(herald).idempotency.size, 50);
     await herald.publish('orders', 'retry-newest', 'library', { idempotencyKey: 'k119' });
     await herald.publish('orders', 'retry-oldest', 'library', { idempotencyKey: 'k0' });
     const frames = await watcher.collect(121);
@@ -123,8 +124,8 @@ describe('idempotency keys', () => {
     const herald = await startHerald({ idempotencyMaxBytes: 64 * 1024 });
     const long = 'x'.repeat(190);
     for (let i = 0; i < 1000; i++) await herald.publish('orders', i, 'library', { idempotencyKey: `${long}${i}` });
-    assert.ok(herald.idempotency.estimatedBytes <= 64 * 1024, `${herald.idempotency.estimatedBytes} bytes`);
-    assert.ok(herald.idempotency.size > 50 && herald.idempotency.size < 1000, `${herald.idempotency.size} keys`);
+    assert.ok(internals(herald).idempotency.estimatedBytes <= 64 * 1024, `${internals(herald).idempotency.estimatedBytes} bytes`);
+    assert.ok(internals(herald).idempotency.size > 50 && internals(herald).idempotency.size < 1000, `${internals(herald).idempotency.size} keys`);
     await herald.close();
   });
 });
@@ -211,7 +212,7 @@ describe('close reasons', () => {
     const client = await connect(herald);
     await client.request({ action: 'ping' });
     assert.equal((await http(herald, 'POST', '/api/disconnect', { uid: 'nobody' })).status, 200);
-    for (const session of herald.hub.sessions.values()) herald.closeSession(session, 4000, `x${'😀'.repeat(49)}`);
+    for (const session of internals(herald).sessions.values()) internals(herald).closeSession(session, 4000, `x${'😀'.repeat(49)}`);
     const closed = await client.closed;
     assert.equal(closed.code, 4000);
     assert.equal(closed.reason, `x${'😀'.repeat(29)}...`);

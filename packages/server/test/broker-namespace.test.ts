@@ -11,6 +11,7 @@ import { createHerald, type Herald, type HeraldOptions } from '../src/index.js';
 import type { Logger } from '../src/log.js';
 import { connect, http, startHerald, type TestClient } from './helpers.js';
 import { eventually, NatsServer, RedisServer, requireBinary } from './servers.js';
+import { internals } from './helpers/internals.js';
 
 /**
  * Herald's topics live in Herald's own namespace on a shared broker: a client
@@ -19,7 +20,7 @@ import { eventually, NatsServer, RedisServer, requireBinary } from './servers.js
  */
 
 async function ready(herald: Herald): Promise<Herald> {
-  await eventually(() => herald.broker.state === 'ready', 'the broker to be ready', 10_000);
+  await eventually(() => internals(herald).broker.state === 'ready', 'the broker to be ready', 10_000);
   return herald;
 }
 

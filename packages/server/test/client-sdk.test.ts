@@ -6,6 +6,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { Herald } from '../src/index.js';
 import { connect, deadline, startHerald, wsUrl } from './helpers.js';
 import { SECRET, signToken } from './tokens.js';
+import { internals } from './helpers/internals.js';
 
 /** The SDK against a real Herald, over real sockets (ws stands in for the browser's WebSocket on Node 20). */
 function sdk(herald: Herald, options: Partial<ClientOptions> = {}): HeraldClient {
@@ -19,7 +20,7 @@ function until<T>(client: HeraldClient, event: 'connected' | 'disconnected' | 'c
 /** Cuts every connection of the server without a close handshake, as a network loss would. */
 function dropAll(herald: Herald): number {
   let dropped = 0;
-  for (const session of herald.hub.sessions.values()) {
+  for (const session of internals(herald).sessions.values()) {
     session.terminate(1006, 'test drops the connection');
     dropped++;
   }
@@ -51,10 +52,10 @@ describe('@herald/client against a real Herald', () => {
 
     // A clean server-side close with a "reconnect" code behaves the same.
     const again = until(client, 'connected', 'reconnect after 1012');
-    for (const session of herald.hub.sessions.values()) session.close(1012, 'restart');
+    for (const session of internals(herald).sessions.values()) session.close(1012, 'restart');
     await again;
     await deadline(new Promise<void>((resolve) => subscription.once('subscribed', () => resolve())), 5000, 'resubscribe after 1012');
-    assert.equal(herald.hub.sessions.size, 1);
+    assert.equal(internals(herald).sessions.size, 1);
     client.close();
     await herald.close();
   });
@@ -124,7 +125,7 @@ describe('@herald/client against a real Herald', () => {
     client.on('disconnected', () => drops++);
     client.connect();
     assert.equal((await until<{ uid: string }>(client, 'connected')).uid, 'carol');
-    const session = [...herald.hub.sessions.values()][0]!;
+    const session = [...internals(herald).sessions.values()][0]!;
     assert.equal(session.expiresAt, expiries[0]);
     // The refresh comes a fifth of the lifetime before expiry: the server then holds the new expiry.
     await deadline(

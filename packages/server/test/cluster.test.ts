@@ -5,9 +5,10 @@ import { Redis } from 'ioredis';
 import type { Herald, HeraldOptions } from '../src/index.js';
 import { connect, deadline, http, startHerald, type TestClient } from './helpers.js';
 import { eventually, freePort, NatsServer, RedisSentinel, RedisServer, requireBinary, type ServerProcess } from './servers.js';
+import { internals } from './helpers/internals.js';
 
 function waitForBroker(herald: Herald, state: string): Promise<void> {
-  if (herald.broker.state === state) return Promise.resolve();
+  if (internals(herald).broker.state === state) return Promise.resolve();
   return deadline(
     new Promise<void>((resolve) => {
       const listener = (s: string): void => {
@@ -236,7 +237,7 @@ for (const kind of ['redis', 'nats'] as const) {
         client.send({ uid });
         await client.request({ action: 'ping' });
       }
-      await eventually(() => a.cluster.nodesHolding('u1').length === 2, 'node A to learn that u1 is connected on B and C');
+      await eventually(() => internals(a).cluster.nodesHolding('u1').length === 2, 'node A to learn that u1 is connected on B and C');
 
       const sent = await http(a, 'POST', '/api/send', { uid: 'u1', message: { progress: 100 } });
       assert.deepEqual(sent.body, { ok: true, delivered: 0, nodes: 2 });
@@ -271,7 +272,7 @@ for (const kind of ['redis', 'nats'] as const) {
       const late: ServerProcess = kind === 'redis' ? new RedisServer() : new NatsServer();
       late.port = await freePort();
       const herald = await startHerald({ broker: kind, [kind]: { url: late.url, prefix }, cluster: { heartbeatInterval: 200 } });
-      assert.notEqual(herald.broker.state, 'ready');
+      assert.notEqual(internals(herald).broker.state, 'ready');
       const notReady = await http(herald, 'GET', '/readyz');
       assert.equal(notReady.status, 503);
       assert.match(notReady.body.error.message, /broker is (connecting|down)/);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect, http, startHerald, type TestClient } from './helpers.js';
+import { internals } from './helpers/internals.js';
 
 describe('fan-out', () => {
   it('1,000 clients × 100 messages: every client receives every message exactly once, in order', async () => {
@@ -12,7 +13,7 @@ describe('fan-out', () => {
       clients.push(...opened);
     }
     await Promise.all(clients.map((c) => c.request({ action: 'subscribe', topic: 'crowd' })));
-    assert.equal(herald.hub.subscriberCount('crowd'), 1000);
+    assert.equal(internals(herald).hub.subscriberCount('crowd'), 1000);
 
     // Half the messages from a WebSocket publisher, half from the HTTP API, interleaved in order.
     const publisher = await connect(herald);

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { after } from 'node:test';
 import WebSocket from 'ws';
 import { createHerald, type Herald, type HeraldOptions } from '../src/index.js';
+import { internals } from './helpers/internals.js';
 
 const started: Herald[] = [];
 const clients: TestClient[] = [];
@@ -30,7 +31,7 @@ export async function startHerald(options: HeraldOptions = {}): Promise<Herald> 
 export function brokerReady(herald: Herald): Promise<void> {
   return deadline(
     new Promise<void>((resolve) => {
-      if (herald.broker.state === 'ready') return resolve();
+      if (internals(herald).broker.state === 'ready') return resolve();
       herald.on('broker', (state) => state === 'ready' && resolve());
     }),
     10_000,

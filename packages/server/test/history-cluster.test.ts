@@ -7,6 +7,7 @@ import type { Herald, HeraldOptions } from '../src/index.js';
 import { brokerReady, connect, deadline, http, startHerald, wsUrl, type TestClient } from './helpers.js';
 import { eventually, NatsServer, RedisServer, requireBinary } from './servers.js';
 import { SECRET, signToken } from './tokens.js';
+import { internals } from './helpers/internals.js';
 
 /** History shared through Redis: offsets, ordering and recovery across nodes. */
 describe('history in Redis, shared by several nodes', () => {
@@ -98,7 +99,7 @@ describe('history in Redis, shared by several nodes', () => {
     for (let i = 1; i <= total; i++) {
       // Publishers on both nodes, alternately.
       await (i % 2 ? a : b).publish('h:feed', i);
-      if (i % 400 === 0) for (const herald of [a, b]) for (const session of herald.hub.sessions.values()) session.terminate(1006, 'drop');
+      if (i % 400 === 0) for (const herald of [a, b]) for (const session of internals(herald).sessions.values()) session.terminate(1006, 'drop');
       if (i % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
     }
     await done;
@@ -199,7 +200,7 @@ for (const kind of ['redis', 'nats'] as const) {
         presence: [{ pattern: 'room:*', joinLeave: true }],
         auth: { jwt: { secret: SECRET } },
       });
-      await eventually(() => herald.broker.state === 'ready', 'broker ready', 10_000);
+      await eventually(() => internals(herald).broker.state === 'ready', 'broker ready', 10_000);
       return herald;
     }
 
@@ -237,9 +238,9 @@ for (const kind of ['redis', 'nats'] as const) {
       await eventually(() => a.presence('room:1').users === 1, 'bob gone on A', 10_000);
 
       // Node B dies without a goodbye (its broker connection cut, no heartbeats): A drops its entries.
-      await b.broker.close();
+      await internals(b).broker.close();
       await eventually(() => a.presence('room:1').connections === 1, "the crashed node's entries expire", 10_000);
-      assert.deepEqual(a.presence('room:1').list.map((entry) => entry.conn), [[...a.hub.sessions.values()][0]!.id]);
+      assert.deepEqual(a.presence('room:1').list.map((entry) => entry.conn), [[...internals(a).sessions.values()][0]!.id]);
       await Promise.all([alice.close(), alice2.close(), bob.close()]);
       await Promise.all([a.close(), b.close()]);
     });
@@ -264,14 +265,14 @@ describe('NATS broker with the history in Redis alongside', () => {
       cluster: { heartbeatInterval: 150 },
       history: [{ pattern: 'h:*', size: 1000, ttl: 600_000 }],
     });
-    await eventually(() => herald.broker.state === 'ready', 'both brokers ready', 10_000);
+    await eventually(() => internals(herald).broker.state === 'ready', 'both brokers ready', 10_000);
     return herald;
   }
 
   it('shares offsets and order through Redis for topics with history, and carries the rest over NATS', async (t) => {
     if (skip) return t.skip(skip);
     const [a, b] = await Promise.all([node(), node()]);
-    assert.equal(a.broker.name, 'nats+redis');
+    assert.equal(internals(a).broker.name, 'nats+redis');
     await eventually(() => a.clusterView().length === 2, 'the nodes see each other over NATS', 10_000);
     const onA = await connect(a);
     const onB = await connect(b);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Herald } from '../src/index.js';
 import { connect, deadline, http, startHerald, type TestClient } from './helpers.js';
+import { internals } from './helpers/internals.js';
 
 const L = (command: string, headers: Array<[string, string]>, body = ''): string =>
   `LHTTP/1.0 ${command}\r\n${headers.map(([k, v]) => `${k}:${v}\r\n`).join('')}\r\n${body}`;
@@ -82,7 +83,7 @@ describe('LHTTP over WebSocket', () => {
     const got = await exchange(c, frame);
     // Subscribed to both before publishing: the identical re-serialised frame once per topic, all headers kept.
     assert.deepEqual(got, [frame, frame]);
-    assert.equal(herald.hub.subscriberCount('x1'), 0, 'unsubscribed after publishing');
+    assert.equal(internals(herald).hub.subscriberCount('x1'), 0, 'unsubscribed after publishing');
     await c.close();
   });
 
@@ -99,13 +100,13 @@ describe('LHTTP over WebSocket', () => {
     assert.deepEqual(await exchange(c, L('s', [['subscribe', 'dup  dup']])), []);
     assert.deepEqual(await exchange(c, L('s', [['subscribe', 'dup']])), []);
     assert.deepEqual(await exchange(c, L('u', [['unsubscribe', 'never-subscribed']])), []);
-    assert.equal(herald.hub.subscriberCount('dup'), 1);
+    assert.equal(internals(herald).hub.subscriberCount('dup'), 1);
     publisher.send(L('p', [['publish', 'dup']], 'once'));
     assert.equal(await c.next(), 'LHTTP/1.0 p\r\npublish:dup\r\n\r\nonce');
     assert.deepEqual(await exchange(c, L('m', [['k', 'v']])), [], 'no second copy');
     await c.close();
     await new Promise<void>((resolve) => {
-      const check = (): void => (herald.hub.subscriberCount('dup') === 0 ? resolve() : undefined);
+      const check = (): void => (internals(herald).hub.subscriberCount('dup') === 0 ? resolve() : undefined);
       herald.on('disconnect', check);
       check();
     });
@@ -171,7 +172,7 @@ describe('LHTTP over WebSocket', () => {
     const c = await connect(herald, { protocols: 'lhttp' });
     assert.equal(c.ws.protocol, 'lhttp');
     assert.deepEqual(await exchange(c, L('s', [['subscribe', 'proto']])), []);
-    assert.equal(herald.hub.subscriberCount('proto'), 1);
+    assert.equal(internals(herald).hub.subscriberCount('proto'), 1);
     await c.close();
   });
 });
@@ -221,7 +222,7 @@ describe('LHTTP processors and filters', () => {
       herald.lhttp.addFilter({
         onOpen: () => void log.push(`${name}.onOpen`),
         beforeRequest: (h) => void log.push(`${name}.before:${h.getCommand()}`),
-        afterRequest: (h) => void log.push(`${name}.after:subscribed=${herald.hub.subscriberCount(h.getHeader('subscribe'))}`),
+        afterRequest: (h) => void log.push(`${name}.after:subscribed=${internals(herald).hub.subscriberCount(h.getHeader('subscribe'))}`),
         onClose: () => void log.push(`${name}.onClose`),
       });
     }
@@ -399,7 +400,7 @@ describe('lhttp.paths patterns (the original speaks LHTTP on every path)', () =>
     herald.lhttp.register('marker', { onMessage: (h) => h.send('') });
     const room = await lhttpClient(herald, '/chat/room');
     assert.deepEqual(await exchange(room, demoSubscribe), []);
-    assert.equal(herald.hub.subscriberCount('chatroom'), 1);
+    assert.equal(internals(herald).hub.subscriberCount('chatroom'), 1);
     for (const path of ['/chat', '/other', '/']) {
       const refused = await upgradeStatus(herald, path);
       assert.equal(refused, 404, `${path} is not an LHTTP path`);

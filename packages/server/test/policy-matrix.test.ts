@@ -4,6 +4,7 @@ import { CloseCode, type Herald, type HeraldOptions } from '../src/index.js';
 import { connect, deadline, startHerald, type TestClient } from './helpers.js';
 import { eventually } from './servers.js';
 import { SECRET, signToken } from './tokens.js';
+import { internals } from './helpers/internals.js';
 
 /**
  * One policy for every protocol: the same cases run over the JSON protocol
@@ -90,12 +91,12 @@ for (const speaker of speakers) {
       assert.equal((await member.next()).message, 'secret');
       if (speaker.name === 'json') assert.equal((await stranger.request({ action: 'ping' })).ok, true);
       assert.deepEqual(publicationsOn(stranger, 'members'), []);
-      assert.equal(herald.hub.subscriberCount('members'), 1);
+      assert.equal(internals(herald).hub.subscriberCount('members'), 1);
 
       // With a token on its URL, the same protocol is a member.
       const ann = await speaker.open(herald, 'ann');
       speaker.subscribe(ann, ['members']);
-      await eventually(() => herald.hub.subscriberCount('members') === 2, 'the member to subscribe');
+      await eventually(() => internals(herald).hub.subscriberCount('members') === 2, 'the member to subscribe');
       await herald.publish('members', 'welcome');
       assert.equal(speaker.publication(await ann.next(), 'members'), 'welcome');
       await herald.close();
@@ -128,7 +129,7 @@ for (const speaker of speakers) {
       speaker.publish(carol, 'news', 'from carol');
       assert.equal((await reader.next()).message, 'from carol');
       assert.equal(publicationsOn(reader, 'news').length, 1, 'the anonymous publication never reached it');
-      assert.equal(herald.hub.subscriberCount('private:board'), 0);
+      assert.equal(internals(herald).hub.subscriberCount('private:board'), 0);
       await herald.close();
     });
 
@@ -155,7 +156,7 @@ for (const speaker of speakers) {
       speaker.subscribe(client, ['t1', 't2']);
       speaker.subscribe(client, ['t3']);
       assert.equal(speaker.refusal(await client.next()), 'too_many_topics');
-      assert.deepEqual([herald.hub.subscriberCount('t1'), herald.hub.subscriberCount('t2'), herald.hub.subscriberCount('t3')], [1, 1, 0]);
+      assert.deepEqual([internals(herald).hub.subscriberCount('t1'), internals(herald).hub.subscriberCount('t2'), internals(herald).hub.subscriberCount('t3')], [1, 1, 0]);
       await herald.close();
     });
 

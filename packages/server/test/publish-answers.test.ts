@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Herald } from '../src/index.js';
 import { connect, deadline, http, startHerald } from './helpers.js';
 import { eventually, NatsServer, RedisServer, requireBinary } from './servers.js';
+import { internals } from './helpers/internals.js';
 
 const PUBLISH_TIMEOUT = 1000;
 
@@ -25,7 +26,7 @@ function answers(promises: Array<Promise<unknown>>): Promise<Answer[]> {
 }
 
 async function ready(herald: Herald): Promise<Herald> {
-  await eventually(() => herald.broker.state === 'ready', 'broker ready', 15_000);
+  await eventually(() => internals(herald).broker.state === 'ready', 'broker ready', 15_000);
   return herald;
 }
 

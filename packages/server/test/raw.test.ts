@@ -8,6 +8,7 @@ import { useBrowser } from './browser.js';
 import { connect, deadline, http, startHerald } from './helpers.js';
 import { RedisServer, requireBinary } from './servers.js';
 import { SECRET, signToken } from './tokens.js';
+import { internals } from './helpers/internals.js';
 
 /** The Redis-fed seed's endpoint (SEEDS-SPEC §1): every client on `/` gets channel `channel`, and what one sends comes back to all as `RECEIVED: …`. */
 const SEED_000 = { path: '/', topics: ['channel'], publish: 'channel' as const, prefix: 'RECEIVED: ' };
@@ -82,7 +83,7 @@ function seedClient(herald: Herald, headers: Record<string, string> = {}): Promi
 }
 
 function brokerReady(herald: Herald): Promise<void> {
-  if (herald.broker.state === 'ready') return Promise.resolve();
+  if (internals(herald).broker.state === 'ready') return Promise.resolve();
   return deadline(new Promise<void>((resolve) => herald.on('broker', (state) => state === 'ready' && resolve())), 10_000, 'the broker to be ready');
 }
 
@@ -103,8 +104,8 @@ describe("the Redis-fed seed's browser client and PHP publisher (seed 000), unch
     const second = await seedClient(herald);
     assert.equal(first.ws.protocol, '', 'no subprotocol');
     // The server subscribed them (they never send a subscribe): one Redis subscription for the node.
-    await herald.whenSubscribed(['channel']);
-    assert.equal(herald.hub.subscriberCount('channel'), 2);
+    await internals(herald).whenSubscribed(['channel']);
+    assert.equal(internals(herald).hub.subscriberCount('channel'), 2);
 
     // The seed's `websocket.send("hello world!")`, typed once the socket is open.
     first.send('hello world!');
@@ -200,7 +201,7 @@ describe("the Redis-fed seed's client.js in two Chromium windows, against Herald
       await page.evaluate(CLIENT_JS(herald.port));
       await consoles[i]!.until('Connected to WebSocket server.');
     }
-    await herald.whenSubscribed(['channel']);
+    await internals(herald).whenSubscribed(['channel']);
     // The article's last line, typed once the socket is open (right after construction it would throw).
     await pages[0]!.evaluate('websocket.send("hello world!")');
     for (const c of consoles) await c.until('Retrieved data from server: RECEIVED: hello world!');
@@ -292,7 +293,7 @@ describe('raw endpoints: paths, identity, permissions and limits', () => {
     const herald = await startHerald({ auth: { jwt: { secret: SECRET } }, raw: [{ path: '/mine', topics: ['private:desk'] }, { path: '/open', topics: ['lobby'] }] });
     const refused = await textClient(url(herald, '/mine'));
     assert.deepEqual(await refused.closed, { code: CloseCode.FORBIDDEN, reason: 'private:desk is private: it needs a token that grants it' });
-    assert.equal(herald.hub.subscriberCount('private:desk'), 0);
+    assert.equal(internals(herald).hub.subscriberCount('private:desk'), 0);
     const token = await signToken({ sub: 'ann', topics: ['private:*'] });
     // The token is verified before the connection opens (and is subscribed): wait for that, as for the next two.
     let opened = connected(herald);

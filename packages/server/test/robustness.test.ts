@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { connect, startHerald } from './helpers.js';
+import { internals } from './helpers/internals.js';
 
 /** A deterministic pseudo-random generator, so a failure can be replayed. */
 function prng(seed: number): () => number {
@@ -76,7 +77,7 @@ describe('robustness', () => {
     const frames = await stayer.collect(200);
     assert.deepEqual(frames.map((f) => f.message.i), Array.from({ length: 200 }, (_, i) => i));
     // The server notices every cut connection and drops it from the topic.
-    while (herald.hub.subscriberCount('stream') > 1) await new Promise((resolve) => herald.on('disconnect', resolve));
+    while (internals(herald).hub.subscriberCount('stream') > 1) await new Promise((resolve) => herald.on('disconnect', resolve));
     assert.equal(herald.status().connections, 1);
     await stayer.close();
     await herald.close();

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Herald } from '../src/index.js';
 import { deadline, startHerald, TestClient } from './helpers.js';
+import { internals } from './helpers/internals.js';
 
 /**
  * A throttling proxy in front of Herald: the test client connects to it over
@@ -32,7 +33,7 @@ class ThrottlingProxy {
     herald: Herald,
     private readonly bytesPerSecond: number,
   ) {
-    this.inner = createServer((socket) => herald.http.server.emit('connection', socket));
+    this.inner = createServer((socket) => internals(herald).httpServer.emit('connection', socket));
     this.server = createServer((client) => this.link(client));
   }
 
@@ -122,7 +123,7 @@ describe('a peer on a slow link', () => {
     const frames = await client.collect(300, 30_000);
     assert.deepEqual(frames.map((frame) => frame.message.i), Array.from({ length: 300 }, (_, i) => i));
     assert.equal(closed, null, `not closed (was: ${JSON.stringify(closed)})`);
-    assert.equal(herald.hub.sessions.size, 1);
+    assert.equal(internals(herald).sessions.size, 1);
     // Still alive afterwards: pings are answered once the link is idle.
     await herald.publish('burst', 'after');
     assert.equal((await client.next(5000)).message, 'after');

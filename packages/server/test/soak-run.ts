@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { createHerald, type Herald, type HeraldOptions } from '../src/index.js';
 import { NatsServer, RedisServer } from './servers.js';
+import { internals } from './helpers/internals.js';
 
 /**
  * The soak: two nodes on Redis and one on NATS (with history in Redis), HTTP
@@ -247,7 +248,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakFigures> {
     }
   };
 
-  log(`soak: ${options.seconds} s, ~${rate} publications/s, ${clients.length} SDK clients, nodes ${nodes.map((n) => n.broker.name).join(', ')}`);
+  log(`soak: ${options.seconds} s, ~${rate} publications/s, ${clients.length} SDK clients, nodes ${nodes.map((n) => internals(n).broker.name).join(', ')}`);
   const workers = [httpLane(), httpLane(), httpLane(), wsLane(), wsLane(), wsLane(), dropper(), faults()];
   await pause(options.seconds * 1000);
   running = false;
@@ -312,8 +313,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakFigures> {
 
 async function untilReady(herald: Herald): Promise<void> {
   const until = Date.now() + 30_000;
-  while (herald.broker.state !== 'ready') {
-    if (Date.now() > until) throw new Error(`node ${herald.nodeId} not ready after 30 s (broker ${herald.broker.state})`);
+  while (internals(herald).broker.state !== 'ready') {
+    if (Date.now() > until) throw new Error(`node ${herald.nodeId} not ready after 30 s (broker ${internals(herald).broker.state})`);
     await pause(50);
   }
 }

@@ -1,0 +1,63 @@
+import type { Server } from 'node:http';
+import type { Broker, PublishResult } from '../../src/broker/broker.js';
+import type { ClusterRegistry } from '../../src/cluster/registry.js';
+import type { Herald as Gateway } from '../../src/gateway.js';
+import type { HistoryStore } from '../../src/history/history.js';
+import type { Hub } from '../../src/hub/hub.js';
+import type { Session } from '../../src/hub/session.js';
+import type { Herald } from '../../src/index.js';
+import type { IdempotencyCache } from '../../src/util/idempotency.js';
+
+/**
+ * What the integration tests reach inside a running Herald, beyond its public
+ * API. Tests go through `internals(herald)` and never through the fields
+ * themselves, so that when the internals move (issue #16, architecture v2)
+ * this file is the only one of the tests that changes.
+ */
+export interface HeraldInternals {
+  /** This node's hub: sessions by id and uid, subscribers by topic. */
+  readonly hub: Hub;
+  /** The live sessions of this node, by session id (the hub's map). */
+  readonly sessions: ReadonlyMap<string, Session>;
+  readonly broker: Broker;
+  readonly history: HistoryStore;
+  readonly cluster: ClusterRegistry;
+  /** Publish results remembered by topic and idempotency key. */
+  readonly idempotency: IdempotencyCache<PublishResult>;
+  /** The HTTP server that also takes the WebSocket upgrades. */
+  readonly httpServer: Server;
+  /** Resolves once the broker carries every one of `topics` to this node; undefined when none is still being subscribed. */
+  whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
+  /** Closes a session from the server side with this close code and reason, as Herald itself does. */
+  closeSession(session: Session, code: number, reason: string): void;
+}
+
+/** The internals of `herald` (read when used, so they are never stale). */
+export function internals(herald: Herald): HeraldInternals {
+  const gateway: Gateway = herald;
+  return {
+    get hub() {
+      return gateway.hub;
+    },
+    get sessions() {
+      return gateway.hub.sessions;
+    },
+    get broker() {
+      return gateway.broker;
+    },
+    get history() {
+      return gateway.history;
+    },
+    get cluster() {
+      return gateway.cluster;
+    },
+    get idempotency() {
+      return gateway.idempotency;
+    },
+    get httpServer() {
+      return gateway.http.server;
+    },
+    whenSubscribed: (topics) => gateway.whenSubscribed(topics),
+    closeSession: (session, code, reason) => gateway.closeSession(session, code, reason),
+  };
+}
