@@ -30,8 +30,8 @@ interface RemoteNode {
   users: Set<string>;
   stats: NodeStats;
   lastSeen: number;
-  /** Snapshot being received in parts. */
-  incoming: { seq: number; users: Set<string>; presence: Array<[string, PresenceEntry]> } | null;
+  /** Snapshot being received in parts; `next` is the part expected next. */
+  incoming: { seq: number; next: number; users: Set<string>; presence: Array<[string, PresenceEntry]> } | null;
   synced: boolean;
 }
 
@@ -66,8 +66,8 @@ export interface RegistryHost {
  * uid connected anywhere?`, `which nodes hold it?`) is a local map read: no
  * scatter-gather on a send. Deltas carry a per-node sequence number; a gap
  * (a message lost while the broker was down) makes the receiver ask that
- * node for a snapshot. A node that misses three heartbeats is forgotten, with
- * its users.
+ * node for a snapshot, and so does a snapshot with a part missing. A node
+ * that misses three heartbeats is forgotten, with its users.
  */
 export class ClusterRegistry {
   private readonly remotes = new Map<string, RemoteNode>();
@@ -176,7 +176,14 @@ export class ClusterRegistry {
       }
       case 'snap': {
         const node = this.remote(message.node);
-        if (message.part === 0 || !node.incoming || node.incoming.seq !== message.seq) node.incoming = { seq: message.seq, users: new Set(), presence: [] };
+        if (message.part === 0) node.incoming = { seq: message.seq, next: 0, users: new Set(), presence: [] };
+        else if (!node.incoming || node.incoming.seq !== message.seq || node.incoming.next !== message.part) {
+          // A part of this snapshot was lost: what arrived is not the node's whole state. Ask for another.
+          node.incoming = null;
+          this.want(message.node);
+          break;
+        }
+        node.incoming.next = message.part + 1;
         for (const uid of message.users) node.incoming.users.add(uid);
         if (message.presence) node.incoming.presence.push(...message.presence);
         if (message.last) {
