@@ -63,9 +63,11 @@ export function decodeEnvelope(topic: string, text: string): Decoded {
   if (text.startsWith(HISTORY_MARK)) {
     const offsetEnd = text.indexOf('\x1f', HISTORY_MARK.length);
     const epochEnd = offsetEnd === -1 ? -1 : text.indexOf('\x1f', offsetEnd + 1);
-    if (epochEnd !== -1) {
+    const offset = epochEnd === -1 ? '' : text.slice(HISTORY_MARK.length, offsetEnd);
+    // An offset that is not a positive integer is no position (NaN would stop the stream's gap checks): a raw payload.
+    if (/^[1-9][0-9]*$/.test(offset) && Number.isSafeInteger(Number(offset))) {
       const publication = publicationFromWire(topic, text.slice(epochEnd + 1), true);
-      publication.offset = Number(text.slice(HISTORY_MARK.length, offsetEnd));
+      publication.offset = Number(offset);
       publication.epoch = text.slice(offsetEnd + 1, epochEnd);
       return { node: null, publication };
     }

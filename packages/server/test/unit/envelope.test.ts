@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { encodeLhttp } from '@herald/protocol';
+import type { Publication } from '../../src/broker/broker.js';
+import { decodeEnvelope, encodeEnvelope, HISTORY_MARK, publicationFromWire, rawPayload, wireText } from '../../src/broker/envelope.js';
+
+const lhttpText = encodeLhttp({ command: 'publish', headers: [['publish', 'room'], ['x-id', '7']], body: 'hello <b>' });
+
+describe('broker envelope', () => {
+  it('a publication round-trips with its node', () => {
+    for (const payload of ['{"a":1}', '"text"', '[1,2]', '42', 'null', '"\\u003cscript\\u003e"', '"über 😀"']) {
+      const publication: Publication = { topic: 'news', payload };
+      const text = encodeEnvelope('node-1', publication);
+      assert.deepEqual(decodeEnvelope('news', text), { node: 'node-1', publication }, payload);
+    }
+  });
+
+  it('an LHTTP publication travels as its LHTTP text and comes back as one', () => {
+    const publication: Publication = { topic: 'room', payload: '"hello \\u003cb\\u003e"', lhttp: { text: lhttpText, command: 'publish', headers: [['publish', 'room'], ['x-id', '7']] } };
+    assert.equal(wireText(publication), lhttpText, 'Lhttp nodes on the same broker read it as their own');
+    const decoded = decodeEnvelope('room', encodeEnvelope('n', publication));
+    assert.deepEqual(decoded, { node: 'n', publication }, 'the body becomes the message as a JSON string, HTML-escaped');
+  });
+
+  it('a node id is whatever stands between the mark and the next separator', () => {
+    const text = encodeEnvelope('a-b.c:d', { topic: 't', payload: '{"x":"\\u001f"}' });
+    assert.equal(decodeEnvelope('t', text).node, 'a-b.c:d');
+    assert.equal(decodeEnvelope('t', text).publication.payload, '{"x":"\\u001f"}');
+  });
+
+  it('a history publication carries its offset and epoch, and no node: every node delivers it', () => {
+    const decoded = decodeEnvelope('h:t', `${HISTORY_MARK}17\x1fep0ch\x1f{"n":17}`);
+    assert.deepEqual(decoded, { node: null, publication: { topic: 'h:t', payload: '{"n":17}', offset: 17, epoch: 'ep0ch' } });
+    const lhttp = decodeEnvelope('h:t', `${HISTORY_MARK}3\x1fe\x1f${lhttpText}`);
+    assert.deepEqual([lhttp.publication.offset, lhttp.publication.epoch, lhttp.publication.lhttp?.command], [3, 'e', 'publish']);
+  });
+
+  it('a raw payload that is JSON is the message as it is (HTML-escaped); anything else becomes a JSON string', () => {
+    assert.deepEqual(decodeEnvelope('t', '{"from":"php"}'), { node: null, publication: { topic: 't', payload: '{"from":"php"}' } });
+    assert.equal(decodeEnvelope('t', 'data from PHP').publication.payload, '"data from PHP"');
+    assert.equal(decodeEnvelope('t', '{"html":"<img>"}').publication.payload, '{"html":"\\u003cimg\\u003e"}');
+    assert.equal(decodeEnvelope('t', '<img onerror=x>').publication.payload, '"\\u003cimg onerror=x\\u003e"');
+    assert.equal(decodeEnvelope('t', '').publication.payload, '""', 'an empty payload is the empty string');
+    assert.equal(rawPayload('  [1, 2] '), '  [1, 2] ', 'valid JSON text is kept byte for byte');
+    assert.equal(JSON.parse(rawPayload('{"a":')), '{"a":', 'broken JSON is a string');
+  });
+
+  it('raw LHTTP text from another publisher is an LHTTP publication; text that only looks like LHTTP is a string', () => {
+    const raw = decodeEnvelope('room', lhttpText);
+    assert.equal(raw.node, null);
+    assert.deepEqual(raw.publication.lhttp, { text: lhttpText, command: 'publish', headers: [['publish', 'room'], ['x-id', '7']] });
+    assert.equal(JSON.parse(raw.publication.payload), 'hello <b>');
+    const broken = decodeEnvelope('room', 'LHTTP/1.0 no line end');
+    assert.deepEqual(broken.publication, { topic: 'room', payload: '"LHTTP/1.0 no line end"' });
+  });
+
+  it('malformed marks are raw payloads, never a Herald publication', () => {
+    const mark = '\x1eherald\x1f';
+    // A mark with no separator after the node id: not an envelope.
+    assert.deepEqual(decodeEnvelope('t', `${mark}node-without-end`), { node: null, publication: { topic: 't', payload: JSON.stringify(`${mark}node-without-end`) } });
+    // The history mark with one separator only (no epoch end).
+    const short = `${HISTORY_MARK}12\x1f{"a":1}`;
+    assert.deepEqual(decodeEnvelope('t', short), { node: null, publication: { topic: 't', payload: JSON.stringify(short) } });
+    assert.deepEqual(decodeEnvelope('t', HISTORY_MARK).publication, { topic: 't', payload: JSON.stringify(HISTORY_MARK) });
+    // An offset that is not a positive integer: not a position (NaN would stop a stream's gap checks for good).
+    for (const offset of ['', 'abc', '-1', '0', '1.5', '1e3x']) {
+      const text = `${HISTORY_MARK}${offset}\x1fe\x1f{"a":1}`;
+      const decoded = decodeEnvelope('t', text);
+      assert.deepEqual(decoded, { node: null, publication: { topic: 't', payload: JSON.stringify(text) } }, `offset ${JSON.stringify(offset)}`);
+    }
+    // Something close to the mark is not the mark.
+    assert.equal(decodeEnvelope('t', '\x1eherald-x\x1fn\x1f1').node, null);
+  });
+
+  it('publicationFromWire trusts Herald\'s own text and turns a raw one into JSON', () => {
+    assert.equal(publicationFromWire('t', '{"a":1}', true).payload, '{"a":1}');
+    assert.equal(publicationFromWire('t', 'plain', false).payload, '"plain"');
+    assert.equal(publicationFromWire('t', lhttpText, true).lhttp?.text, lhttpText, 'LHTTP text is LHTTP whoever sent it');
+  });
+});
