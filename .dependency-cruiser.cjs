@@ -1,31 +1,21 @@
 /**
- * Who may import whom: the layers of the architecture v2 design
- * (ARCHITECTURE-V2.md §2.2, issue #16), as far as today's tree allows.
- * Run by `npm run lint:deps` (and by `npm test`, before the tests).
+ * Who may import whom: the layers of docs/architecture.md ("Who may import
+ * whom"), from the architecture v2 design (ARCHITECTURE-V2.md §2.2, issue
+ * #16). Run by `npm run lint:deps` (and by `npm test`, before the tests);
+ * every rule is an error.
  *
  * `import type` counts (tsPreCompilationDeps): a type import is a design
  * dependency even though it is erased.
- *
- * Every rule is an error. The imports that break a rule today are carved out
- * of it by name into a `known-*` rule of severity `warn` (issue #16,
- * architecture v2): they are printed on every run, and do not fail it. When
- * the refactor removes one, delete its carve-out (from the error rule's
- * `pathNot` and the `known-*` rule) so that it cannot come back. (A new cycle
- * made only of modules of the known cycles is reported as known-circular: the
- * via condition looks at a cycle's modules, not its edges.)
  */
 
 const SRC = '^packages/server/src/';
 
 /** Layer 1, the foundation: imports nothing of the server beyond itself. */
-const FOUNDATION = `${SRC}(util/|errors\\.ts$|config\\.ts$|log\\.ts$|version\\.ts$)`;
-/** Layer 2, the contracts. */
-const CONTRACTS = `${SRC}(broker/broker\\.ts$|history/history\\.ts$)`;
-/** The modules of today's import cycles (issue #16). */
-const CYCLE_A = `${SRC}(gateway\\.ts|http/api\\.ts|demo/backend\\.ts)$`;
-const CYCLE_B = `${SRC}(hub/session\\.ts|protocols/protocol\\.ts)$`;
-const CYCLE_C = `${SRC}(broker/ipc\\.ts|transport/admission\\.ts)$`;
-const KNOWN_CYCLES = `(${CYCLE_A})|(${CYCLE_B})|(${CYCLE_C})`;
+const FOUNDATION = `${SRC}(util/|errors\\.ts$|config\\.ts$|log\\.ts$|version\\.ts$|topics\\.ts$)`;
+/** Layer 2, the contracts: interfaces with their contracts written on them, and the public Herald interface. */
+const CONTRACTS = `${SRC}(publication\\.ts$|broker/broker\\.ts$|history/history\\.ts$|protocols/codec\\.ts$|transport/transport\\.ts$|herald\\.ts$)`;
+/** Layer 4, services and adapters. */
+const SERVICES = `${SRC}(auth|broker|cluster|history|metrics|policy|presence|protocols|publish|transport)/`;
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -35,16 +25,7 @@ module.exports = {
       severity: 'error',
       comment: 'An import cycle: the dependency points the wrong way somewhere on it. Cut it with an interface the consumer declares (or a contract of layer 2).',
       from: {},
-      to: { circular: true, via: { pathNot: KNOWN_CYCLES } },
-    },
-    {
-      name: 'known-circular',
-      severity: 'warn',
-      comment:
-        'Issue #16: three cycles remain until the refactor removes them: gateway.ts <-> http/api.ts <-> demo/backend.ts (a composition root and a Herald interface for http/ and demo/), ' +
-        'hub/session.ts <-> protocols/protocol.ts (Codec and FrameHandler), broker/ipc.ts <-> transport/admission.ts (the IPC message and Refusal types). Then delete this rule and the via of no-circular.',
-      from: {},
-      to: { circular: true, viaOnly: { path: KNOWN_CYCLES } },
+      to: { circular: true },
     },
 
     // Layer 0: @herald/protocol is isomorphic and standalone; the client SDK never reaches into the server.
@@ -63,88 +44,63 @@ module.exports = {
       to: { path: '^packages/server/' },
     },
 
-    // Layer 1: util/, errors.ts, config.ts, log.ts, version.ts import only layer 0 and each other.
+    // Layer 1: util/, errors.ts, config.ts, log.ts, version.ts, topics.ts import only layer 0 and each other.
     {
       name: 'foundation-imports-only-foundation',
       severity: 'error',
-      comment: 'Layer 1 (util/, errors.ts, config.ts, log.ts, version.ts) imports nothing of the server beyond layer 1.',
+      comment: 'Layer 1 (util/, errors.ts, config.ts, log.ts, version.ts, topics.ts) imports nothing of the server beyond layer 1.',
       from: { path: FOUNDATION },
-      to: { path: SRC, pathNot: [FOUNDATION, `${SRC}http/client-address\\.ts$`] },
-    },
-    {
-      name: 'known-foundation-to-http',
-      severity: 'warn',
-      comment: 'Issue #16: config.ts takes TrustProxySetting/FORWARDING_HEADERS from http/client-address.ts; the client-address rule belongs in layer 1 (util/ or config.ts).',
-      from: { path: FOUNDATION },
-      to: { path: `${SRC}http/client-address\\.ts$` },
+      to: { path: SRC, pathNot: FOUNDATION },
     },
 
-    // Layer 2: the contracts (broker/broker.ts, history/history.ts) import only layers 0-2.
+    // Layer 2: the contracts import only layers 0-2.
     {
       name: 'contracts-import-only-foundation',
       severity: 'error',
-      comment: 'A contract of layer 2 (broker/broker.ts, history/history.ts) imports only layer 1 and the other contracts.',
+      comment: 'A contract of layer 2 (publication.ts, broker/broker.ts, history/history.ts, protocols/codec.ts, transport/transport.ts, herald.ts) imports only layer 1 and the other contracts.',
       from: { path: CONTRACTS },
-      to: { path: SRC, pathNot: [FOUNDATION, CONTRACTS, `${SRC}auth/permissions\\.ts$`] },
-    },
-    {
-      name: 'known-contract-to-auth',
-      severity: 'warn',
-      comment: 'Issue #16: history/history.ts takes topicMatches from auth/permissions.ts; the topic rules move to a layer-1 topics.ts.',
-      from: { path: CONTRACTS },
-      to: { path: `${SRC}auth/permissions\\.ts$` },
+      to: { path: SRC, pathNot: [FOUNDATION, CONTRACTS] },
     },
 
     // Layer 3: hub/ (the local core) imports layers 0-2 and itself.
     {
       name: 'hub-imports-only-contracts',
       severity: 'error',
-      comment: 'hub/ is the local core: it imports layers 0-2 only (never protocols/json|lhttp|raw, auth/, http/, the gateway, a service).',
+      comment: 'hub/ is the local core: it imports layers 0-2 only (codecs and transports through their contracts; never a protocol, auth/, http/, the gateway or a service).',
       from: { path: `${SRC}hub/` },
-      to: { path: SRC, pathNot: [FOUNDATION, CONTRACTS, `${SRC}hub/`, `${SRC}protocols/protocol\\.ts$`, `${SRC}auth/permissions\\.ts$`] },
-    },
-    {
-      name: 'known-hub-to-protocol-and-auth',
-      severity: 'warn',
-      comment:
-        'Issue #16: hub/ imports protocols/protocol.ts (the codec and the command handler in one interface; it becomes protocols/codec.ts) ' +
-        'and auth/permissions.ts (the Grants type on Session; it moves with the session identity).',
-      from: { path: `${SRC}hub/` },
-      to: { path: [`${SRC}protocols/protocol\\.ts$`, `${SRC}auth/permissions\\.ts$`] },
+      to: { path: SRC, pathNot: [FOUNDATION, CONTRACTS, `${SRC}hub/`] },
     },
 
-    // Layer 4: services and adapters never reach up to the gateway, the public entry or the edges.
+    // Layer 4: services and adapters never reach up to the gateway, the roots or the edges.
     {
       name: 'services-not-to-gateway-or-edges',
       severity: 'error',
-      comment: 'Services and adapters (layer 4) never import gateway.ts, index.ts, http/, demo/ or cli/: they are handed what they need.',
-      from: { path: `${SRC}(auth|broker|cluster|history|hub|metrics|policy|presence|protocols|transport)/` },
-      to: { path: `${SRC}(gateway\\.ts$|index\\.ts$|http/|demo/|cli/)` },
+      comment: 'Services and adapters (layer 4) never import gateway.ts, server.ts, index.ts, internal.ts, http/, demo/ or cli/: they are handed what they need.',
+      from: { path: SERVICES },
+      to: { path: `${SRC}(gateway\\.ts$|server\\.ts$|index\\.ts$|internal\\.ts$|http/|demo/|cli/)` },
+    },
+    {
+      name: 'gateway-not-to-edges',
+      severity: 'error',
+      comment: 'gateway.ts (layer 5) holds the services; the composition root (server.ts) builds the edges around it.',
+      from: { path: `${SRC}gateway\\.ts$` },
+      to: { path: `${SRC}(server\\.ts$|index\\.ts$|internal\\.ts$|http/|demo/|cli/)` },
     },
 
-    // Layer 6: the edges (http/, demo/, cli/) depend on Herald, never on the hub.
+    // Layer 6: the edges depend on the Herald interface, never on the gateway or the hub.
     {
-      name: 'edges-not-to-hub',
+      name: 'http-and-demo-import-only-the-interface',
       severity: 'error',
-      comment: 'http/, demo/ and cli/ are edges: they use the Herald API (and cli/ the internal entry), never hub/.',
-      from: { path: `${SRC}(http|demo|cli)/` },
-      to: { path: `${SRC}hub/` },
-    },
-    {
-      name: 'http-and-demo-import-only-foundation',
-      severity: 'error',
-      comment: 'http/ and demo/ import layer 1, http/ itself (demo/ its guard) and, once it exists, the Herald interface: no service, no adapter.',
+      comment: 'http/ and demo/ import layer 1, the Herald interface (herald.ts), http/ itself (demo/ its guard): no service, no adapter, not the gateway.',
       from: { path: `${SRC}(http|demo)/` },
-      to: { path: SRC, pathNot: [FOUNDATION, `${SRC}http/`, `${SRC}gateway\\.ts$`, `${SRC}demo/backend\\.ts$`] },
+      to: { path: SRC, pathNot: [FOUNDATION, `${SRC}herald\\.ts$`, `${SRC}http/`] },
     },
     {
-      name: 'known-edges-to-gateway',
-      severity: 'warn',
-      comment:
-        'Issue #16: http/api.ts and demo/backend.ts import the concrete gateway.ts (and http/api.ts the demo backend), and cli/main.ts imports gateway.ts for createHerald. ' +
-        'They should depend on a public Herald interface, with the demo a plugin registered by a composition root, and the CLI on the internal entry.',
-      from: { path: `${SRC}(http|demo|cli)/` },
-      to: { path: [`${SRC}gateway\\.ts$`, `${SRC}demo/backend\\.ts$`] },
+      name: 'cli-through-the-roots',
+      severity: 'error',
+      comment: 'cli/ starts Herald through the composition root (server.ts) and the public or internal entries; never the gateway or the hub directly.',
+      from: { path: `${SRC}cli/` },
+      to: { path: `${SRC}(gateway\\.ts$|hub/)` },
     },
     {
       name: 'cli-not-to-http-or-demo',

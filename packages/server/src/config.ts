@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { pathPatternProblem } from './util/paths.js';
 import proxyAddr from '@fastify/proxy-addr';
-import { FORWARDING_HEADERS } from './http/client-address.js';
+import { FORWARDING_HEADERS } from './util/client-address.js';
 import { closest, parseDuration, parseSize } from './util/units.js';
 
 /**
@@ -527,4 +527,44 @@ export function maskSecrets(config: HeraldConfig): HeraldConfig {
   copy.redis.url = maskUrl(copy.redis.url);
   copy.nats.url = copy.nats.url.split(',').map(maskUrl).join(',');
   return copy;
+}
+
+/** What start-up warnings need to know beyond the configuration: what the broker turned out to be. */
+export interface StartupFacts {
+  /** The history store is shared by the cluster (Redis). */
+  historyShared: boolean;
+  brokerName: string;
+  /** The brokers' namespaces that open bare topics (`redis.rawTopics`, `nats.rawTopics`). */
+  rawNamespaces: ReadonlyArray<{ kind: 'redis' | 'nats'; prefix: string; rawTopics: readonly string[] }>;
+  /** API keys, a JWT key or a connect hook were configured by the operator (the demo backend's own secret does not count). */
+  credentialsConfigured: boolean;
+}
+
+/** The warnings a server logs as it starts: settings that are legal but open something or lose something. Pure. */
+export function startupWarnings(config: HeraldConfig, facts: StartupFacts): Array<{ message: string; detail?: object }> {
+  const warnings: Array<{ message: string; detail?: object }> = [];
+  if (config.apiKeys.length === 0) {
+    warnings.push({ message: 'no apiKeys configured: the HTTP API answers loopback callers only (configure apiKeys to open it to other hosts)' });
+  }
+  if (config.history.length > 0 && !facts.historyShared && facts.brokerName !== 'memory') {
+    warnings.push({ message: "history is kept in each process's memory: with several nodes or workers, offsets are per node (use the redis broker for a shared history)" });
+  }
+  if (config.demo.enabled && config.demo.backend) {
+    warnings.push({ message: 'demo.backend is on: /demo/* mints tokens for any uid to callers on this machine; turn it off in production' });
+  }
+  for (const namespace of facts.rawNamespaces) {
+    if (namespace.rawTopics.length === 0) continue;
+    const names = namespace.kind === 'redis' ? 'channels' : 'subjects';
+    warnings.push({
+      detail: { rawTopics: namespace.rawTopics },
+      message: `${namespace.kind}.rawTopics: these topics are bare ${namespace.kind} ${names}, outside Herald's namespace ${JSON.stringify(namespace.prefix)}: any ${namespace.kind} client can publish to them and read them`,
+    });
+  }
+  if (config.auth.insecureUidLogin) {
+    warnings.push({ message: 'auth.insecureUidLogin is on: any client can claim any uid with {"uid":...}; use it only on a trusted network' });
+  }
+  if (facts.credentialsConfigured && config.allowedOrigins.length === 0) {
+    warnings.push({ message: 'credentials are configured but allowedOrigins is empty: browsers on any origin may connect' });
+  }
+  return warnings;
 }

@@ -1,16 +1,49 @@
 /**
- * Herald's public library API. Everything not exported here is internal.
+ * Herald's public library API. Everything not exported here is internal
+ * (the CLI and the tests use `herald/internal`).
  */
-export { createHerald, Herald } from './gateway.js';
-export type { BatchItem, ConnectHook, ConnectInfo, DisconnectInfo, HeraldEvents, HeraldOptions, HeraldStatus } from './gateway.js';
-export type { CommandContext, CommandHandler, ConnectionInfo } from './protocols/json.js';
+export { createHerald } from './server.js';
+export type {
+  BatchItem,
+  ConnectHook,
+  ConnectInfo,
+  DisconnectInfo,
+  Herald,
+  HeraldEvents,
+  HeraldOptions,
+  HeraldStatus,
+  HistoryOptions,
+  HistoryPage,
+  PublishOptions,
+  PushResult,
+  StreamPosition,
+} from './herald.js';
+export type {
+  Admission,
+  CommandContext,
+  CommandHandler,
+  ConnectionInfo,
+  LhttpFilter,
+  LhttpMessage,
+  LhttpMultipart,
+  LhttpProcessor,
+  NodeStats,
+  NodeView,
+  PresenceEntry,
+  PresenceView,
+  PublicationSource,
+} from './herald.js';
+export type { LhttpMessage as LhttpHandler } from './herald.js';
+export type { Refusal } from './transport/transport.js';
+export type { Logger } from './log.js';
 export { HeraldError, HTTP_STATUS } from './errors.js';
 export { ConfigError, configSchema, loadConfig, validateConfig } from './config.js';
 export type { HeraldConfig, HeraldConfigInput, ConfigSources } from './config.js';
-export type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker/broker.js';
+export type { Broker, BrokerNamespaceInfo, BrokerSink, BrokerState, LhttpPublication, Publication, PublishResult } from './broker/broker.js';
+export type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position } from './history/history.js';
 export { MemoryBroker } from './broker/memory.js';
-export { RedisBroker } from './broker/redis.js';
-export { NatsBroker } from './broker/nats.js';
+export { RedisBroker, type RedisBrokerOptions } from './broker/redis.js';
+export { NatsBroker, type NatsBrokerOptions } from './broker/nats.js';
 export { VERSION } from './version.js';
 export { CloseCode, ERROR_CODES, shouldReconnect } from '@herald/protocol';
 export type { ErrorCode, Json } from '@herald/protocol';

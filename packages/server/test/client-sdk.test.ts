@@ -126,12 +126,12 @@ describe('@herald/client against a real Herald', () => {
     client.connect();
     assert.equal((await until<{ uid: string }>(client, 'connected')).uid, 'carol');
     const session = [...internals(herald).sessions.values()][0]!;
-    assert.equal(session.expiresAt, expiries[0]);
+    assert.equal(session.identity.expiresAt, expiries[0]);
     // The refresh comes a fifth of the lifetime before expiry: the server then holds the new expiry.
     await deadline(
       new Promise<void>((resolve) => {
         const check = setInterval(() => {
-          if (expiries.length >= 2 && session.expiresAt === expiries[1]) {
+          if (expiries.length >= 2 && session.identity.expiresAt === expiries[1]) {
             clearInterval(check);
             resolve();
           }

@@ -15,17 +15,21 @@ after(() => {
 });
 
 /** Spawns `herald serve` on a free port and waits until `listeners` processes listen. */
-async function serve(args: string[], listeners: number): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
+async function serve(args: string[], listeners: number): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; problems: string[] }> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HERALD_')) env[k] = v;
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], { env });
   spawned.push(child);
+  // What the processes said that a failed assertion should show: stderr, and log lines at warn level or above.
+  const problems: string[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => problems.push(chunk.toString()));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   let listening = 0;
   const url = await deadline(
     new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (line) => {
         const entry = JSON.parse(line) as Record<string, unknown>;
+        if (typeof entry.level === 'number' && entry.level >= 40) problems.push(line);
         if (entry.msg === 'herald listening' && ++listening === listeners) resolve(entry.url as string);
       });
       child.once('exit', (code) => reject(new Error(`herald serve exited with ${code}`)));
@@ -33,7 +37,7 @@ async function serve(args: string[], listeners: number): Promise<{ child: ChildP
     30_000,
     'herald serve to listen',
   );
-  return { child, url, exited };
+  return { child, url, exited, problems };
 }
 
 describe('herald serve --workers: connection limits', () => {
@@ -61,7 +65,7 @@ describe('herald serve --workers: connection limits', () => {
     assert.ok(typeof again !== 'number', `a place is free again (got ${String(again)})`);
     assert.equal(await statusOf(TestClient.open(ws)), 429);
     server.child.kill('SIGTERM');
-    assert.equal(await server.exited, 0);
+    assert.equal(await server.exited, 0, `herald serve --workers exited with another code than 0; it said:\n${server.problems.join('\n')}`);
   });
 
 });

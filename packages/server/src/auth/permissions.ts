@@ -1,22 +1,7 @@
 import type { HeraldConfig } from '../config.js';
+import { topicMatches, type Grants } from '../topics.js';
 
-/** What a connection has been granted: by its token's claims or by the connect hook. */
-export interface Grants {
-  /** Private topics it may subscribe to. */
-  topics: readonly string[];
-  /** Topics it may publish to regardless of `clientPublish`. */
-  publish: readonly string[];
-}
-
-export const NO_GRANTS: Grants = Object.freeze({ topics: [], publish: [] });
-
-/** True when `topic` equals a pattern, or starts with the part before a pattern's trailing `*`. */
-export function topicMatches(patterns: readonly string[], topic: string): boolean {
-  for (const pattern of patterns) {
-    if (pattern.endsWith('*') ? topic.startsWith(pattern.slice(0, -1)) : pattern === topic) return true;
-  }
-  return false;
-}
+export { NO_GRANTS, topicMatches, type Grants } from '../topics.js';
 
 export interface Subject {
   readonly uid: string | undefined;

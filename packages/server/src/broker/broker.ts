@@ -1,3 +1,6 @@
+import type { HistoryStore } from '../history/history.js';
+import type { Publication, PublishResult } from '../publication.js';
+
 /**
  * The broker carries publications and control messages between Herald nodes.
  * Everything above it (client publish, HTTP API, library API) goes through
@@ -38,30 +41,7 @@
  */
 export type BrokerState = 'connecting' | 'ready' | 'down' | 'closed';
 
-/** An LHTTP message published on a topic (by an LHTTP client, `POST /publish`, or an Lhttp node). */
-export interface LhttpPublication {
-  /** The LHTTP text, exactly as LHTTP subscribers receive it. */
-  text: string;
-  command: string;
-  headers: Array<[string, string]>;
-}
-
-/** One publication as it travels between nodes. */
-export interface Publication {
-  topic: string;
-  /** The message as JSON text, embedded verbatim in every frame that carries it (for LHTTP: the body as a JSON string). */
-  payload: string;
-  /** Set when the publication is an LHTTP message. */
-  lhttp?: LhttpPublication;
-  /** Position in the topic's history, when history is on for the topic. */
-  offset?: number;
-  epoch?: string;
-}
-
-export interface PublishResult {
-  offset?: number;
-  epoch?: string;
-}
+export type { LhttpPublication, Publication, PublishResult } from '../publication.js';
 
 export interface BrokerSink {
   /** Delivers a publication from another node (or a raw publisher) to this node's subscribers. */
@@ -78,9 +58,25 @@ export interface BrokerSink {
   onResumed?(carries: ((topic: string) => boolean) | null): void;
 }
 
+/** A broker's topic namespace on its server: Herald's prefix, and the topics mapped to bare names (`rawTopics`). */
+export interface BrokerNamespaceInfo {
+  readonly kind: 'redis' | 'nats';
+  readonly prefix: string;
+  readonly rawTopics: readonly string[];
+}
+
 export interface Broker {
   readonly name: string;
   readonly state: BrokerState;
+  /** The namespaces this broker uses on its servers (none: the memory broker, or a custom one). */
+  readonly namespaces?: readonly BrokerNamespaceInfo[];
+  /**
+   * A history store kept in the broker's own server and shared by every node
+   * (Redis), whose `append` also publishes the publication to every node in
+   * offset order (`appendPublishes`). Undefined: the broker keeps no history,
+   * and history (when configured) is kept in each process's memory.
+   */
+  sharedHistory?(): HistoryStore;
   /** A topic this broker cannot carry (beyond Herald's own topic rule), or null. */
   topicProblem(topic: string): string | null;
   start(sink: BrokerSink): Promise<void>;

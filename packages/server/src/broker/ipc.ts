@@ -1,5 +1,5 @@
 import { HeraldError } from '../errors.js';
-import type { Refusal } from '../transport/admission.js';
+import type { Refusal } from '../transport/transport.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});

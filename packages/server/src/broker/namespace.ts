@@ -1,5 +1,5 @@
 import { HeraldError } from '../errors.js';
-import { topicMatches } from '../auth/permissions.js';
+import { topicMatches } from '../topics.js';
 
 /**
  * How Herald's topics map to a broker's names (Redis channels, NATS

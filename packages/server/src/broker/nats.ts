@@ -63,6 +63,10 @@ export class NatsBroker implements Broker {
   private readonly nodeSubject: string;
   private readonly origin = headers();
   readonly namespace: BrokerNamespace;
+
+  get namespaces(): readonly BrokerNamespace[] {
+    return [this.namespace];
+  }
   /** The turn's publications waiting for their flush, and the flushes sent and not yet answered. */
   private batch: FlushBatch | null = null;
   private readonly unconfirmed = new Set<FlushBatch>();

@@ -4,6 +4,8 @@ import { HeraldError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { BrokerNamespace } from './namespace.js';
+import type { HistoryStore } from '../history/history.js';
+import { RedisHistory } from '../history/redis-history.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
 
@@ -44,6 +46,7 @@ export class RedisBroker implements Broker {
   private readonly controlChannel: string;
   private readonly nodeChannel: string;
   readonly namespace: BrokerNamespace;
+  private history: RedisHistory | undefined;
   /** Subscribed channels and the topic each carries. */
   private readonly topicsByChannel = new Map<string, string>();
   /** The subscriber link dropped since it was last ready: publications may have been missed. */
@@ -56,6 +59,15 @@ export class RedisBroker implements Broker {
   }
 
   /** The command connection (for the Redis history store), once started. */
+  get namespaces(): readonly BrokerNamespace[] {
+    return [this.namespace];
+  }
+
+  /** History in this Redis, shared by every node; its appends publish on this broker's channels (history/redis-history.ts). */
+  sharedHistory(): HistoryStore {
+    return (this.history ??= new RedisHistory(() => this.commands(), this.options.prefix, (topic) => this.channelOf(topic)));
+  }
+
   commands(): Redis | null {
     return this.pub;
   }

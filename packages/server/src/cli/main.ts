@@ -196,7 +196,7 @@ function startupProblem(err: unknown, config: HeraldConfig): string {
 
 async function serveWith(config: HeraldConfig, brokerInstance?: Broker, workerOf?: string, admission?: Admission): Promise<number> {
   // Loaded here, not at the top: the client commands (publish, status, ...) start without the server's modules.
-  const { createHerald } = await import('../gateway.js');
+  const { createHerald } = await import('../server.js');
   const herald = await createHerald({
     ...config,
     ...(brokerInstance ? { brokerInstance } : {}),

@@ -1,29 +1,8 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import type { PresenceEntry } from '../presence/presence.js';
+import type { NodeStats, NodeView, PresenceEntry } from '../herald.js';
 
-/** What a node tells the others about itself in each heartbeat. */
-export interface NodeStats {
-  connections: number;
-  users: number;
-  topics: number;
-  subscriptions: number;
-  /** The `herald serve --workers` node this process is a worker of (absent for a single process). */
-  workerOf?: string;
-  /** A worker's counters, summed by `/api/status` into its node's figures. */
-  messagesIn?: number;
-  messagesOut?: number;
-  publications?: number;
-  deliveries?: number;
-  slowConsumerDisconnects?: number;
-}
-
-export interface NodeView extends NodeStats {
-  id: string;
-  self: boolean;
-  /** When this node last heard from it (ms since the epoch). */
-  lastSeen: number;
-}
+export type { NodeStats, NodeView };
 
 interface RemoteNode {
   seq: number;

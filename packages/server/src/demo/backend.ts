@@ -4,7 +4,8 @@ import { SignJWT } from 'jose';
 import { z } from 'zod';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError } from '../errors.js';
-import type { Herald } from '../gateway.js';
+import type { Herald } from '../herald.js';
+import type { ClientAddressResolver } from '../util/client-address.js';
 import { localCallerProblem } from '../http/auth.js';
 import { describeIssue as describe } from '../util/zod.js';
 
@@ -42,12 +43,17 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-export function registerDemoBackend(app: FastifyInstance, herald: Herald): void {
+/**
+ * Registers the demo backend's routes (`/demo/*`) on the HTTP app; the
+ * composition root (server.ts) does it when `demo.enabled` and
+ * `demo.backend` are on. It uses only the public `Herald` API.
+ */
+export function registerDemoBackend(app: FastifyInstance, herald: Herald, clientAddress: ClientAddressResolver): void {
   const { secret } = herald.config.auth.jwt;
   const key = secret ? new TextEncoder().encode(secret) : null;
   // The same test as the key-less API's: a loopback client address, and no browser page of another site.
   const localOnly = async (request: FastifyRequest) => {
-    const problem = localCallerProblem(request, herald.clientAddress, herald.config.allowedHosts);
+    const problem = localCallerProblem(request, clientAddress, herald.config.allowedHosts);
     if (problem) throw new HeraldError('forbidden', `the demo backend answers callers on this machine only: ${problem}`);
   };
   const timers = new Set<ReturnType<typeof setInterval>>();

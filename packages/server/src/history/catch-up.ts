@@ -1,8 +1,9 @@
 import type { Publication } from '../broker/broker.js';
+import type { GapReason } from '../protocols/codec.js';
 import type { HistoryRead, Position } from './history.js';
 
 /** Why a topic's subscribers are told that they may have missed publications (the `gap` frame's `reason`). */
-export type GapReason = 'interrupted' | 'epoch_changed' | 'too_far_behind' | 'unavailable';
+export type { GapReason };
 
 /** What a node's live streams need from the gateway. */
 export interface LiveStreamsHost {

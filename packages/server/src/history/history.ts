@@ -1,7 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { LhttpPublication } from '../broker/broker.js';
+import type { LhttpPublication } from '../publication.js';
 import type { HeraldConfig } from '../config.js';
-import { topicMatches } from '../auth/permissions.js';
 
 export type HistoryRule = HeraldConfig['history'][number];
 
@@ -45,26 +44,30 @@ export function continuationProblem(since: Position, current: Position): string 
 }
 
 /**
- * Where a topic's publications are kept for recovery. Contract: `append` gives
- * each publication of a topic the next offset (previous + 1, starting at 1)
- * atomically, so two publishers never share or skip one; the epoch changes
- * whenever the stored history is lost (a node restarting for the memory store,
- * a key evicted for Redis), so a client's old position is never mistaken for a
- * current one.
+ * Where a topic's publications are kept for recovery. Contract:
+ * - `append` gives each publication of a topic the next offset (previous + 1,
+ *   starting at 1) atomically, so two publishers never share or skip one;
+ * - the epoch changes whenever the stored history is lost (a node restarting
+ *   for the memory store, a key evicted for Redis), so a client's old position
+ *   is never mistaken for a current one;
+ * - `appendPublishes`: when true, the store is shared by the nodes and its
+ *   `append` also publishes the publication to every node, this one included,
+ *   in offset order (one Redis script appends and publishes): the publisher
+ *   then neither delivers locally nor calls the broker, and each node's live
+ *   stream of the topic comes back through the broker (history/catch-up.ts).
+ *   Its `append` and `read` may answer asynchronously. When false, the store
+ *   is this process's own: the publisher delivers locally and then publishes
+ *   through the broker, and `append` and `read` answer synchronously (a
+ *   recovery relies on subscribing, reading and answering in one turn).
  */
 export interface HistoryStore {
-  /** Shared by the nodes of a cluster, with appends that deliver the publication to every node themselves (Redis). */
-  readonly shared?: boolean;
+  readonly appendPublishes: boolean;
   /** `idempotency`: a shared store remembers the key for `window` ms and answers a repeat with the first position, appending nothing. */
   append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined, idempotency?: { key: string; window: number }): Position | Promise<Position>;
   /** Entries after `after` (oldest first), at most `limit`; or the newest `limit` when reverse. */
   read(topic: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): HistoryRead | Promise<HistoryRead>;
 }
 
-/** The first rule whose pattern matches the topic. */
-export function ruleFor<T extends { pattern: string }>(rules: readonly T[], topic: string): T | undefined {
-  return rules.find((rule) => topicMatches([rule.pattern], topic));
-}
 
 interface TopicHistory {
   epoch: string;
@@ -80,6 +83,7 @@ interface TopicHistory {
  * process: after a restart, every client learns that history was lost.
  */
 export class MemoryHistory implements HistoryStore {
+  readonly appendPublishes = false;
   /** Only topics that were published to: reading a topic creates nothing. */
   private readonly topics = new Map<string, TopicHistory>();
   /** New for every process, so that a restart gives every topic a new epoch. */

@@ -91,7 +91,7 @@ const META_GRACE = 24 * 60 * 60 * 1000;
  * the publishing one included, through Redis, in offset order.
  */
 export class RedisHistory implements HistoryStore {
-  readonly shared = true;
+  readonly appendPublishes = true;
 
   constructor(
     private readonly redis: () => Redis | null,

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HeraldError } from '../errors.js';
-import { isLocalCaller, isLoopback, type ClientAddressResolver } from './client-address.js';
+import { isLocalCaller, isLoopback, type ClientAddressResolver } from '../util/client-address.js';
 
-export { isLoopback } from './client-address.js';
+export { isLoopback } from '../util/client-address.js';
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();

@@ -1,5 +1,5 @@
 import type { Publication } from '../broker/broker.js';
-import type { Protocol } from '../protocols/protocol.js';
+import type { Codec } from '../protocols/codec.js';
 import { encodeTextFrame } from './frame.js';
 import type { Session } from './session.js';
 
@@ -21,9 +21,10 @@ export interface TopicListener {
 }
 
 /**
- * The local registry: sessions by id, subscribers by topic. Delivery frames a
- * publication once per protocol and writes the same buffer to every
- * subscriber; the loop allocates nothing per subscriber.
+ * The local registry: sessions by id, subscribers by topic, sessions by user.
+ * Delivery encodes a publication once per codec and writes the same buffer
+ * to every subscriber; the loop allocates nothing per subscriber. The hub
+ * knows codecs and sessions only: never a protocol's commands, auth or HTTP.
  */
 export class Hub {
   readonly sessions = new Map<string, Session>();
@@ -133,11 +134,21 @@ export class Hub {
     return this.topics.get(topic)?.size ?? 0;
   }
 
-  /** Writes one frame to the topic's subscribers that speak `protocol`, but `except`. */
-  writeToTopic(topic: string, protocol: string, frame: Buffer, except: Session | null): void {
+  /**
+   * Tells the topic's subscribers (but `except`) something that is not a
+   * publication (presence, a gap): `encode` runs once per codec, and
+   * connections whose codec has no frame for it (null) are not told.
+   */
+  announce(topic: string, encode: (codec: Codec) => Buffer | null, except: Session | null): void {
     const subscribers = this.topics.get(topic);
     if (!subscribers) return;
-    for (const session of subscribers) if (session !== except && session.protocol.name === protocol) session.write(frame);
+    const frames = new Map<Codec, Buffer | null>();
+    for (const session of subscribers) {
+      if (session === except) continue;
+      let frame = frames.get(session.codec);
+      if (frame === undefined) frames.set(session.codec, (frame = encode(session.codec)));
+      if (frame) session.write(frame);
+    }
   }
 
   /** Topics with the most local subscribers, busiest first. */
@@ -152,22 +163,17 @@ export class Hub {
     this.publications++;
     const subscribers = this.topics.get(publication.topic);
     if (!subscribers) return 0;
-    let protocol: Protocol | null = null;
+    let codec: Codec | null = null;
     let frame: Buffer | null = null;
-    let cache: Map<Protocol, Buffer> | null = null;
+    let cache: Map<Codec, Buffer> | null = null;
     let written = 0;
     for (const session of subscribers) {
-      if (session.held !== null) {
-        const held = session.held.get(publication.topic);
-        if (held) {
-          held.push(publication);
-          continue;
-        }
-      }
-      if (session.protocol !== protocol) {
-        if (protocol !== null && frame !== null) (cache ??= new Map()).set(protocol, frame);
-        protocol = session.protocol;
-        frame = cache?.get(protocol) ?? protocol.encodePublication(publication);
+      // A recovery is reading history for this connection: the publication waits in its hold.
+      if (session.hold(publication)) continue;
+      if (session.codec !== codec) {
+        if (codec !== null && frame !== null) (cache ??= new Map()).set(codec, frame);
+        codec = session.codec;
+        frame = cache?.get(codec) ?? codec.publication(publication);
       }
       if (session.write(frame!)) written++;
     }
@@ -184,22 +190,43 @@ export class Hub {
    */
   push(uids: Iterable<string>, payload: string, raw: string | null = null): number {
     let rawFrame: Buffer | null = null;
-    let frames: Map<Protocol, Buffer> | null = null;
+    let frames: Map<Codec, Buffer> | null = null;
     let written = 0;
     for (const uid of uids) {
       for (const session of this.userSessions(uid)) {
         let frame: Buffer;
-        if (raw !== null && session.rawPush) {
+        if (raw !== null && session.identity.rawPush) {
           frame = rawFrame ??= encodeTextFrame(raw);
         } else {
           frames ??= new Map();
-          frame = frames.get(session.protocol) ?? session.protocol.encodePush(payload);
-          frames.set(session.protocol, frame);
+          frame = frames.get(session.codec) ?? session.codec.push(payload);
+          frames.set(session.codec, frame);
         }
         if (session.write(frame)) written++;
       }
     }
     return written;
+  }
+
+  /**
+   * Closes `sessions` spread evenly over `window` ms (a graceful drain): n
+   * connections in at most one batch per 50 ms, batch i at i/batches of the
+   * window (n = 20 over 3 s: one every 150 ms), each through `close` (after
+   * what is queued for it). Clients that reconnect at once land on other
+   * nodes over the window, not all in the same second.
+   */
+  async closeAll(sessions: readonly Session[], window: number, close: (session: Session) => void): Promise<void> {
+    const batches = Math.max(1, Math.min(sessions.length, Math.floor(window / 50)));
+    const perBatch = Math.ceil(sessions.length / batches);
+    const start = Date.now();
+    for (let batch = 0; batch * perBatch < sessions.length; batch++) {
+      // Timed from the start, so that slow batches do not stretch the window.
+      const wait = start + (batch * window) / batches - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      for (const session of sessions.slice(batch * perBatch, (batch + 1) * perBatch)) {
+        if (session.state === 'open' || session.state === 'connecting') close(session);
+      }
+    }
   }
 
   private detach(session: Session, topic: string): void {

@@ -1,19 +1,48 @@
-import type { Duplex } from 'node:stream';
 import { truncateCloseReason } from '@herald/protocol';
-import type { WebSocket } from 'ws';
-import { NO_GRANTS, type Grants } from '../auth/permissions.js';
+import { NO_GRANTS, type Grants } from '../topics.js';
 import type { Publication } from '../broker/broker.js';
 import type { HeraldError } from '../errors.js';
-import type { Protocol } from '../protocols/protocol.js';
+import type { Codec } from '../protocols/codec.js';
+import type { Transport } from '../transport/transport.js';
 import type { TokenBucket } from '../util/token-bucket.js';
-import type { Batched, Flusher } from './flusher.js';
+import type { Flusher } from './flusher.js';
+import { Writer } from './writer.js';
 
 export type SessionState = 'connecting' | 'open' | 'closing' | 'closed';
+
+/**
+ * What a protocol does with a connection's frames: the command side of a
+ * wire protocol (its encoder is the `Codec`). Declared here, by the session
+ * that hands frames to it; protocols implement it.
+ */
+export interface FrameHandler {
+  /**
+   * Handles one frame from the peer that the policy admitted. A returned
+   * promise holds back the connection's next frames until it settles, so
+   * commands are handled and answered in the order they were sent.
+   */
+  onFrame(session: Session, data: Buffer, isBinary: boolean): void | Promise<void>;
+  /** The policy refused a frame before it was handled (over the command rate): answer in this protocol's terms. */
+  refuse(session: Session, refusal: HeraldError, data: Buffer, isBinary: boolean): void;
+  /**
+   * Whether a connection can identify itself over this protocol after it
+   * opened (JSON's `login`). With `auth.anonymous: false`, a connection of a
+   * protocol that cannot is closed with 4501 at once unless its URL token or
+   * the connect hook identified it.
+   */
+  readonly canLogIn: boolean;
+  /** The connection is open and its identity settled, before any of its frames is handled: the protocol may subscribe it, or close it. */
+  onOpen?(session: Session): void;
+  /** The connection closed. */
+  onClose?(session: Session): void;
+}
 
 /** What a session needs from the gateway that owns it. */
 export interface SessionHost {
   readonly flusher: Flusher;
+  /** Most bytes queued for one connection (`limits.maxQueueBytes`); over it the connection is closed with 1013. */
   readonly maxQueueBytes: number;
+  /** How long a close handshake may take before the connection is cut (`shutdown.timeout`), in ms. */
   readonly closeTimeout: number;
   /** Called when a write would take the session over its queue limit. */
   onSlowConsumer(session: Session, queuedBytes: number): void;
@@ -24,14 +53,23 @@ export interface SessionHost {
    * before the protocol sees the frame: the refusal, or null to handle it.
    */
   admitFrame(session: Session): HeraldError | null;
+  /** The transport is gone: called once, with the code the server sent (if it closed) or the peer's. */
+  onClosed(session: Session, code: number, reason: string, by: 'server' | 'client'): void;
 }
 
-/**
- * A corked batch larger than this is handed to the kernel at once rather
- * than at the end of the turn, so that a burst (an HTTP batch, a busy topic)
- * counts against the queue limit only for what the peer really cannot take.
- */
-const FLUSH_AT = 64 * 1024;
+/** Who the connection is, beyond its uid: replaced as a whole when its identity changes (connect, login). */
+export interface SessionIdentity {
+  /** What the connection's token or the connect hook granted. */
+  readonly grants: Grants;
+  /** Public information about the user (token `info` claim or connect hook). */
+  readonly info: unknown;
+  /** Logged in with the push-centre seed's `{"uid":...}` frame: the seed's `/send` reaches it as the raw message, as in the seed. */
+  readonly rawPush: boolean;
+  /** When the identity's token expires (ms since the epoch). */
+  readonly expiresAt: number | undefined;
+}
+
+const ANONYMOUS: SessionIdentity = Object.freeze({ grants: NO_GRANTS, info: undefined, rawPush: false, expiresAt: undefined });
 
 /** Frames held back while an earlier command is still being handled. */
 const INBOX_PAUSE_AT = 64;
@@ -42,30 +80,20 @@ interface Inbound {
 }
 
 /**
- * One WebSocket connection. Owns its subscriptions and its bounded outbound
- * path: frames are written straight to the socket (corked for the rest of the
- * event-loop turn, see Flusher), and a write that would leave more than
- * `maxQueueBytes` waiting in the socket closes the connection with 1013
- * instead of letting memory grow without bound.
+ * One client connection, whatever its transport and protocol. States:
+ * connecting (identity being settled; frames wait in the inbox) → open →
+ * closing → closed. Frames from the peer are handled one at a time in order
+ * (an ordered inbox; a command that answers later holds the next ones, and
+ * the transport is paused past 64 waiting frames). Frames to the peer go
+ * through a bounded `Writer`. The session owns its subscriptions, its
+ * identity, its recovery holds and its counters.
  */
-export class Session implements Batched {
+export class Session {
   readonly topics = new Set<string>();
   readonly connectedAt = Date.now();
   state: SessionState = 'connecting';
-  /** Frames written in this event-loop turn, sent together by the flusher. */
-  private readonly pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private socketQueued = 0;
-  private readonly maxQueueBytes: number;
-  private readonly flusher: Flusher;
   /** Identity, when the connection is authenticated (set only through Hub.setUser). */
   uid: string | undefined;
-  /** What the connection's token or the connect hook granted. */
-  grants: Grants = NO_GRANTS;
-  /** Public information about the user (token `info` claim or connect hook). */
-  info: unknown;
-  /** Logged in with the push-centre seed's `{"uid":...}` frame: the seed's `/send` reaches it as the raw message, as in the seed. */
-  rawPush = false;
   /**
    * Grants from subscribe tokens, by the topic they were used for: the
    * token's grant (a topic or `prefix*`), the uid it was issued to and its
@@ -73,83 +101,111 @@ export class Session implements Batched {
    * Null until the connection uses a subscribe token.
    */
   subscribeGrants: Map<string, { grant: string; uid: string | undefined; expiresAt: number | undefined }> | null = null;
-  /** When the identity's token expires (ms since the epoch). */
-  expiresAt: number | undefined;
-  /** Pending identity timers: token expiry, login deadline. */
-  authTimer: NodeJS.Timeout | undefined;
   /** Commands the connection may still send (rate limit; see Policy). */
   bucket: TokenBucket | undefined;
   /** New subscriptions the connection may still make (churn limit; see Policy). */
   subscriptionBucket: TokenBucket | undefined;
-  /** Last time anything arrived from the peer (frame or pong). */
-  lastSeen = this.connectedAt;
-  /** When the outstanding ping was sent; 0 when none is outstanding. */
-  pingSentAt = 0;
-  /** While a ping is outstanding (heartbeat): the socket's bytes handed to the kernel when last seen growing, and when. */
-  handedOver = 0;
-  progressAt = 0;
+  /** Liveness, kept by the heartbeat: last time anything arrived from the peer (frame or pong), the outstanding ping, outbound progress. */
+  readonly liveness = { lastSeen: this.connectedAt, pingSentAt: 0, handedOver: 0, progressAt: 0 };
   /** Set when the server closes the connection: the code and reason it sent. */
   closeCode: number | undefined;
   closeReason: string | undefined;
-  /** Topics whose live publications are held back while a recovery reads the history store (then sent after it). */
-  held: Map<string, Publication[]> | null = null;
   framesIn = 0;
-  framesOut = 0;
 
+  private identityNow: SessionIdentity = ANONYMOUS;
+  private identityTimer: NodeJS.Timeout | undefined;
+  /** Topics whose live publications are held back while a recovery reads the history store. */
+  private held: Map<string, Publication[]> | null = null;
+  private readonly writer: Writer;
   private inbox: Inbound[] | null = [];
   private paused = false;
   private terminateTimer: NodeJS.Timeout | undefined;
+  private readonly closeWaiters: Array<() => void> = [];
 
   constructor(
     readonly id: string,
-    readonly ws: WebSocket,
-    readonly socket: Duplex,
-    readonly protocol: Protocol,
+    readonly transport: Transport,
+    readonly codec: Codec,
+    readonly handler: FrameHandler,
     readonly ip: string,
     private readonly host: SessionHost,
   ) {
-    this.maxQueueBytes = host.maxQueueBytes;
-    this.flusher = host.flusher;
+    this.writer = new Writer(transport, host.flusher, host.maxQueueBytes, (queued) => host.onSlowConsumer(this, queued));
+  }
+
+  get identity(): SessionIdentity {
+    return this.identityNow;
+  }
+
+  /** What the connection's token or the connect hook granted. */
+  get grants(): Grants {
+    return this.identityNow.grants;
+  }
+
+  get info(): unknown {
+    return this.identityNow.info;
+  }
+
+  /** Replaces the identity (the uid is the hub's, see Hub.setUser), with the timer that guards it (token expiry, login deadline). */
+  setIdentity(identity: SessionIdentity): void {
+    this.identityNow = identity;
+  }
+
+  /** Runs `fn` after `ms` as the identity's one timer (a later call replaces it); cleared when the connection closes. */
+  setIdentityTimer(timer: NodeJS.Timeout | undefined): void {
+    if (this.identityTimer) clearTimeout(this.identityTimer);
+    this.identityTimer = timer;
+  }
+
+  /** Frames written to the peer. */
+  get framesOut(): number {
+    return this.writer.frames;
   }
 
   /**
-   * Queues a complete WebSocket frame for the peer. Returns false when the
-   * session is not open or the frame would overflow its queue (the session
-   * is then being closed with 1013).
+   * Queues a complete frame for the peer. Returns false when the session is
+   * not open or the frame would overflow its queue (the session is then
+   * being closed with 1013).
    */
   write(frame: Buffer): boolean {
     if (this.state !== 'open') return false;
-    // The socket's own queue is read once per turn (it cannot grow while we only gather frames).
-    if (this.pendingBytes === 0) this.socketQueued = this.socket.writableLength;
-    const queued = this.socketQueued + this.pendingBytes + frame.length;
-    if (queued > this.maxQueueBytes) {
-      this.host.onSlowConsumer(this, queued);
-      return false;
-    }
-    if (this.pendingBytes === 0) this.flusher.schedule(this);
-    this.pending.push(frame);
-    this.pendingBytes += frame.length;
-    this.framesOut++;
-    if (this.pendingBytes >= FLUSH_AT) this.flushPending();
-    return true;
-  }
-
-  /** Hands the frames of this turn to the socket as one buffer: one write, one syscall. */
-  flushPending(): void {
-    const bytes = this.pendingBytes;
-    if (bytes === 0) return;
-    const pending = this.pending;
-    this.pendingBytes = 0;
-    // The array is reused turn after turn: Buffer.concat copies, and a single frame is handed over as is.
-    const chunk = this.state === 'closed' ? null : pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes);
-    pending.length = 0;
-    if (chunk) this.socket.write(chunk);
+    return this.writer.write(frame);
   }
 
   /** Bytes waiting to be sent: written but not yet accepted by the kernel. */
   get queuedBytes(): number {
-    return this.socket.writableLength + this.pendingBytes;
+    return this.writer.queuedBytes;
   }
+
+  // ---- recovery holds ------------------------------------------------------
+
+  /**
+   * From now on, live publications of `topic` are kept in the returned list
+   * instead of being written (a recovery is reading history); `release`
+   * ends it. The hub asks `hold` for every publication it delivers.
+   */
+  holdLive(topic: string): Publication[] {
+    const held: Publication[] = [];
+    (this.held ??= new Map()).set(topic, held);
+    return held;
+  }
+
+  /** Ends a hold started by `holdLive` (if it is still that one). */
+  releaseLive(topic: string, held: Publication[]): void {
+    if (this.held?.get(topic) === held) this.held.delete(topic);
+    if (this.held?.size === 0) this.held = null;
+  }
+
+  /** Keeps the publication if its topic is held; false when it is to be written now. */
+  hold(publication: Publication): boolean {
+    if (this.held === null) return false;
+    const held = this.held.get(publication.topic);
+    if (!held) return false;
+    held.push(publication);
+    return true;
+  }
+
+  // ---- lifecycle -----------------------------------------------------------
 
   /** Marks the session open and handles the frames that arrived while it was connecting. */
   open(): void {
@@ -158,23 +214,35 @@ export class Session implements Batched {
     this.drain();
   }
 
-  /** Entry point for every frame from the peer. */
+  /** Entry point for every frame from the peer (the transport calls it). */
   receive(data: Buffer, isBinary: boolean): void {
-    this.lastSeen = Date.now();
+    this.liveness.lastSeen = Date.now();
     this.framesIn++;
     if (this.state === 'closing' || this.state === 'closed') return;
     if (this.inbox) {
       this.inbox.push({ data, isBinary });
       if (this.inbox.length >= INBOX_PAUSE_AT && !this.paused) {
         this.paused = true;
-        this.ws.pause();
+        this.transport.pause();
       }
       return;
     }
     this.handle(data, isBinary);
   }
 
-  /** Closes the connection from the server side with `code` and `reason`. */
+  /** A sign of life that is not a frame (a pong). */
+  alive(): void {
+    this.liveness.lastSeen = Date.now();
+  }
+
+  /** The transport failed (the peer broke the protocol): the code and reason to report, unless the server closed first. */
+  transportFailed(code: number, reason: string): void {
+    if (this.closeCode) return;
+    this.closeCode = code;
+    this.closeReason = reason;
+  }
+
+  /** Closes the connection from the server side with `code` and `reason`, after what is queued. */
   close(code: number, reason: string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
@@ -183,9 +251,9 @@ export class Session implements Batched {
     this.inbox = null;
     // A close frame travels behind everything already queued; a peer that
     // never completes the handshake is cut after closeTimeout.
-    this.flushPending();
-    this.ws.close(code, truncateCloseReason(reason));
-    this.terminateTimer = setTimeout(() => this.ws.terminate(), this.host.closeTimeout);
+    this.writer.flushPending();
+    this.transport.close(code, truncateCloseReason(reason));
+    this.terminateTimer = setTimeout(() => this.transport.terminate(), this.host.closeTimeout);
     this.terminateTimer.unref();
   }
 
@@ -198,22 +266,34 @@ export class Session implements Batched {
     }
     this.state = 'closing';
     this.inbox = null;
-    this.ws.terminate();
+    this.transport.terminate();
   }
 
-  /** Called once the socket is gone. */
-  closed(): void {
+  /** The transport is gone (the transport calls it once): `code`/`reason` are the peer's unless the server closed. */
+  transportClosed(code: number, reason: string): void {
     this.state = 'closed';
     this.inbox = null;
+    this.writer.open = false;
     if (this.terminateTimer) clearTimeout(this.terminateTimer);
-    if (this.authTimer) clearTimeout(this.authTimer);
+    this.setIdentityTimer(undefined);
+    const by = this.closeCode ? 'server' : 'client';
+    this.host.onClosed(this, this.closeCode ?? code, this.closeReason ?? reason, by);
+    for (const resolve of this.closeWaiters.splice(0)) resolve();
   }
+
+  /** Resolves once the transport is gone. */
+  whenClosed(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  // ---- inbound -------------------------------------------------------------
 
   /** One frame through the policy's gate, then to the protocol (or the protocol's answer to the refusal). */
   private dispatch(data: Buffer, isBinary: boolean): void | Promise<void> {
     const refused = this.host.admitFrame(this);
-    if (refused) return this.protocol.refuse(this, refused, data, isBinary);
-    return this.protocol.onFrame(this, data, isBinary);
+    if (refused) return this.handler.refuse(this, refused, data, isBinary);
+    return this.handler.onFrame(this, data, isBinary);
   }
 
   private handle(data: Buffer, isBinary: boolean): void {
@@ -256,7 +336,7 @@ export class Session implements Batched {
     this.inbox = null;
     if (this.paused) {
       this.paused = false;
-      this.ws.resume();
+      this.transport.resume();
     }
   };
 }

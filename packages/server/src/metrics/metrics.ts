@@ -1,7 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Where a publication came from. */
-export type PublicationSource = 'client' | 'http' | 'library' | 'broker';
+export type { PublicationSource } from '../herald.js';
 
 /** What the metrics read from the gateway at scrape time. */
 export interface MetricsSource {

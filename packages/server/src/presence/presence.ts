@@ -1,20 +1,6 @@
-/** One connection present on a topic. */
-export interface PresenceEntry {
-  conn: string;
-  uid?: string;
-  /** Public information about the user (token `info` claim, or the connect hook's `info`). */
-  info?: unknown;
-}
+import type { PresenceEntry, PresenceView } from '../herald.js';
 
-export interface PresenceView {
-  topic: string;
-  /** Connections subscribed. */
-  connections: number;
-  /** Distinct uids among them (anonymous connections are not users). */
-  users: number;
-  /** At most the rule's maxList entries. */
-  list: PresenceEntry[];
-}
+export type { PresenceEntry, PresenceView };
 
 interface TopicPresence {
   connections: Map<string, PresenceEntry>;

@@ -2,9 +2,11 @@ import { CloseCode, type ErrorCode } from '@herald/protocol';
 import type { Publication } from '../broker/broker.js';
 import { HeraldError, toErrorBody } from '../errors.js';
 import { encodeTextFrame } from '../hub/frame.js';
-import type { Session } from '../hub/session.js';
+import type { FrameHandler, Session } from '../hub/session.js';
 import type { Policy } from '../policy/policy.js';
-import { messageText, type Protocol } from './protocol.js';
+import { toJson } from '../util/json.js';
+import type { Codec } from './codec.js';
+import { messageText } from './protocol.js';
 
 /** One raw endpoint of the configuration (`raw[]`). */
 export interface RawEndpoint {
@@ -27,6 +29,21 @@ export interface RawProtocolHost {
 }
 
 /**
+ * What a raw connection receives: each publication or push as one text frame
+ * holding the message's plain text, and errors as the JSON protocol's error
+ * frame. No ping, presence or gap frame: a raw client would take them for data.
+ */
+export const rawCodec = {
+  name: 'raw',
+  publication: (publication: Publication) => encodeTextFrame(messageText(publication.payload)),
+  push: (payload: string) => encodeTextFrame(messageText(payload)),
+  error: (code: ErrorCode, message: string) => encodeTextFrame(toJson({ action: 'error', error: { code, message } })),
+  ping: () => null,
+  presence: () => null,
+  gap: () => null,
+} satisfies Codec;
+
+/**
  * The raw protocol, for clients that speak none (the Redis-fed seed's page,
  * SEEDS-SPEC §1): a connection on a raw endpoint's path sends no subscribe;
  * as it opens, the server subscribes it to the endpoint's topics through the
@@ -45,22 +62,14 @@ export interface RawProtocolHost {
  * closed as it opens: 4503 when forbidden, 4501 without the identity it needs
  * (raw has no login message: `?token=` or the connect hook).
  */
-export class RawProtocol implements Protocol {
-  readonly name = 'raw';
+export class RawProtocol implements FrameHandler {
   readonly canLogIn = false;
+  readonly codec = rawCodec;
 
   constructor(
     private readonly host: RawProtocolHost,
     readonly endpoint: RawEndpoint,
   ) {}
-
-  encodePublication(publication: Publication): Buffer {
-    return encodeTextFrame(messageText(publication.payload));
-  }
-
-  encodePush(payload: string): Buffer {
-    return encodeTextFrame(messageText(payload));
-  }
 
   onOpen(session: Session): void {
     const refused = this.host.policy.subscribe(session, this.endpoint.topics);
@@ -88,6 +97,6 @@ export class RawProtocol implements Protocol {
   }
 
   private fail(session: Session, code: ErrorCode, message: string): void {
-    session.write(encodeTextFrame(JSON.stringify({ action: 'error', error: { code, message } })));
+    session.write(rawCodec.error(code, message));
   }
 }

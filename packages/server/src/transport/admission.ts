@@ -1,13 +1,14 @@
+import type { IncomingMessage } from 'node:http';
 import type { IpcMessage } from '../broker/ipc.js';
+import type { Refusal } from './transport.js';
+
+export type { Refusal } from './transport.js';
+import type { Admission } from '../herald.js';
+
+export type { Admission };
+import type { ClientAddress, ClientAddressResolver } from '../util/client-address.js';
 import { TokenBucket } from '../util/token-bucket.js';
 
-/** Why an upgrade is refused before it becomes a WebSocket. */
-export interface Refusal {
-  status: number;
-  code: string;
-  message: string;
-  headers?: Record<string, string>;
-}
 
 export interface AdmissionLimits {
   /** Connections one client address may hold. */
@@ -16,19 +17,6 @@ export interface AdmissionLimits {
   connectionsPerSecond: number;
   /** New connections per second from one address (burst twice that). */
   connectionsPerSecondPerIp: number;
-}
-
-/**
- * Who may open a connection: the per-address limits first (connections held,
- * new connections per second), then the node's rate behind them, so that one
- * address cannot empty the node's bucket for everyone else. An admitted
- * connection holds its slot until `release`.
- */
-export interface Admission {
-  /** null admits (and counts) the connection; a refusal says why not. */
-  admit(ip: string): Refusal | null | Promise<Refusal | null>;
-  /** Gives back the slot of an admitted connection (closed, or never opened). */
-  release(ip: string): void;
 }
 
 interface AddressState {
@@ -196,5 +184,47 @@ export class AdmissionAuthority {
   forget(worker: unknown): void {
     for (const [ip, count] of this.held.get(worker) ?? []) for (let i = 0; i < count; i++) this.admission.release(ip);
     this.held.delete(worker);
+  }
+}
+
+/**
+ * The gate of every connection request, whatever its transport: the origin
+ * against `allowedOrigins`, then the `Admission` counts of the client's
+ * address (read once per request through trustProxy / proxyHeader). An
+ * admitted request holds its address's slot until `release`.
+ */
+export class ConnectionGate {
+  private readonly clients = new WeakMap<IncomingMessage, ClientAddress>();
+
+  constructor(
+    private readonly admission: Admission,
+    private readonly clientAddress: ClientAddressResolver,
+    private readonly allowedOrigins: readonly string[],
+  ) {}
+
+  /** The client's address (trustProxy and proxyHeader decide which hop), read once per request. */
+  clientIp(request: IncomingMessage): string {
+    let client = this.clients.get(request);
+    if (!client) this.clients.set(request, (client = this.clientAddress(request)));
+    return client.address;
+  }
+
+  /** null admits the request and holds its slot; a refusal says why not (403 for an origin, 429/503 for the counts). */
+  admit(request: IncomingMessage): Refusal | null | Promise<Refusal | null> {
+    const origin = request.headers.origin;
+    if (this.allowedOrigins.length > 0 && origin !== undefined && !this.allowedOrigins.includes(origin)) {
+      return { status: 403, code: 'forbidden', message: `origin ${origin} is not allowed` };
+    }
+    return this.admission.admit(this.clientIp(request));
+  }
+
+  /** Gives back the slot of an admitted request that did not become a connection. */
+  release(request: IncomingMessage): void {
+    this.admission.release(this.clientIp(request));
+  }
+
+  /** Gives back the slot of a connection that closed. */
+  releaseAddress(ip: string): void {
+    this.admission.release(ip);
   }
 }

@@ -1,5 +1,3 @@
-import type { Socket } from 'node:net';
-import { SUBPROTOCOL_JSON } from '@herald/protocol';
 import type { Session } from '../hub/session.js';
 
 export interface HeartbeatOptions {
@@ -7,24 +5,8 @@ export interface HeartbeatOptions {
   interval: number;
   /** Terminate a pinged connection that shows no sign of life (a frame, a pong, outbound progress) for this long. */
   timeout: number;
-  /** Also send this text frame with each ping (app-level heartbeat) to JSON-protocol connections, or null. */
-  appPingFrame: Buffer | null;
-}
-
-/**
- * Bytes of a connection's socket handed to the kernel so far. It grows only
- * while the peer reads (TCP flow control), so it is the outbound sign of
- * life. Counted at libuv's level: bytes given to libuv minus its write queue,
- * which libuv shrinks with every partial write (Node's own `writableLength`
- * moves only when a whole write request completes, and one request may hold
- * megabytes). Falls back to Node's counters where those are missing.
- */
-function bytesHandedOver(socket: Session['socket']): number {
-  const net = socket as Partial<Socket> & { _bytesDispatched?: number; _handle?: { writeQueueSize?: number } | null };
-  const dispatched = net._bytesDispatched;
-  const queued = net._handle?.writeQueueSize;
-  if (typeof dispatched === 'number' && typeof queued === 'number') return dispatched - queued;
-  return net.bytesWritten === undefined ? 0 : net.bytesWritten - socket.writableLength;
+  /** Also send the protocol's application-level ping (its codec's `ping()`, where it has one) with each ping. */
+  appPing: boolean;
 }
 
 /**
@@ -63,28 +45,30 @@ export class Heartbeat {
 
   private readonly tick = (): void => {
     const now = Date.now();
-    const { interval, timeout, appPingFrame } = this.options;
+    const { interval, timeout, appPing } = this.options;
     for (const session of this.sessions.values()) {
       if (session.state !== 'open') continue;
-      if (session.pingSentAt !== 0) {
-        if (session.lastSeen < session.pingSentAt) {
-          const handedOver = bytesHandedOver(session.socket);
-          if (handedOver > session.handedOver) {
-            session.handedOver = handedOver;
-            session.progressAt = now;
+      const liveness = session.liveness;
+      if (liveness.pingSentAt !== 0) {
+        if (liveness.lastSeen < liveness.pingSentAt) {
+          const handedOver = session.transport.bytesHandedOver;
+          if (handedOver > liveness.handedOver) {
+            liveness.handedOver = handedOver;
+            liveness.progressAt = now;
           }
-          if (now - session.progressAt >= timeout) this.onTimeout(session);
+          if (now - liveness.progressAt >= timeout) this.onTimeout(session);
           continue;
         }
-        session.pingSentAt = 0;
+        liveness.pingSentAt = 0;
       }
-      if (now - session.lastSeen >= interval) {
-        session.pingSentAt = now;
-        session.progressAt = now;
-        session.handedOver = bytesHandedOver(session.socket);
-        session.ws.ping();
-        // A JSON frame: LHTTP and raw clients would take it for data.
-        if (appPingFrame && session.protocol.name === SUBPROTOCOL_JSON) session.write(appPingFrame);
+      if (now - liveness.lastSeen >= interval) {
+        liveness.pingSentAt = now;
+        liveness.progressAt = now;
+        liveness.handedOver = session.transport.bytesHandedOver;
+        session.transport.ping();
+        // Only where the protocol has one: LHTTP and raw clients would take a JSON frame for data.
+        const frame = appPing ? session.codec.ping() : null;
+        if (frame) session.write(frame);
       }
     }
   };

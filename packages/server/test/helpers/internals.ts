@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Broker, PublishResult } from '../../src/broker/broker.js';
 import type { ClusterRegistry } from '../../src/cluster/registry.js';
-import type { Herald as Gateway } from '../../src/gateway.js';
+import type { Gateway } from '../../src/internal.js';
 import type { HistoryStore } from '../../src/history/history.js';
 import type { Hub } from '../../src/hub/hub.js';
 import type { Session } from '../../src/hub/session.js';
@@ -34,7 +34,7 @@ export interface HeraldInternals {
 
 /** The internals of `herald` (read when used, so they are never stale). */
 export function internals(herald: Herald): HeraldInternals {
-  const gateway: Gateway = herald;
+  const gateway = herald as Gateway;
   return {
     get hub() {
       return gateway.hub;
@@ -46,18 +46,18 @@ export function internals(herald: Herald): HeraldInternals {
       return gateway.broker;
     },
     get history() {
-      return gateway.history;
+      return gateway.parts.history;
     },
     get cluster() {
-      return gateway.cluster;
+      return gateway.parts.cluster;
     },
     get idempotency() {
-      return gateway.idempotency;
+      return gateway.parts.publisher.idempotency;
     },
     get httpServer() {
-      return gateway.http.server;
+      return gateway.server!;
     },
-    whenSubscribed: (topics) => gateway.whenSubscribed(topics),
+    whenSubscribed: (topics) => gateway.parts.subscriptions.whenCarried(topics),
     closeSession: (session, code, reason) => gateway.closeSession(session, code, reason),
   };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
-import { createClientAddressResolver, hasForwardingHeader, isLocalCaller, isLoopback, type ForwardingHeader, type TrustProxySetting } from '../../src/http/client-address.js';
+import { createClientAddressResolver, hasForwardingHeader, isLocalCaller, isLoopback, type ForwardingHeader, type TrustProxySetting } from '../../src/util/client-address.js';
 
 /** A request as the resolver sees it: the socket's peer and the headers (lower-case names, as Node gives them). */
 const request = (peer: string | undefined, headers: Record<string, string | string[]> = {}): IncomingMessage =>

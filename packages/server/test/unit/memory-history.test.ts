@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it, mock } from 'node:test';
-import { continuationProblem, MemoryHistory, ruleFor, type HistoryRule } from '../../src/history/history.js';
+import { continuationProblem, MemoryHistory, type HistoryRule } from '../../src/history/history.js';
+import { ruleFor } from '../../src/topics.js';
 
 const rule = (size = 100, ttl = 300_000): HistoryRule => ({ pattern: '*', size, ttl });
 /** What one entry counts against maxBytes: its text plus a fixed 64 (history.ts). */

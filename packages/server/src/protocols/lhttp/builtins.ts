@@ -47,7 +47,9 @@ function topicsIn(value: string | undefined): string[] {
  */
 export function pubSubFilter(host: LhttpHost): LhttpFilter {
   return {
-    async afterRequest(handler) {
+    async afterRequest(message) {
+      // The pipeline (protocol.ts) hands its hooks its own LhttpHandler.
+      const handler = message as LhttpHandler;
       const session = sessionOf(handler);
       const { policy } = host;
       // Each topic on its own, as the original does: a refused one does not stop the others.
@@ -133,7 +135,9 @@ export function upstreamAllowed(url: URL, allow: readonly string[]): boolean {
  */
 export function upstreamFilter(options: UpstreamOptions): LhttpFilter {
   return {
-    async afterRequest(handler) {
+    async afterRequest(message) {
+      // The pipeline (protocol.ts) hands its hooks its own LhttpHandler.
+      const handler = message as LhttpHandler;
       const value = handler.headers.get('upstream');
       if (!value) return;
       const [method, target] = splitList(value);

@@ -1,8 +1,8 @@
 import { encodeLhttp, type MultipartPart } from '@herald/protocol';
-import type { ConnectionInfo } from '../json.js';
+import type { ConnectionInfo, LhttpMessage, LhttpMultipart } from '../../herald.js';
 
 /** One part of a multipart message, in the original's linked-list shape. */
-export class MultipartBlock {
+export class MultipartBlock implements LhttpMultipart {
   constructor(
     private readonly part: MultipartPart,
     private readonly next: MultipartBlock | null,
@@ -39,7 +39,7 @@ export class MultipartBlock {
  *   the response headers (or all request headers), then resets both;
  * - `setCommand`/`addHeader` without a `send` change what `publish` sends.
  */
-export class LhttpHandler {
+export class LhttpHandler implements LhttpMessage {
   /** Response state, reset after every send. */
   responseCommand = '';
   responseHeaders: Map<string, string> | null = null;

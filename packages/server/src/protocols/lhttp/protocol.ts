@@ -1,29 +1,12 @@
-import { decodeLhttpWithBytes, encodeLhttp, lhttpGate, LhttpError, splitMultipart, type ErrorCode } from '@herald/protocol';
-import type { Publication } from '../../broker/broker.js';
+import { decodeLhttpWithBytes, lhttpGate, LhttpError, splitMultipart, type ErrorCode } from '@herald/protocol';
 import { HeraldError } from '../../errors.js';
 import { encodeTextFrame } from '../../hub/frame.js';
-import type { Session } from '../../hub/session.js';
-import { messageText, type Protocol } from '../protocol.js';
+import type { FrameHandler, Session } from '../../hub/session.js';
+import { lhttpErrorFrame } from './codec.js';
+import type { LhttpFilter, LhttpProcessor } from '../../herald.js';
 import { LhttpHandler, MultipartBlock } from './handler.js';
 
-type Hook = (handler: LhttpHandler) => void | Promise<void>;
-
-/** A processor for one command (the original's HandlerCallbacks). */
-export interface LhttpProcessor {
-  /** Once per connection, before the first message's onMessage (lazily, as in the original). */
-  onOpen?: Hook;
-  onMessage?: Hook;
-  /** When the connection closes, on the processor of its last message. */
-  onClose?: Hook;
-}
-
-/** A header filter (the original's HeadFilterHandler): runs for every message, whatever its command. */
-export interface LhttpFilter {
-  onOpen?: Hook;
-  beforeRequest?: Hook;
-  afterRequest?: Hook;
-  onClose?: Hook;
-}
+export type { LhttpFilter, LhttpProcessor } from '../../herald.js';
 
 interface ConnectionState {
   opened: boolean;
@@ -32,7 +15,7 @@ interface ConnectionState {
 
 /** Sends an LHTTP error message: `LHTTP/1.0 error`, a `code` header, the message as body. */
 export function writeLhttpError(session: Session, code: ErrorCode, message: string): void {
-  session.write(encodeTextFrame(encodeLhttp({ command: 'error', headers: [['code', code]], body: message })));
+  session.write(lhttpErrorFrame(code, message));
 }
 
 /**
@@ -41,10 +24,10 @@ export function writeLhttpError(session: Session, code: ErrorCode, message: stri
  * message, onOpen filters and the processor's onOpen; the processor's
  * onMessage; afterRequest filters (the built-ins run subscribe, publish,
  * unsubscribe, then upstream). Messages of one connection are handled one
- * after another, in order, even when a step is asynchronous.
+ * after another, in order, even when a step is asynchronous. Its frames are
+ * encoded by `lhttpCodec` (codec.ts).
  */
-export class LhttpProtocol implements Protocol {
-  readonly name = 'lhttp';
+export class LhttpProtocol implements FrameHandler {
   /** LHTTP has no login message: identity comes from the URL's `?token=` or the connect hook. */
   readonly canLogIn = false;
   private readonly processors = new Map<string, LhttpProcessor>();
@@ -66,15 +49,6 @@ export class LhttpProtocol implements Protocol {
   /** Adds a filter after the built-in ones and those added before. */
   addFilter(filter: LhttpFilter): void {
     this.filters.push(filter);
-  }
-
-  encodePublication(publication: Publication): Buffer {
-    if (publication.lhttp) return encodeTextFrame(publication.lhttp.text);
-    return encodeTextFrame(encodeLhttp({ command: 'publish', headers: [['publish', publication.topic]], body: messageText(publication.payload) }));
-  }
-
-  encodePush(payload: string): Buffer {
-    return encodeTextFrame(encodeLhttp({ command: 'push', headers: [], body: messageText(payload) }));
   }
 
   onFrame(session: Session, data: Buffer, _isBinary: boolean): void | Promise<void> {

@@ -1,50 +1,38 @@
 import type { ErrorCode, Json } from '@herald/protocol';
 import { z } from 'zod';
-import type { TokenVerifier } from '../auth/jwt.js';
-import type { Publication } from '../broker/broker.js';
-import { HeraldError, toErrorBody } from '../errors.js';
-import type { Policy } from '../policy/policy.js';
-import { describeIssue as describe } from '../util/zod.js';
-import { encodeTextFrame } from '../hub/frame.js';
-import type { Session } from '../hub/session.js';
-import type { Protocol } from './protocol.js';
-import { toJson } from '../util/json.js';
+import type { TokenVerifier } from '../../auth/jwt.js';
+import { HeraldError, toErrorBody } from '../../errors.js';
+import type { Policy } from '../../policy/policy.js';
+import { describeIssue as describe } from '../../util/zod.js';
+import { encodeTextFrame } from '../../hub/frame.js';
+import type { FrameHandler, Session } from '../../hub/session.js';
+import { toJson } from '../../util/json.js';
+import type { CommandHandler } from '../../herald.js';
 
-/** What a connection's command handler is told about it. */
-export interface ConnectionInfo {
-  readonly id: string;
-  readonly ip: string;
-  readonly uid: string | undefined;
-  readonly topics: ReadonlySet<string>;
-  readonly connectedAt: number;
-}
+export type { CommandContext, CommandHandler, ConnectionInfo } from '../../herald.js';
 
-export interface CommandContext {
-  connection: ConnectionInfo;
-}
-
-/**
- * An application-registered handler for a custom action. Its return value
- * (or the value its promise resolves to) becomes the reply's `result`; a
- * thrown `HeraldError` becomes an error reply with its code.
- */
-export type CommandHandler = (command: Record<string, unknown>, context: CommandContext) => unknown;
-
-/** What the JSON protocol needs from the gateway: subscriptions and publications go through the policy only. */
-export interface JsonProtocolHost {
+/** What the JSON commands need from the services: subscriptions and publications go through the policy only. */
+export interface JsonCommandsHost {
   readonly policy: Policy;
+  /** Most topics one connection may hold, also the most one command may name (`limits.maxTopicsPerConnection`). */
   readonly maxTopicsPerConnection: number;
+  /** Verifies subscribe tokens. */
   readonly tokens: TokenVerifier;
+  /** `login`: verifies the token and makes it the connection's identity (Authenticator). */
   login(session: Session, token: unknown): Promise<Record<string, unknown>>;
-  /** The reply to a subscribe to one topic (its position, the recovery's outcome) and the frames that follow it. */
-  recover(session: Session, topic: string, since: { offset: number; epoch: string } | undefined, respond: (result: object | undefined, frames: Buffer[]) => void): void | Promise<void>;
-  presence(topic: string): unknown;
-  whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
-  historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
+  /** The push-centre seed's `{"uid":...}`, only with auth.insecureUidLogin (Authenticator). */
   insecureLogin(session: Session, uid: string): void;
-  commandHandler(action: string): CommandHandler | undefined;
+  /** The reply to a subscribe to one topic (its position, the recovery's outcome) and the frames that follow it (Recovery). */
+  recover(session: Session, topic: string, since: { offset: number; epoch: string } | undefined, respond: (result: object | undefined, frames: Buffer[]) => void): void | Promise<void>;
+  /** Resolves once the broker carries these topics here (TopicSubscriptions). */
+  whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
+  presence(topic: string): unknown;
+  historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
   reportError(session: Session, err: unknown): void;
 }
+
+/** Actions the protocol itself answers: an application cannot take their names. */
+const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave', 'gap']);
 
 const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string() });
 const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
@@ -66,33 +54,24 @@ function validId(id: unknown): id is Id {
 
 
 /**
- * The native JSON protocol (PROTOCOL.md §2): one JSON command per text frame,
- * or an array of commands handled in order. Every command with an `id` gets
- * exactly one reply; a failed command without one gets an error frame. Bad
- * input never closes the connection.
+ * The native JSON protocol's commands (PROTOCOL.md §2): one JSON command per
+ * text frame, or an array of commands handled in order. Every command with
+ * an `id` gets exactly one reply; a failed command without one gets an error
+ * frame. Bad input never closes the connection. Actions that are not built
+ * in go to the application's handlers (`handle`). Its frames are encoded by
+ * `jsonCodec` (codec.ts).
  */
-export class JsonProtocol implements Protocol {
-  readonly name = 'json';
+export class JsonCommands implements FrameHandler {
   readonly canLogIn = true;
+  private readonly handlers = new Map<string, CommandHandler>();
 
-  constructor(private readonly host: JsonProtocolHost) {}
+  constructor(private readonly host: JsonCommandsHost) {}
 
-  encodePublication(publication: Publication): Buffer {
-    // Topic names may hold & or < (printable Unicode): escaped like the payload, which was escaped where it was encoded.
-    // Epochs are Herald's own and need no escaping.
-    let text = `{"action":"publish","topic":${toJson(publication.topic)},"message":${publication.payload}`;
-    if (publication.offset !== undefined) {
-      text += `,"offset":${publication.offset},"epoch":${JSON.stringify(publication.epoch ?? '')}`;
-    }
-    if (publication.lhttp) {
-      const { command, headers } = publication.lhttp;
-      text += `,"lhttp":${toJson({ command, headers: Object.fromEntries(headers) })}`;
-    }
-    return encodeTextFrame(`${text}}`);
-  }
-
-  encodePush(payload: string): Buffer {
-    return encodeTextFrame(`{"action":"push","message":${payload}}`);
+  /** Registers a handler for a custom action `{"action": name, ...}`. Throws TypeError for a built-in name or a non-function. */
+  handle(action: string, handler: CommandHandler): void {
+    if (BUILT_IN_ACTIONS.has(action)) throw new TypeError(`"${action}" is a built-in action and cannot be handled by the application`);
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    this.handlers.set(action, handler);
   }
 
   onFrame(session: Session, data: Buffer, isBinary: boolean): void | Promise<void> {
@@ -231,7 +210,7 @@ export class JsonProtocol implements Protocol {
     // "Subscribed" only once publications from every node reach this one. For one topic with history,
     // the reply says where the topic stands (a client that loses the connection later can recover from
     // there even when nothing was published meanwhile) and, with "since", whether what was missed follows
-    // it: then every publication after the reply's offset, once, in order (see Herald.recover).
+    // it: then every publication after the reply's offset, once, in order (see Recovery.subscribe).
     if (recovery || topics.length === 1) {
       return this.host.recover(session, topics[0]!, recovery, (result, frames) => {
         this.reply(session, id, 'subscribe', result as Record<string, unknown> | undefined);
@@ -316,7 +295,7 @@ export class JsonProtocol implements Protocol {
   }
 
   private custom(session: Session, id: Id, action: string, raw: Record<string, unknown>): void | Promise<void> {
-    const handler = this.host.commandHandler(action);
+    const handler = this.handlers.get(action);
     if (!handler) return this.fail(session, id, action, 'unknown_action', `unknown action ${JSON.stringify(action)}`);
     let result: unknown;
     try {

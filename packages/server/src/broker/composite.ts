@@ -1,22 +1,32 @@
-import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
-import type { RedisBroker } from './redis.js';
+import type { HistoryStore } from '../history/history.js';
+import type { Broker, BrokerNamespaceInfo, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
 
 /**
  * NATS for everything, with Redis alongside for the topics that keep history
- * (`broker: nats` with `historyStore: redis`). The history store's script
+ * (`broker: nats` with `historyStore: redis`): two brokers as one. The history store's script
  * publishes on Redis, which is what orders a topic's publications between
  * nodes (see history/redis-history.ts); so those topics are carried by Redis,
  * every other topic and the cluster's control messages by NATS.
  */
-export class SplitBroker implements Broker {
+export class CompositeBroker implements Broker {
   readonly name: string;
 
+  /** `history` must keep a shared history (`sharedHistory`); `keepsHistory` says which topics it carries. */
   constructor(
     readonly main: Broker,
-    readonly history: RedisBroker,
+    readonly history: Broker & { sharedHistory(): HistoryStore },
     private readonly keepsHistory: (topic: string) => boolean,
   ) {
-    this.name = `${main.name}+redis`;
+    this.name = `${main.name}+${history.name}`;
+  }
+
+  get namespaces(): readonly BrokerNamespaceInfo[] {
+    return [...(this.main.namespaces ?? []), ...(this.history.namespaces ?? [])];
+  }
+
+  /** The history part's store: its appends publish on the history part, which carries those topics. */
+  sharedHistory(): HistoryStore {
+    return this.history.sharedHistory();
   }
 
   get state(): BrokerState {

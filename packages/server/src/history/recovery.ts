@@ -1,0 +1,189 @@
+import type { Broker, Publication } from '../broker/broker.js';
+import type { HeraldConfig } from '../config.js';
+import { HeraldError } from '../errors.js';
+import type { HistoryOptions, HistoryPage, StreamPosition } from '../herald.js';
+import type { Session } from '../hub/session.js';
+import type { Logger } from '../log.js';
+import type { LiveStreams } from './catch-up.js';
+import { ruleFor } from '../topics.js';
+import { continuationProblem, type HistoryRead, type HistoryRule, type HistoryStore, type Position, type RecoveryFailure } from './history.js';
+
+/** What a recovery answers in the subscribe reply. */
+export interface RecoveryResult {
+  recovered: boolean;
+  reason?: RecoveryFailure | 'unavailable';
+  offset?: number;
+  epoch?: string;
+}
+
+/** A subscribe reply's fields (a recovery's outcome, or the topic's position, or nothing) and the frames that follow it, in order. */
+export type SubscribeAnswer = (result: RecoveryResult | StreamPosition | undefined, frames: Buffer[]) => void;
+
+export interface RecoveryOptions {
+  readonly config: HeraldConfig;
+  readonly history: HistoryStore;
+  readonly broker: Broker;
+  readonly live: LiveStreams;
+  readonly log: Logger;
+  /** Resolves once the broker carries these topics here (TopicSubscriptions.whenCarried). */
+  whenCarried(topics: readonly string[]): Promise<void> | undefined;
+  topicProblem(topic: string): string | null;
+}
+
+/**
+ * How long a subscribe keeps retrying a history store that does not answer
+ * (Redis restarting) before it answers without a position (`unavailable`).
+ */
+const SUBSCRIBE_READ_RETRY = 5000;
+
+/**
+ * What a recovery sends after its reply, given the client's position
+ * `since`, what the store read after it, and the live publications held
+ * while it read: the recovery's outcome and the publications, in order, each
+ * once. Pure: no I/O, no session.
+ *
+ * - `epoch_changed` (the store's epoch is not the client's, or the client is
+ *   ahead of it) and `too_far_behind` (the oldest kept entry is after the
+ *   client's next offset): only the held live publications follow.
+ * - Otherwise the read entries, then the held ones the read did not include.
+ */
+export function merge(topic: string, since: Position, read: HistoryRead, held: readonly Publication[]): { result: RecoveryResult; publications: Publication[] } {
+  const { position } = read;
+  const here = { offset: position.offset, epoch: position.epoch };
+  const live = held.filter((publication) => publication.offset === undefined || publication.epoch !== position.epoch || publication.offset > position.offset);
+  if (continuationProblem(since, position)) return { result: { recovered: false, reason: 'epoch_changed', ...here }, publications: live };
+  if (since.offset + 1 < read.oldest) return { result: { recovered: false, reason: 'too_far_behind', ...here }, publications: live };
+  const replay = read.entries.map((entry): Publication => ({ topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch: position.epoch }));
+  return { result: { recovered: true, ...here }, publications: [...replay, ...live] };
+}
+
+/**
+ * Subscribe positions, recovery and history pages over the history store.
+ *
+ * The contract a subscribe reply keeps: after a reply that reports position
+ * P, the connection receives every publication of that epoch with offset > P
+ * exactly once, in order, and none with offset <= P. With a store read
+ * synchronously (memory) this holds because subscribing, reading and
+ * answering happen in one turn. A shared store is read asynchronously, on
+ * another connection than the one that delivers publications: live
+ * publications for the topic are held back for this connection from the
+ * moment it subscribed (`Session.holdLive`), the store is read, a round trip
+ * on the broker's subscriber link makes sure every publication up to the
+ * read's position has arrived (and the node's live stream has no hole before
+ * it, see LiveStreams.settle), and then the held ones the read already
+ * covers are dropped by offset (`merge`).
+ */
+export class Recovery {
+  constructor(private readonly options: RecoveryOptions) {}
+
+  /** A page of a topic's history; see `Herald.historyOf`. */
+  async page(topic: string, options: HistoryOptions = {}): Promise<HistoryPage> {
+    const problem = this.options.topicProblem(topic);
+    if (problem) throw new HeraldError('invalid_topic', problem);
+    const rule = ruleFor(this.options.config.history, topic);
+    if (!rule) throw new HeraldError('not_found', `no history is kept for topic ${topic}`);
+    const limit = Math.min(options.limit ?? rule.size, rule.size);
+    const read = await this.options.history.read(topic, rule, { after: options.since?.offset, limit, reverse: options.reverse });
+    const refused = options.since ? continuationProblem(options.since, read.position) : null;
+    if (refused) throw new HeraldError('bad_request', refused);
+    return {
+      topic,
+      offset: read.position.offset,
+      epoch: read.position.epoch,
+      publications: read.entries.map((entry) => ({
+        offset: entry.offset,
+        time: entry.time,
+        message: JSON.parse(entry.payload) as unknown,
+        ...(entry.lhttp ? { lhttp: { command: entry.lhttp.command, headers: Object.fromEntries(entry.lhttp.headers) } } : {}),
+      })),
+    };
+  }
+
+  /**
+   * The answer to a subscribe to one topic, with or without `since`: waits
+   * until the broker carries the topic here, then answers through `respond`
+   * with the reply's fields (for a topic with history: its position, and with
+   * `since` whether the missed publications follow) and the frames to send
+   * right after the reply, in order, before any newer publication. Nothing
+   * is answered once the connection left the topic or closed.
+   */
+  subscribe(session: Session, topic: string, since: Position | undefined, respond: SubscribeAnswer): void | Promise<void> {
+    const { config, history } = this.options;
+    const rule = ruleFor(config.history, topic);
+    const answering = (): boolean => session.state === 'open' && session.topics.has(topic);
+    const encode = (publications: readonly Publication[]): Buffer[] => publications.map((publication) => session.codec.publication(publication));
+    if (!rule || !history.appendPublishes) {
+      const answer = (): void => {
+        if (!answering()) return;
+        if (!rule) return respond(since ? { recovered: false, reason: 'history_off' } : undefined, []);
+        const read = history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 });
+        if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
+        if (!since) return respond({ offset: read.position.offset, epoch: read.position.epoch }, []);
+        const merged = merge(topic, since, read, []);
+        respond(merged.result, encode(merged.publications));
+      };
+      // Subscribed, read and answered in one turn (memory store): nothing new can come between.
+      const ready = this.options.whenCarried([topic]);
+      return ready ? ready.then(answer) : answer();
+    }
+    const held = session.holdLive(topic);
+    let read: HistoryRead;
+    return Promise.resolve(this.options.whenCarried([topic]))
+      .then(() => readRetrying(() => history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 }), SUBSCRIBE_READ_RETRY))
+      .then((done) => {
+        read = done;
+        return this.options.broker.caughtUp?.(topic);
+      })
+      .then(() => this.options.live.settle(topic, read.position))
+      .then(() => this.fillHole(topic, rule, read.position, held))
+      .then(
+        () => {
+          session.releaseLive(topic, held);
+          if (!answering()) return;
+          if (!since) {
+            const { offset, epoch } = read.position;
+            return respond({ offset, epoch }, encode(held.filter((p) => p.epoch !== epoch || p.offset === undefined || p.offset > offset)));
+          }
+          const merged = merge(topic, since, read, held);
+          respond(merged.result, encode(merged.publications));
+        },
+        (err: unknown) => {
+          session.releaseLive(topic, held);
+          if (!answering()) return;
+          // History unreachable: the subscription stands, nothing can be replayed, no position is promised.
+          this.options.log.warn({ topic, err: (err as Error).message }, 'history read for a subscribe failed');
+          respond(since ? { recovered: false, reason: 'unavailable' } : undefined, encode(held));
+        },
+      );
+  }
+
+  /**
+   * The node's live stream of a topic may have started after the position a
+   * connection read (the topic opened here while its publications were
+   * already under way): what lies between that position and the first held
+   * publication is read from the store and put in front of the held ones.
+   */
+  private async fillHole(topic: string, rule: HistoryRule, position: Position, held: Publication[]): Promise<void> {
+    const first = held.find((publication) => publication.epoch === position.epoch && publication.offset !== undefined && publication.offset > position.offset);
+    if (!first || first.offset! === position.offset + 1) return;
+    const read = await readRetrying(() => this.options.history.read(topic, rule, { after: position.offset, limit: first.offset! - position.offset - 1 }), SUBSCRIBE_READ_RETRY);
+    if (read.position.epoch !== position.epoch) return;
+    const missing = read.entries
+      .filter((entry) => entry.offset < first.offset!)
+      .map((entry): Publication => ({ topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch: position.epoch }));
+    held.splice(held.indexOf(first), 0, ...missing);
+  }
+}
+
+/** Runs `read` until it succeeds or `within` ms have passed, every 200 ms. */
+async function readRetrying<T>(read: () => T | Promise<T>, within: number): Promise<T> {
+  const until = Date.now() + within;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      if (Date.now() + 200 > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/** What a publication is, wherever it travels: published, stored in history, carried between nodes, encoded for a connection. */
+
+/** An LHTTP message published on a topic (by an LHTTP client, `POST /publish`, or an Lhttp node). */
+export interface LhttpPublication {
+  /** The LHTTP text, exactly as LHTTP subscribers receive it. */
+  text: string;
+  command: string;
+  headers: Array<[string, string]>;
+}
+
+/** One publication as it travels between nodes. */
+export interface Publication {
+  topic: string;
+  /** The message as JSON text, embedded verbatim in every frame that carries it (for LHTTP: the body as a JSON string). */
+  payload: string;
+  /** Set when the publication is an LHTTP message. */
+  lhttp?: LhttpPublication;
+  /** Position in the topic's history, when history is on for the topic. */
+  offset?: number;
+  epoch?: string;
+}
+
+export interface PublishResult {
+  offset?: number;
+  epoch?: string;
+}
+

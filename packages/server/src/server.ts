@@ -1,0 +1,205 @@
+import { existsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { topicProblem as topicNameProblem } from '@herald/protocol';
+import { Authenticator } from './auth/authenticator.js';
+import { TokenVerifier } from './auth/jwt.js';
+import { Permissions } from './auth/permissions.js';
+import type { Broker } from './broker/broker.js';
+import { MemoryBroker } from './broker/memory.js';
+import { NatsBroker } from './broker/nats.js';
+import { RedisBroker } from './broker/redis.js';
+import { CompositeBroker } from './broker/composite.js';
+import { TopicSubscriptions } from './broker/subscriptions.js';
+import { ClusterRegistry } from './cluster/registry.js';
+import { startupWarnings, validateConfig, type HeraldConfig } from './config.js';
+import { registerDemoBackend, withDemoSecret } from './demo/backend.js';
+import { HeraldError } from './errors.js';
+import { Gateway } from './gateway.js';
+import type { Herald, HeraldOptions } from './herald.js';
+import { MemoryHistory, type HistoryStore } from './history/history.js';
+import { ruleFor } from './topics.js';
+import { Recovery } from './history/recovery.js';
+import { buildHttpApp } from './http/app.js';
+import { createClientAddressResolver } from './util/client-address.js';
+import { Flusher } from './hub/flusher.js';
+import { Hub } from './hub/hub.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics/metrics.js';
+import { Policy } from './policy/policy.js';
+import { PresenceTracker } from './presence/tracker.js';
+import { Protocols } from './protocols/registry.js';
+import { Publisher } from './publish/publisher.js';
+import { Pusher } from './publish/push.js';
+import { ConnectionGate, LocalAdmission } from './transport/admission.js';
+import { Heartbeat } from './transport/heartbeat.js';
+import { createUpgradeHandler } from './transport/websocket.js';
+import { VERSION } from './version.js';
+
+/** The repository's demo/ folder (demo pages and the dashboard), when Herald runs from a checkout or a package that ships it. */
+const DEMO_DIR = fileURLToPath(new URL('../../../../demo', import.meta.url));
+
+/**
+ * Starts a Herald server and resolves once it listens: the composition root.
+ * Start: configuration → logger → broker (and its history store) → the
+ * services → the gateway → the HTTP app (and the demo backend when on) →
+ * the WebSocket upgrade handler → broker start → listen. Stop
+ * (`herald.close()`): drain the connections → HTTP server → cluster registry
+ * → broker. Rejects with `ConfigError` for a bad configuration and with the
+ * broker's or the listener's error when either cannot start.
+ */
+export async function createHerald(options: HeraldOptions = {}): Promise<Herald> {
+  const { logger, onConnect, brokerInstance, admission, workerOf, ...input } = options;
+  const given = validateConfig(input);
+  const { jwt, connectHook } = given.auth;
+  // Asked of the configuration as given: the secret the demo backend makes up is no credential of the operator's.
+  const credentialsConfigured = given.apiKeys.length > 0 || Boolean(jwt.secret || jwt.publicKey || jwt.jwksUrl || connectHook.url);
+  const config = withDemoSecret(given);
+  const log = logger ?? createLogger(config.log);
+  const nodeId = config.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
+  const broker = brokerInstance ?? createBroker(config, nodeId, log);
+  const history = createHistoryStore(config, broker);
+  const topicProblem = (topic: string): string | null => topicNameProblem(topic, config.limits.maxTopicLength) ?? broker.topicProblem(topic);
+
+  // Services that call back into the gateway's lifecycle get it through this late binding (it is built last).
+  let gateway!: Gateway;
+  const closeSession: Gateway['closeSession'] = (session, code, reason) => gateway.closeSession(session, code, reason);
+  const reportError: Gateway['reportError'] = (session, err) => gateway.reportError(session, err);
+  const closing = (): boolean => gateway.closing;
+
+  const hub: Hub = new Hub({
+    onTopicOpened: (topic) => subscriptions.opened(topic),
+    onTopicClosed: (topic) => subscriptions.closed(topic),
+    onSubscribed: (session, topic) => presence.changed('join', session, topic),
+    onUnsubscribed: (session, topic) => {
+      session.subscribeGrants?.delete(topic);
+      presence.changed('leave', session, topic);
+    },
+    onUserOnline: (uid) => cluster.userOnline(uid),
+    onUserOffline: (uid) => cluster.userOffline(uid),
+  });
+  const metrics: Metrics = new Metrics({
+    connectionsByProtocol: (): Map<string, number> => {
+      const counts = new Map<string, number>(protocols.spoken.map((name): [string, number] => [name, 0]));
+      for (const session of hub.sessions.values()) counts.set(session.codec.name, (counts.get(session.codec.name) ?? 0) + 1);
+      return counts;
+    },
+    topics: () => hub.topicCount,
+    subscriptions: () => hub.subscriptions,
+    users: () => hub.userCount,
+    queuedBytes: () => Array.from(hub.sessions.values(), (session) => session.queuedBytes),
+    brokerName: () => broker.name,
+    brokerReady: () => broker.state === 'ready',
+  });
+  const publisher: Publisher = new Publisher({ config, broker, history, hub, metrics, topicProblem, closing });
+  const subscriptions: TopicSubscriptions = new TopicSubscriptions({ config, broker, history, hub, metrics, log, deliver: (publication) => publisher.receive(publication) });
+  const cluster: ClusterRegistry = new ClusterRegistry(
+    nodeId,
+    broker,
+    {
+      stats: () => gateway.nodeStats(),
+      localUsers: () => hub.userIds(),
+      deliverPush: (uids, payload, raw) => {
+        hub.push(uids, payload, raw);
+      },
+      localPresence: () => presence.store.localEntries(),
+      remotePresence: (node, change, topic, entry) => presence.remote(node, change, topic, entry),
+      remotePresenceReset: (node, entries) => presence.reset(node, entries),
+    },
+    config.cluster.heartbeatInterval,
+    log,
+  );
+  const presence: PresenceTracker = new PresenceTracker({ rules: config.presence, hub, share: cluster, topicProblem });
+  const tokens = new TokenVerifier(config.auth.jwt);
+  const permissions = new Permissions(config.auth, config.clientPublish);
+  const policy: Policy = new Policy({ config, hub, permissions, topicProblem, publish: (...args) => publisher.publish(...args), publishLhttp: (...args) => publisher.publishLhttp(...args) });
+  const auth = new Authenticator({ config, tokens, permissions, hub, onConnect, topicProblem, closeSession });
+  const recovery: Recovery = new Recovery({ config, history, broker, live: subscriptions.live, log, topicProblem, whenCarried: (topics) => subscriptions.whenCarried(topics) });
+  const protocols: Protocols = new Protocols({
+    config,
+    policy,
+    topicProblem,
+    closeSession,
+    reportError,
+    json: {
+      tokens,
+      login: (session, token) => auth.login(session, token),
+      insecureLogin: (session, uid) => auth.insecureLogin(session, uid),
+      recover: (session, topic, since, respond) => recovery.subscribe(session, topic, since, respond),
+      whenSubscribed: (topics) => subscriptions.whenCarried(topics),
+      presence: (topic) => presence.view(topic),
+      historyOf: (topic, options) => recovery.page(topic, options),
+      reportError,
+    },
+  });
+  const clientAddress = createClientAddressResolver(config.trustProxy, config.proxyHeader);
+  const gate = new ConnectionGate(admission ?? new LocalAdmission(config.limits), clientAddress, config.allowedOrigins);
+  const heartbeat = new Heartbeat(hub.sessions, { interval: config.heartbeat.interval, timeout: config.heartbeat.timeout, appPing: config.heartbeat.appPing }, (session) =>
+    gateway.terminateSession(session, 'heartbeat timeout: no answer to ping'),
+  );
+  gateway = new Gateway({
+    config, log, nodeId, broker, hub, flusher: new Flusher(), metrics, cluster, policy, publisher, pusher: new Pusher({ hub, cluster, metrics, closing, encodeMessage: (message) => publisher.encodeMessage(message) }),
+    recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, workerOf, topicProblem,
+  });
+
+  const demoDir = config.demo.dir ?? DEMO_DIR;
+  const servedDemo = config.demo.enabled && existsSync(demoDir) ? demoDir : null;
+  const app = buildHttpApp(gateway, {
+    metrics,
+    clientAddress,
+    demoDir: servedDemo,
+    dashboardDir: existsSync(join(DEMO_DIR, 'dashboard.html')) ? DEMO_DIR : null,
+    plugins: servedDemo && config.demo.backend ? [(scope) => registerDemoBackend(scope, gateway, clientAddress)] : [],
+  });
+  app.server.on('upgrade', createUpgradeHandler(gateway, { wsPath: config.wsPath, maxFrameBytes: config.limits.maxFrameBytes, maxMessageFragments: config.limits.maxMessageFragments, log }));
+
+  let brokerWasDown = false;
+  await broker.start({
+    deliver: (publication) => subscriptions.received(publication),
+    onControl: (message) => cluster.onControl(message),
+    onResumed: (carries) => subscriptions.resumed(carries),
+    onStateChange: (state, detail) => {
+      if (state === 'ready' && brokerWasDown) metrics.brokerReconnects.inc();
+      if (state === 'down') brokerWasDown = true;
+      log[state === 'down' ? 'warn' : 'info']({ broker: broker.name, state, detail }, 'broker state');
+      if (state === 'ready') cluster.announce();
+      gateway.brokerState(state, detail);
+    },
+  });
+  if (broker.name !== 'memory') cluster.start();
+  gateway.serve({ server: app.server, address: () => app.server.address(), get listening() { return app.server.listening; }, close: () => app.close() });
+  await app.listen({ port: config.port, host: config.host });
+  heartbeat.start();
+  log.info({ url: gateway.url, node: nodeId, broker: broker.name, version: VERSION }, 'herald listening');
+  const facts = { historyShared: history.appendPublishes, brokerName: broker.name, rawNamespaces: broker.namespaces ?? [], credentialsConfigured };
+  for (const warning of startupWarnings(config, facts)) log.warn(warning.detail ?? {}, warning.message);
+  return gateway;
+}
+
+function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {
+  const publishTimeout = config.publishTimeout;
+  if (config.broker === 'nats' && config.historyStore === 'redis') {
+    const nats = new NatsBroker({ ...config.nats, nodeId, publishTimeout, log: log.child({ component: 'nats' }) });
+    const redis = new RedisBroker({ ...config.redis, nodeId, publishTimeout, log: log.child({ component: 'redis' }) });
+    return new CompositeBroker(nats, redis, (topic) => ruleFor(config.history, topic) !== undefined);
+  }
+  switch (config.broker) {
+    case 'redis':
+      return new RedisBroker({ ...config.redis, nodeId, publishTimeout, log: log.child({ component: 'redis' }) });
+    case 'nats':
+      return new NatsBroker({ ...config.nats, nodeId, publishTimeout, log: log.child({ component: 'nats' }) });
+    default:
+      return new MemoryBroker();
+  }
+}
+
+/** Where history is kept: in the broker's shared store when it has one (Redis), else in this process's memory. */
+function createHistoryStore(config: HeraldConfig, broker: Broker): HistoryStore {
+  if (config.historyStore === 'memory') return new MemoryHistory(config.historyMaxBytes);
+  const shared = broker.sharedHistory?.();
+  if (shared) return shared;
+  if (config.historyStore === 'redis') throw new HeraldError('bad_request', 'historyStore "redis" needs broker "redis" or "nats"');
+  return new MemoryHistory(config.historyMaxBytes);
+}
