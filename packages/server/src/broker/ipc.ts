@@ -61,9 +61,10 @@ export class IpcBroker implements Broker {
     this.sink?.onStateChange(state, detail);
   }
 
+  /** Best effort: false when the primary is gone. A channel that closes meanwhile drops the message (the callback takes the error, nothing is thrown). */
   private send(message: IpcMessage): boolean {
     if (!process.connected || !process.send) return false;
-    process.send(message);
+    process.send(message, undefined, undefined, ignoreClosedChannel);
     return true;
   }
 
@@ -91,3 +92,6 @@ export class IpcBroker implements Broker {
     process.off('message', this.receive);
   }
 }
+
+/** A send on an IPC channel that closed meanwhile fails through its callback; without one, the process would get an unhandled 'error'. */
+function ignoreClosedChannel(): void {}

@@ -55,24 +55,38 @@ export function runPrimary(config: HeraldConfig, count: number, log: Logger): vo
     if (workers.size === 0) process.exit(1);
   };
 
+  /**
+   * Best effort, as IPC between workers is: a worker whose channel closes
+   * between the check and the send (it is stopping) drops the message. With
+   * the callback the failure is reported there; without it, the worker object
+   * would emit an 'error' that nothing handles, and the primary would crash.
+   */
+  const sendTo = (worker: Worker, message: unknown): void => {
+    if (!worker.isConnected()) return;
+    worker.send(message as object, undefined, (err) => {
+      if (err) log.debug({ worker: worker.id, err: err.message }, 'message to a stopping worker dropped');
+    });
+  };
+
   const fork = (): void => {
     const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config) });
     workers.set(worker.id, worker);
     worker.on('listening', () => listening.add(worker.id));
+    worker.on('error', (err) => log.debug({ worker: worker.id, err: err.message }, 'worker channel error'));
     worker.on('message', (message: unknown) => {
       if (isStartupFailure(message)) return fail(message.message);
       if (!isIpcMessage(message)) return;
-      if (admission.handle(worker, message, (answer) => worker.isConnected() && worker.send(answer))) return;
+      if (admission.handle(worker, message, (answer) => sendTo(worker, answer))) return;
       if (message.herald === 'hello') {
         nodes.set(message.node, worker);
         return;
       }
       if (message.herald === 'control' && message.to !== null) {
         const target = nodes.get(message.to);
-        if (target?.isConnected()) target.send(message);
+        if (target) sendTo(target, message);
         return;
       }
-      for (const other of workers.values()) if (other !== worker && other.isConnected()) other.send(message);
+      for (const other of workers.values()) if (other !== worker) sendTo(other, message);
     });
     worker.on('exit', (code, signal) => {
       workers.delete(worker.id);

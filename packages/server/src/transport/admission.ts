@@ -110,9 +110,10 @@ export class IpcAdmission implements Admission {
     done(m.refusal);
   };
 
+  /** Best effort: false when the primary is gone. A channel that closes meanwhile drops the message (the callback takes the error, nothing is thrown). */
   private send(message: IpcMessage): boolean {
     if (!process.connected || !process.send) return false;
-    process.send(message);
+    process.send(message, undefined, undefined, ignoreClosedChannel);
     return true;
   }
 
@@ -228,3 +229,6 @@ export class ConnectionGate {
     this.admission.release(ip);
   }
 }
+
+/** A send on an IPC channel that closed meanwhile fails through its callback; without one, the process would get an unhandled 'error'. */
+function ignoreClosedChannel(): void {}
