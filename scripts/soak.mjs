@@ -3,9 +3,9 @@
 // Two Herald nodes on Redis and one on NATS (history in Redis), HTTP and WebSocket publishers,
 // SDK clients that drop and recover at random, Redis and NATS killed and restarted, Redis
 // subscriber links cut. Prints the figures; exits 1 on any violation. Needs redis-server and
-// nats-server on the PATH (it starts its own, on free ports). See packages/server/test/soak-run.ts.
+// nats-server on the PATH (it starts its own, on free ports). See packages/server/test/helpers/soak-run.ts.
 import { parseArgs } from 'node:util';
-import { describeFigures, runSoak } from '../packages/server/dist/test/soak-run.js';
+import { describeFigures, runSoak } from '../packages/server/dist/test/helpers/soak-run.js';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '300' }, rate: { type: 'string', default: '300' }, clients: { type: 'string', default: '12' } },
