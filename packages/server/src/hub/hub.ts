@@ -50,6 +50,11 @@ export class Hub {
     this.sessions.set(session.id, session);
   }
 
+  /** Whether the session is in the hub (added and not removed). */
+  holds(session: Session): boolean {
+    return this.sessions.get(session.id) === session;
+  }
+
   /** Removes a session, its subscriptions and its place in the user index. */
   remove(session: Session): void {
     if (!this.sessions.delete(session.id)) return;
@@ -72,7 +77,8 @@ export class Hub {
     if (session.uid === uid) return;
     this.leaveUser(session);
     session.uid = uid;
-    if (uid === undefined) return;
+    // A session already removed (it closed while its identity was being settled) is indexed no more.
+    if (uid === undefined || !this.holds(session)) return;
     let set = this.users.get(uid);
     if (!set) {
       set = new Set();
@@ -102,9 +108,15 @@ export class Hub {
     }
   }
 
-  /** Subscribes; returns false when the session was already subscribed. */
+  /**
+   * Subscribes; returns false when the session was already subscribed, or is
+   * not (or no longer) in the hub: a connection that closed while a connect
+   * hook, a token check or an application's processor was still running must
+   * not be left behind in a topic (a broker subscription, a presence entry
+   * and a session object that nothing would ever remove).
+   */
   subscribe(session: Session, topic: string): boolean {
-    if (session.topics.has(topic)) return false;
+    if (session.topics.has(topic) || !this.holds(session)) return false;
     let subscribers = this.topics.get(topic);
     if (!subscribers) {
       subscribers = new Set();

@@ -7,6 +7,7 @@ import { CloseCode } from '../../src/index.js';
 import { connect, startHerald, wsUrl } from '../helpers/helpers.js';
 import { SECRET, signToken } from '../helpers/tokens.js';
 import { internals } from '../helpers/internals.js';
+import { eventually } from '../helpers/servers.js';
 
 const token = (sub: string): Promise<string> => signToken({ sub });
 
@@ -115,6 +116,8 @@ describe('connect hook', () => {
   let hookUrl: string;
   const seen: Array<Record<string, any>> = [];
   let pendingSlow: ServerResponse[] = [];
+  /** Answers held back until the test gives them (cookie session=held). */
+  const held: ServerResponse[] = [];
 
   before(async () => {
     backend = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -132,6 +135,8 @@ describe('connect hook', () => {
         } else if (cookie.includes('session=banned')) {
           res.statusCode = 403;
           res.end('banned');
+        } else if (cookie.includes('session=held')) {
+          held.push(res);
         } else if (cookie.includes('session=slow')) {
           pendingSlow.push(res);
         } else if (cookie.includes('session=broken')) {
@@ -183,6 +188,28 @@ describe('connect hook', () => {
     const broken = await connect(herald, { headers: { cookie: 'session=broken' } });
     assert.deepEqual(await broken.closed, { code: CloseCode.RECONNECT, reason: 'connect hook answered 500' });
     assert.equal(herald.status().connections, 0);
+    await herald.close();
+  });
+
+  it('a connection that closes before the backend answers is not subscribed nor indexed afterwards (no ghost)', async () => {
+    let hookDone!: () => void;
+    const hookFinished = new Promise<void>((resolve) => (hookDone = resolve));
+    const herald = await startHerald({ auth: { connectHook: { url: hookUrl } }, onConnect: () => hookDone() });
+    const gone = new Promise<void>((resolve) => herald.on('disconnect', () => resolve()));
+    const client = await connect(herald, { headers: { cookie: 'session=held' } });
+    await eventually(() => held.length === 1, 'the connect hook to be asked');
+    await client.close();
+    await gone;
+    // Now the backend answers: a uid and a topic for a connection that is no more.
+    const res = held.pop()!;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ uid: 'late', topics: ['room:late'] }));
+    await hookFinished;
+    await new Promise((resolve) => setImmediate(resolve)); // the gateway finishes on the same turn
+    const hub = internals(herald).hub;
+    assert.equal(hub.subscriberCount('room:late'), 0, 'no subscription for a closed connection');
+    assert.equal(herald.userConnections('late'), 0, 'no user index entry for a closed connection');
+    assert.deepEqual([herald.status().connections, herald.status().subscriptions, herald.status().users], [0, 0, 0]);
     await herald.close();
   });
 
