@@ -74,8 +74,10 @@ export function buildHttpApp(herald: Herald, options: HttpAppOptions): FastifyIn
 
   // /api/* takes JSON bodies only: a browser cannot send application/json to another site without a
   // CORS preflight (which Herald never grants), so a form or a no-cors fetch cannot reach the API.
+  // Decided by the route the request reached, not by its raw URL: `/%61pi/publish` reaches /api/publish too.
   app.addHook('preValidation', async (request, reply) => {
-    if (!request.url.startsWith('/api/') || !hasBody(request)) return;
+    const route = request.routeOptions.url ?? request.url;
+    if (!route.startsWith('/api/') || !hasBody(request)) return;
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
       return reply.status(415).send({ ok: false, error: { code: 'bad_request', message: `the body must be application/json, not ${type || 'untyped'}` } });

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HeraldError } from '../errors.js';
 import { isLocalCaller, isLoopback, type ClientAddressResolver } from '../util/client-address.js';
@@ -9,20 +10,25 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
-/** The host name of a `Host` header, lower case, without port or IPv6 brackets. */
+/** The host name of a `Host` header, lower case, without port or IPv6 brackets (`[::1]x` stays as it is: no name). */
 function hostName(host: string): string {
   const text = host.trim().toLowerCase();
   if (text.startsWith('[')) {
     const end = text.indexOf(']');
-    return end === -1 ? text : text.slice(1, end);
+    return end === -1 || !/^(:\d*)?$/.test(text.slice(end + 1)) ? text : text.slice(1, end);
   }
   const colon = text.lastIndexOf(':');
   return colon === -1 ? text : text.slice(0, colon);
 }
 
-/** A loopback name: `localhost`, `*.localhost` (RFC 6761), a 127.0.0.0/8 or ::1 address. */
+/**
+ * A loopback name: `localhost`, `*.localhost` (RFC 6761), a 127.0.0.0/8 or
+ * ::1 address. An address must be an IP literal: a DNS name that merely
+ * starts with `127.` (`127.0.0.1.cafe`, `127.0.0.1.abcdef.de`) can be
+ * re-pointed at 127.0.0.1 by whoever owns it (DNS rebinding).
+ */
 function isLoopbackName(name: string): boolean {
-  return name === 'localhost' || name.endsWith('.localhost') || (isLoopback(name) && /^[\d.:a-f]+$/.test(name));
+  return name === 'localhost' || name.endsWith('.localhost') || (isIP(name) !== 0 && isLoopback(name));
 }
 
 /**

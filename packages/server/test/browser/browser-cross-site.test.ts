@@ -134,6 +134,10 @@ window.attempts = async () => {
     const answer = await getWithHost(herald.url, '/api/status', 'rebind.attacker.example');
     assert.equal(answer.status, 403);
     assert.match(answer.body.error.message, /Host "rebind\.attacker\.example"/);
+    // Names that only look like loopback addresses are DNS names too: whoever owns them can re-point them at 127.0.0.1.
+    for (const host of ['127.0.0.1.cafe', `127.0.0.1.fdcbe.de:${herald.port}`, '127.1.2.3.dead.beef', '[::1].evil.example']) {
+      assert.equal((await getWithHost(herald.url, '/api/status', host)).status, 403, host);
+    }
     for (const host of ['localhost', `localhost:${herald.port}`, `127.0.0.1:${herald.port}`, `[::1]:${herald.port}`, 'app.localhost']) {
       assert.equal((await getWithHost(herald.url, '/api/status', host)).status, 200, host);
     }
@@ -148,6 +152,11 @@ window.attempts = async () => {
       const answer = await http(herald, 'POST', '/api/publish', 'topic=victim&message=x', { 'content-type': type });
       assert.equal(answer.status, 415, type);
       assert.equal(answer.body.error.code, 'bad_request');
+    }
+    // Decided by the route reached, not by how its path is spelt: /%61pi/publish is /api/publish.
+    for (const path of ['/%61pi/publish', '/api/%70ublish', '/%61pi/send']) {
+      const answer = await http(herald, 'POST', path, 'topic=victim&uid=victim&message=x', { 'content-type': 'application/x-www-form-urlencoded' });
+      assert.equal(answer.status, 415, path);
     }
     assert.equal((await http(herald, 'POST', '/api/publish', { topic: 'victim', message: 'json' }, { 'content-type': 'application/json; charset=utf-8' })).status, 200);
     assert.equal((await subscriber.next()).message, 'json');
