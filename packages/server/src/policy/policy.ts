@@ -30,7 +30,8 @@ const BEFORE_LOGIN = new Set(['login', 'ping', 'pong']);
  * - `admitFrame` runs for every inbound frame, whatever the protocol, before
  *   the protocol sees it (the Session calls it): the command rate limit
  *   (`limits.commandsPerSecond` / `commandBurst`). `admitCommand` charges each
- *   further command carried in the same frame (a JSON batch).
+ *   further command carried in the same frame (a JSON batch, each further
+ *   topic of an LHTTP `publish` header).
  * - `identityProblem`: with `auth.anonymous: false`, a connection without
  *   identity may only log in (and ping).
  * - `subscribe` / `unsubscribe`: topic rule and broker namespace, topic
@@ -66,7 +67,7 @@ export class Policy {
     return session.bucket && !session.bucket.take() ? this.overRate : null;
   }
 
-  /** Charges one more command of a frame that carries several (a JSON batch). */
+  /** Charges one more command of a frame that carries several (a JSON batch, an LHTTP `publish` header naming several topics). */
   admitCommand(session: Session): HeraldError | null {
     return this.admitFrame(session);
   }

@@ -178,3 +178,21 @@ for (const speaker of speakers) {
     });
   });
 }
+
+describe('LHTTP: one message naming many topics', () => {
+  it('a publish header pays one command per topic: one frame naming a topic 1,000 times does not publish 1,000 times', async () => {
+    const herald = await startHerald({ limits: { commandsPerSecond: 5, commandBurst: 10 } });
+    const reader = await watcher(herald, 'room');
+    const flooder = await speakers[1]!.open(herald);
+    const topics = 1000;
+    flooder.send(`LHTTP/1.0 chat\r\npublish:${Array(topics).fill('room').join(' ')}\r\n\r\nx`);
+    const refusal = await deadline(flooder.next(), 5000, 'the refusal of the topics over the rate');
+    assert.equal(speakers[1]!.refusal(refusal), 'rate_limited');
+    // The reader's reply comes after every publication made before it.
+    assert.equal((await reader.request({ action: 'ping' })).ok, true);
+    // The frame paid for its first topic and each further one was charged: the burst and a little refill pass, and publishing stops at the refusal.
+    const delivered = publicationsOn(reader, 'room').length;
+    assert.ok(delivered >= 10 && delivered <= 12, `the burst passes, not the ${topics} topics (${delivered})`);
+    await herald.close();
+  });
+});

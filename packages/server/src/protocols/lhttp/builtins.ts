@@ -65,7 +65,14 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
           command: handler.responseCommand || handler.command,
           headers: [...(handler.responseHeaders ?? handler.headers)],
         };
-        for (const topic of publishTo) {
+        for (const [index, topic] of publishTo.entries()) {
+          // The frame paid for its first publication; each further topic is one more command (as in a
+          // JSON batch), else one frame naming a topic thousands of times would publish thousands of times.
+          const overRate = index > 0 ? policy.admitCommand(session) : null;
+          if (overRate) {
+            refuse(handler, overRate);
+            break;
+          }
           try {
             await policy.publishLhttp(session, topic, message, handler.body);
           } catch (err) {
