@@ -113,7 +113,15 @@ export function isLoopback(address: string | undefined): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
-/** A caller on this machine: a loopback client address that no unaccounted-for proxy stands in front of. */
+/**
+ * A caller on this machine: a loopback client address that no
+ * unaccounted-for proxy stands in front of, reaching Herald over loopback.
+ * The socket's peer must be loopback too: a forwarding header can make a
+ * local peer's request remote, never a remote peer's request local (with a
+ * hop count, a client that reaches Herald directly writes the hop that is
+ * believed; and a trusted proxy on another host means its own loopback by
+ * 127.0.0.1, not this machine's).
+ */
 export function isLocalCaller(client: ClientAddress): boolean {
-  return isLoopback(client.address) && !client.proxied;
+  return isLoopback(client.address) && isLoopback(client.peer) && !client.proxied;
 }

@@ -87,6 +87,18 @@ describe('loopback and local callers', () => {
     assert.equal(isLocalCaller({ address: '192.0.2.1', peer: '127.0.0.1', proxied: false }), false);
   });
 
+  it('a header never makes a remote peer local: not with a hop count, not through a trusted proxy on another host', () => {
+    // trustProxy: true and a client that reaches Herald directly: it writes the hop that is believed.
+    const direct = resolve(true, '203.0.113.9', { 'x-forwarded-for': '127.0.0.1' });
+    assert.equal(direct.address, '127.0.0.1', 'the hop count believes it for the address');
+    assert.equal(isLocalCaller(direct), false, 'but the caller is not on this machine');
+    assert.equal(isLocalCaller(resolve(2, '203.0.113.9', { 'x-forwarded-for': '127.0.0.1, 127.0.0.1' })), false);
+    // A trusted proxy on another host: 127.0.0.1 is a program on *its* machine.
+    assert.equal(isLocalCaller(resolve(['10.0.0.5'], '10.0.0.5', { 'x-forwarded-for': '127.0.0.1' })), false);
+    // A proxy on this machine forwarding a program on this machine is still local.
+    assert.equal(isLocalCaller(resolve(['loopback'], '127.0.0.1', { 'x-forwarded-for': '127.0.0.1' })), true);
+  });
+
   it('hasForwardingHeader knows the three headers', () => {
     for (const name of ['x-forwarded-for', 'forwarded', 'x-real-ip']) assert.equal(hasForwardingHeader(request('127.0.0.1', { [name]: 'x' })), true, name);
     assert.equal(hasForwardingHeader(request('127.0.0.1', { via: '1.1 proxy' })), false);
