@@ -15,7 +15,8 @@ import { topicMatches } from '../topics.js';
  *   never share a name.
  * - Names the broker reserves for itself are refused whatever the prefix and
  *   `rawTopics` say: on NATS every subject starting with `$` (`$JS.API...`,
- *   `$SYS...`, `$KV...`) or `_INBOX` (request replies); on Redis every channel
+ *   `$SYS...`, `$KV...`), `_INBOX` (request replies) or `_R_.` / `_GR_.` (the
+ *   server's reply subjects for service imports and gateways); on Redis every channel
  *   starting with `__` (`__keyspace@0__:...`, `__keyevent@0__:...`,
  *   `__redis__:invalidate`, `__sentinel__:hello`).
  * - On NATS, `.` in a topic is the subject's token separator (topic
@@ -67,6 +68,7 @@ export class BrokerNamespace {
     if (this.kind === 'nats') {
       if (name.startsWith('$')) return 'NATS subjects starting with $ are the server\'s own (JetStream, system, KV): no topic may reach them';
       if (name.startsWith('_INBOX')) return 'NATS subjects starting with _INBOX are reply inboxes: no topic may reach them';
+      if (name.startsWith('_R_.') || name.startsWith('_GR_.')) return 'NATS subjects starting with _R_. or _GR_. are the server\'s reply subjects (service imports, gateways): no topic may reach them';
     } else if (name.startsWith('__')) {
       return 'Redis channels starting with __ are the server\'s own (keyspace and keyevent notifications, client tracking, sentinel): no topic may reach them';
     }

@@ -56,9 +56,11 @@ describe('BrokerNamespace', () => {
     for (const topic of ['__keyevent@0__:set', '__keyspace@0__:x', '__redis__:invalidate', '__sentinel__:hello']) {
       assert.match(redis.topicProblem(topic) ?? '', /Redis channels starting with __/, topic);
     }
-    const nats = new BrokerNamespace('nats', 'herald.', ['$JS.*', '_INBOX*', 'raw.*']);
+    const nats = new BrokerNamespace('nats', 'herald.', ['$JS.*', '_INBOX*', '_R_*', '_GR_*', 'raw.*']);
     assert.match(nats.topicProblem('$JS.API.INFO') ?? '', /starting with \$/);
     assert.match(nats.topicProblem('_INBOX.abc') ?? '', /_INBOX/);
+    // The server's reply subjects for service imports (_R_.) and gateways (_GR_.), which a forged publish could answer.
+    for (const topic of ['_R_.abc.def', '_GR_.xyz.abc']) assert.match(nats.topicProblem(topic) ?? '', /_R_\. or _GR_\./, topic);
     assert.equal(nats.topicProblem('raw.orders'), null);
     assert.equal(new BrokerNamespace('nats', 'herald.', []).topicProblem('$JS.API'), null, 'prefixed, $ is inside Herald\'s namespace: harmless');
   });
