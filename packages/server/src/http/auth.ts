@@ -76,7 +76,7 @@ export function localCallerProblem(request: FastifyRequest, resolve: ClientAddre
 
 export interface ApiGuardOptions {
   apiKeys: readonly string[];
-  /** The client address of a request (see http/client-address.ts). */
+  /** The client address of a request (see util/client-address.ts). */
   clientAddress: ClientAddressResolver;
   /** Host names the key-less API answers besides loopback ones. */
   allowedHosts: readonly string[];
