@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -49,6 +50,40 @@ describe('herald serve: starting and answering for the node', () => {
     server.child.kill('SIGTERM');
     await Promise.all(clients.map((c) => c.closed));
     assert.equal(await server.exited, 0);
+  });
+
+  it('--workers: a worker that dies while publications are relayed is replaced, and the primary keeps serving', async () => {
+    const server = await serve(['--workers', '2'], 2);
+    // Publications on the memory broker go from worker to worker through the primary: keep many flowing
+    // (batches of 100) while a worker is killed, so that the primary relays to a worker that is gone.
+    // (A request caught by the kill may never be answered: each gives up after 2 s.)
+    const batch = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ topic: 'relayed', message: i })));
+    const publish = (): Promise<unknown> =>
+      fetch(`${server.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: batch, signal: AbortSignal.timeout(2000) })
+        .then((response) => response.text())
+        .catch(() => undefined);
+    let flowing = true;
+    const publishers = Array.from({ length: 4 }, async () => {
+      while (flowing) await publish();
+    });
+    const count = (msg: string): number => server.logs.filter((l) => l.msg === msg).length;
+    try {
+      const [worker] = execFileSync('pgrep', ['-P', String(server.child.pid)]).toString().trim().split('\n').map(Number);
+      process.kill(worker!, 'SIGKILL');
+      await eventually(() => count('worker died: starting another') === 1 || server.child.exitCode !== null, 'the primary to see the worker die', 30_000);
+    } finally {
+      flowing = false;
+      await Promise.all(publishers);
+    }
+    assert.equal(server.child.exitCode, null, `the primary is running: ${server.stderr()}`);
+    await eventually(() => count('herald listening') === 3, 'a worker to replace the killed one', 30_000);
+    const client = await TestClient.open(`${server.url.replace('http', 'ws')}/ws`);
+    await client.request({ action: 'subscribe', topic: 'after' });
+    assert.equal((await http(server.url, 'POST', '/api/publish', { topic: 'after', message: 'still here' })).status, 200);
+    assert.deepEqual(await client.next(), { action: 'publish', topic: 'after', message: 'still here' });
+    server.child.kill('SIGTERM');
+    await client.closed;
+    assert.equal(await server.exited, 0, server.stderr());
   });
 
   it('npm start (demo/herald.yaml) listens on loopback only, and every start-up warning is true', async () => {
