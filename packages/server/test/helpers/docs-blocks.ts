@@ -272,8 +272,8 @@ export class Program {
     for (const waiter of waiters) waiter();
   }
 
-  /** The first line printed on stdout that `test` accepts; fails when the program ends first, or after `ms`. */
-  line(test: RegExp | ((line: string) => boolean), what: string, ms = 15_000): Promise<string> {
+  /** The first line printed on stdout that `test` accepts; fails when the program ends first, or after `ms` (generous: a program that loads Herald is slow to start on a busy machine). */
+  line(test: RegExp | ((line: string) => boolean), what: string, ms = 30_000): Promise<string> {
     const accepts = typeof test === 'function' ? test : (line: string) => test.test(line);
     return deadline(
       (async () => {

@@ -241,7 +241,7 @@ const SCENARIOS: Record<string, Scenario> = {
       assert.equal((await http(url, 'GET', '/readyz')).status, 200);
       // "auto": one worker per CPU. A worker counts the workers it has heard from (their cluster heartbeats).
       const workers = availableParallelism();
-      await eventually(async () => (await http(url, 'GET', '/api/status')).body?.workers?.count === workers, `${workers} workers`, 15_000);
+      await eventually(async () => (await http(url, 'GET', '/api/status')).body?.workers?.count === workers, `${workers} workers`, 30_000);
       await stopServer(block, server);
     },
   },
