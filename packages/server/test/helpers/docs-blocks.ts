@@ -175,7 +175,7 @@ export function checkStep(block: Block, step: Step, result: Ran): void {
   assert.ok(ok, `${what} printed\n  ${printed.join('\n  ')}\nbut the doc shows\n  ${step.expected.map((e) => JSON.stringify(e)).join('\n  ')}`);
 }
 
-/** Runs a shell block's commands one by one, checking each; `after` runs after each command (to look at what it did). */
+/** Runs a shell block's commands one by one, checking each; `afterStep` runs after each command (to look at what it did). */
 export async function runShell(block: Block, env: NodeJS.ProcessEnv, rewrite: (text: string) => string, afterStep?: (step: Step, index: number) => Promise<void>): Promise<void> {
   const all = steps(block);
   for (const [index, step] of all.entries()) {
