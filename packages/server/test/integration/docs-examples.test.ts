@@ -59,8 +59,8 @@ import { eventually, freePort, RedisServer, requireBinary } from '../helpers/ser
  *   a Redis of the machine;
  * - `/etc/herald/` is a temporary folder;
  * - `npx herald` runs as `herald` from node_modules/.bin, which is what npx
- *   finds (without its seconds of start-up per call; test/install.test.ts
- *   runs `npm exec -- herald` itself).
+ *   finds (without its seconds of start-up per call;
+ *   test/integration/install.test.ts runs `npm exec -- herald` itself).
  * What a block calls yours (a session store, a user, render functions, `$KEY`)
  * is supplied by its scenario, defined before the block runs, as the text
  * around the block describes it; each scenario says what it supplies. Lines a
