@@ -285,6 +285,29 @@ describe('Authenticator: connecting', () => {
     assert.deepEqual(seen, [{ id: session.id, uid: 'ann', url: `/ws?token=${token}` }]);
   });
 
+  it('a connection that closed while its URL token was being verified is not put back in the user index', async () => {
+    let verify!: () => void;
+    const verified = new Promise<void>((resolve) => (verify = resolve));
+    /** A verifier that waits for the test before it answers. */
+    class SlowVerifier extends TokenVerifier {
+      override async identity(token: unknown) {
+        await verified;
+        return super.identity(token);
+      }
+    }
+    const { auth, hub, online, connection } = setup({ verifier: (jwt) => new SlowVerifier(jwt) });
+    const { session, transport } = connection({ open: false });
+    const connecting = auth.connect(session, request(`/ws?token=${await signToken({ sub: 'ann' })}`));
+    // The peer goes away meanwhile: the gateway takes the session out of the hub.
+    transport.closeEvent(1001, 'gone');
+    hub.remove(session);
+    verify();
+    await connecting;
+    assert.equal(hub.userSessions('ann').size, 0, 'no dead session in the user index');
+    assert.equal(hub.userCount, 0);
+    assert.deepEqual(online, [], 'the user is not announced online here');
+  });
+
   it('a bad URL token refuses the connection (unauthorized), and onConnect is not asked', async () => {
     let asked = 0;
     const { auth, connection } = setup({ onConnect: () => void asked++ });
