@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { CloseCode } from '../../src/index.js';
-import { connect, startHerald, wsUrl } from '../helpers/helpers.js';
+import { connect, deadline, startHerald, wsUrl } from '../helpers/helpers.js';
 import { SECRET, signToken } from '../helpers/tokens.js';
 import { internals } from '../helpers/internals.js';
 import { eventually } from '../helpers/servers.js';
@@ -130,6 +130,9 @@ describe('connect hook', () => {
         if (cookie.includes('session=good')) {
           res.setHeader('content-type', 'application/json');
           res.end(JSON.stringify({ uid: 'hooked', topics: ['room:1', 'private:hook-room'], info: { name: 'Hook' } }));
+        } else if (cookie.includes('session=topics-only')) {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ topics: ['room:hooked'] }));
         } else if (cookie.includes('session=anon')) {
           res.end('');
         } else if (cookie.includes('session=banned')) {
@@ -210,6 +213,17 @@ describe('connect hook', () => {
     assert.equal(hub.subscriberCount('room:late'), 0, 'no subscription for a closed connection');
     assert.equal(herald.userConnections('late'), 0, 'no user index entry for a closed connection');
     assert.deepEqual([herald.status().connections, herald.status().subscriptions, herald.status().users], [0, 0, 0]);
+    await herald.close();
+  });
+
+  it("a connection refused as it opens (no identity, anonymous off, a protocol that cannot log in) is not subscribed to the hook's topics", async () => {
+    const herald = await startHerald({ auth: { anonymous: false, connectHook: { url: hookUrl } } });
+    const lhttp = await connect(herald, { path: '/', headers: { cookie: 'session=topics-only' } });
+    assert.equal((await deadline(lhttp.closed, 5000, 'the refusal')).code, CloseCode.UNAUTHORIZED);
+    const { hub } = internals(herald);
+    assert.equal(hub.subscriberCount('room:hooked'), 0, 'no subscription left behind by a connection that is gone');
+    assert.equal(hub.topicCount, 0);
+    assert.equal(hub.subscriptions, 0);
     await herald.close();
   });
 
