@@ -223,13 +223,16 @@ export class Hub {
   /**
    * Closes `sessions` spread evenly over `window` ms (a graceful drain): n
    * connections in at most one batch per 50 ms, batch i at i/batches of the
-   * window (n = 20 over 3 s: one every 150 ms), each through `close` (after
-   * what is queued for it). Clients that reconnect at once land on other
-   * nodes over the window, not all in the same second.
+   * window (n = 20 over 3 s: one every 150 ms; n = 21 over 1 s: 11 batches
+   * of 2, one every 91 ms), each through `close` (after what is queued for
+   * it). Clients that reconnect at once land on other nodes over the window,
+   * not all in the same second.
    */
   async closeAll(sessions: readonly Session[], window: number, close: (session: Session) => void): Promise<void> {
-    const batches = Math.max(1, Math.min(sessions.length, Math.floor(window / 50)));
-    const perBatch = Math.ceil(sessions.length / batches);
+    if (sessions.length === 0) return;
+    const perBatch = Math.ceil(sessions.length / Math.max(1, Math.min(sessions.length, Math.floor(window / 50))));
+    // Counted again after rounding up, so that the batches spread over the whole window.
+    const batches = Math.ceil(sessions.length / perBatch);
     const start = Date.now();
     for (let batch = 0; batch * perBatch < sessions.length; batch++) {
       // Timed from the start, so that slow batches do not stretch the window.

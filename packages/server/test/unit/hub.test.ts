@@ -350,6 +350,19 @@ describe('Hub: closeAll', () => {
     assert.ok(closed.filter(([, at]) => at === 0).length === 5, '5 a batch');
   });
 
+  it('batches rounded up still spread over the whole window (21 over 1 s: 11 batches, not 11 in the first half)', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const { hub, sessions, closed, close } = draining(21);
+    const done = hub.closeAll(sessions, 1000, close);
+    await advance(1000);
+    await done;
+    assert.equal(closed.length, 21);
+    const times = [...new Set(closed.map(([, at]) => at))];
+    assert.equal(times.length, 11, 'batches of 2, the last of 1');
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 50, `at most one batch per 50 ms: ${times.join(', ')}`);
+    assert.ok(times.at(-1)! >= 900, `the last batch near the end of the window, not at ${times.at(-1)} ms`);
+  });
+
   it('no window closes everything at once; no sessions resolves at once', async () => {
     const { hub, sessions, closed, close } = draining(5);
     const done = hub.closeAll(sessions, 0, close);
