@@ -253,6 +253,11 @@ export class Session {
     // never completes the handshake is cut after closeTimeout.
     this.writer.flushPending();
     this.transport.close(code, truncateCloseReason(reason));
+    // Nothing waits in the inbox any more: read again, or the peer's close frame is never read.
+    if (this.paused) {
+      this.paused = false;
+      this.transport.resume();
+    }
     this.terminateTimer = setTimeout(() => this.transport.terminate(), this.host.closeTimeout);
     this.terminateTimer.unref();
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { deadline, http, startHerald, TestClient, wsUrl } from '../helpers/helpers.js';
+import { internals } from '../helpers/internals.js';
 
 describe('graceful shutdown', () => {
   it('answers /readyz with 503 and refuses upgrades while it drains, then stops listening', async () => {
@@ -44,6 +45,27 @@ describe('graceful shutdown', () => {
     assert.ok(inFirstSecond <= 8, `about a third close in the first second of three, got ${inFirstSecond}: ${closedAt.join(', ')}`);
     assert.ok(closedAt.at(-1)! >= 2500, `the last close comes near the end of the window (${closedAt.join(', ')} ms)`);
     assert.ok(closedAt.at(-1)! < 3000 + 1000, `and not much after it (${closedAt.at(-1)} ms)`);
+  });
+
+  it('a connection whose reading is paused (a command holding 64 frames back) completes its close handshake at once', async () => {
+    const herald = await startHerald({ shutdown: { drainWindow: 0, timeout: 10_000 } });
+    herald.handle('stall', () => new Promise(() => undefined));
+    const client = await TestClient.open(wsUrl(herald));
+    client.ws.send(JSON.stringify({ id: 1, action: 'stall' }));
+    for (let i = 0; i < 70; i++) client.ws.send(JSON.stringify({ id: i + 2, action: 'ping' }));
+    // The 65th frame (64 waiting behind the stalled command) pauses the connection's reading.
+    const [session] = internals(herald).sessions.values();
+    await deadline(
+      (async () => {
+        while (session!.framesIn < 65) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      5000,
+      'the frames to arrive',
+    );
+    const start = Date.now();
+    await herald.close();
+    assert.equal((await client.closed).code, 1001);
+    assert.ok(Date.now() - start < 5000, `closed by the handshake, not cut after shutdown.timeout (${Date.now() - start} ms)`);
   });
 
   it('closes every connection with 1001 when the drain window is 0', async () => {

@@ -248,6 +248,19 @@ describe('Session: closing', () => {
     assert.deepEqual(transport.ops(), ['close']);
   });
 
+  it('closing a paused connection resumes reading, so that the peer\'s close frame can be read (nothing waits in the inbox any more)', () => {
+    const handler = new RecordingHandler();
+    handler.reply = () => new Promise<void>(() => undefined);
+    const { session, transport } = fakeSession({ handler });
+    for (let i = 0; i <= 64; i++) session.receive(frame(`f${i}`), false);
+    assert.equal(transport.pauses, 1);
+    session.close(1001, 'going away');
+    assert.equal(transport.resumes, 1);
+    assert.deepEqual(transport.ops(), ['pause', 'close', 'resume']);
+    session.receive(frame('after'), false);
+    assert.deepEqual(handler.frames, ['f0'], 'what it reads now is not handled');
+  });
+
   it('a peer that never completes the close handshake is cut after closeTimeout', () => {
     mock.timers.enable({ apis: ['setTimeout'] });
     const host = new FakeSessionHost(1024, 3000);
