@@ -87,6 +87,26 @@ describe('Hub: subscriptions', () => {
     assert.equal(listener.events.length, 4, 'removing again tells nothing');
   });
 
+  it('a session not in the hub (never added, or removed) is neither subscribed nor indexed by uid', () => {
+    const { hub, listener, join } = setup();
+    const gone = join('gone').session;
+    hub.remove(gone);
+    const stranger = fakeSession({ id: 'stranger' }).session;
+    for (const session of [gone, stranger]) {
+      assert.equal(hub.holds(session), false);
+      assert.equal(hub.subscribe(session, 't'), false);
+      hub.setUser(session, 'ann');
+    }
+    assert.deepEqual([hub.topicCount, hub.subscriptions, hub.userCount], [0, 0, 0]);
+    assert.deepEqual(listener.events, [], 'no topic opened, no user online');
+    assert.equal(gone.topics.size, 0);
+    // A new session under a reused id is not the old one.
+    const twin = fakeSession({ id: 'gone' }).session;
+    hub.add(twin);
+    assert.equal(hub.holds(twin), true);
+    assert.equal(hub.holds(gone), false);
+  });
+
   it('busiestTopics: most subscribers first, at most limit', () => {
     const { hub, join } = setup();
     const sessions = ['a', 'b', 'c'].map((id) => join(id).session);
