@@ -234,7 +234,11 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
     this.detach(session, 1006, reason, 'server');
   }
 
-  onClosed(session: Session, code: number, reason: string, by: 'server' | 'client'): void { this.detach(session, code, reason, by); }
+  onClosed(session: Session, code: number, reason: string, by: 'server' | 'client'): void {
+    // Counted here, once the transport is gone: frames that arrive after a server-side close count too.
+    this.counts.framesIn += session.framesIn;
+    this.detach(session, code, reason, by);
+  }
 
   onSlowConsumer(session: Session, queuedBytes: number): void {
     this.counts.slowConsumers++;
@@ -255,7 +259,6 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
     session.handler.onClose?.(session);
     session.setIdentityTimer(undefined);
     this.parts.gate.releaseAddress(session.ip);
-    this.counts.framesIn += session.framesIn;
     this.counts.framesOut += session.framesOut;
     this.log.info(
       { conn: session.id, code, reason: reason || CLOSE_CODE_MEANINGS[code], by, ms: Date.now() - session.connectedAt, in: session.framesIn, out: session.framesOut },

@@ -1,6 +1,5 @@
 import type { Publication } from '../broker/broker.js';
 import type { Codec } from '../protocols/codec.js';
-import { encodeTextFrame } from './frame.js';
 import type { Session } from './session.js';
 
 const EMPTY: ReadonlySet<Session> = new Set();
@@ -195,24 +194,31 @@ export class Hub {
 
   /**
    * Pushes a message to every session of the given users on this node.
-   * `payload` is the message's JSON text (framed once per protocol, as a
-   * push). With `raw` (the seed's `/send`), sessions that logged in the
-   * push-centre seed's way get `raw` as it is, as the seed sends it. Returns
-   * how many sessions got it.
+   * `payload` is the message's JSON text (encoded once per codec, as a push).
+   * With `raw` (the seed's `/send`), sessions that logged in the push-centre
+   * seed's way get `raw` as it is where their codec has a plain push (once
+   * per codec too). Returns how many sessions got it.
    */
   push(uids: Iterable<string>, payload: string, raw: string | null = null): number {
-    let rawFrame: Buffer | null = null;
     let frames: Map<Codec, Buffer> | null = null;
+    let plain: Map<Codec, Buffer | null> | null = null;
     let written = 0;
     for (const uid of uids) {
       for (const session of this.userSessions(uid)) {
-        let frame: Buffer;
+        const codec = session.codec;
+        let frame: Buffer | null | undefined = null;
         if (raw !== null && session.identity.rawPush) {
-          frame = rawFrame ??= encodeTextFrame(raw);
-        } else {
+          plain ??= new Map();
+          frame = plain.get(codec);
+          if (frame === undefined) {
+            frame = codec.plainPush(raw);
+            plain.set(codec, frame);
+          }
+        }
+        if (frame === null) {
           frames ??= new Map();
-          frame = frames.get(session.codec) ?? session.codec.push(payload);
-          frames.set(session.codec, frame);
+          frame = frames.get(codec) ?? codec.push(payload);
+          frames.set(codec, frame);
         }
         if (session.write(frame)) written++;
       }

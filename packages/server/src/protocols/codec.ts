@@ -29,6 +29,12 @@ export interface Codec {
   publication(publication: Publication): Buffer;
   /** A message pushed to the connection's user; `payload` is its JSON text. */
   push(payload: string): Buffer;
+  /**
+   * The push-centre seed's `/send` to a connection that logged in the seed's
+   * way (`{"uid":...}`): `text` as it is, in one frame; null: none in this
+   * protocol (the connection gets `push` instead).
+   */
+  plainPush(text: string): Buffer | null;
   /** An error the server raises on its own (not a command's reply), e.g. `token_expired`; null: none in this protocol. */
   error(code: ErrorCode, message: string): Buffer | null;
   /** The application-level ping (`heartbeat.appPing`); null: none in this protocol. */

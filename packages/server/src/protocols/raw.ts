@@ -37,6 +37,7 @@ export const rawCodec = {
   name: 'raw',
   publication: (publication: Publication) => encodeTextFrame(messageText(publication.payload)),
   push: (payload: string) => encodeTextFrame(messageText(payload)),
+  plainPush: () => null,
   error: (code: ErrorCode, message: string) => encodeTextFrame(toJson({ action: 'error', error: { code, message } })),
   ping: () => null,
   presence: () => null,

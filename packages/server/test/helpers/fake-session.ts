@@ -7,7 +7,7 @@ import { Session, type FrameHandler, type SessionHost } from '../../src/hub/sess
 import type { Codec, GapReason, PresenceInfo } from '../../src/protocols/codec.js';
 import { FakeTransport } from './fake-transport.js';
 
-type Optional = 'error' | 'ping' | 'presence' | 'gap';
+type Optional = 'plainPush' | 'error' | 'ping' | 'presence' | 'gap';
 
 /**
  * A codec that records every call and answers readable text frames:
@@ -39,6 +39,12 @@ export class RecordingCodec implements Codec {
   push(payload: string): Buffer {
     this.calls.push({ method: 'push', args: [payload] });
     return encodeTextFrame(`${this.name}:push ${payload}`);
+  }
+
+  plainPush(text: string): Buffer | null {
+    this.calls.push({ method: 'plainPush', args: [text] });
+    // The text as it is, as every codec that has a plain push sends it.
+    return this.none.includes('plainPush') ? null : encodeTextFrame(text);
   }
 
   error(code: ErrorCode, message: string): Buffer | null {

@@ -32,6 +32,10 @@ export const jsonCodec: Codec = {
     return encodeTextFrame(`{"action":"push","message":${payload}}`);
   },
 
+  plainPush(text: string): Buffer {
+    return encodeTextFrame(text);
+  },
+
   error(code: ErrorCode, message: string): Buffer {
     return encodeTextFrame(toJson({ action: 'error', error: { code, message } }));
   },

@@ -13,7 +13,7 @@ export function lhttpErrorFrame(code: ErrorCode, message: string): Buffer {
  * LHTTP/1.0 server messages (PROTOCOL.md §3, docs/lhttp.md), one text frame
  * each. A publication made by an LHTTP client is delivered as the text it
  * published; any other as `LHTTP/1.0 publish` with a `publish` header and the
- * message's plain text as body. LHTTP has an error message but no ping,
+ * message's plain text as body. LHTTP has an error message but no plain push, ping,
  * presence or gap message: its connections are not sent those.
  */
 export const lhttpCodec: Codec = {
@@ -28,6 +28,7 @@ export const lhttpCodec: Codec = {
     return encodeTextFrame(encodeLhttp({ command: 'push', headers: [], body: messageText(payload) }));
   },
 
+  plainPush: () => null,
   error: lhttpErrorFrame,
 
   ping: () => null,
