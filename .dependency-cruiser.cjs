@@ -66,9 +66,9 @@ module.exports = {
     {
       name: 'hub-imports-only-contracts',
       severity: 'error',
-      comment: 'hub/ is the local core: it imports layers 0-2 only (codecs and transports through their contracts; never a protocol, auth/, http/, the gateway or a service).',
+      comment: 'hub/ is the local core: it imports layer 1 and, of the contracts, only the codec, the transport and the publication (and the broker contract that re-exports it); never the Herald interface, a history store, a protocol, auth/, http/, the gateway or a service.',
       from: { path: `${SRC}hub/` },
-      to: { path: SRC, pathNot: [FOUNDATION, CONTRACTS, `${SRC}hub/`] },
+      to: { path: SRC, pathNot: [FOUNDATION, `${SRC}(publication|broker/broker|protocols/codec|transport/transport)\\.ts$`, `${SRC}hub/`] },
     },
 
     // Layer 4: services and adapters never reach up to the gateway, the roots or the edges.
@@ -98,9 +98,11 @@ module.exports = {
     {
       name: 'cli-through-the-roots',
       severity: 'error',
-      comment: 'cli/ starts Herald through the composition root (server.ts) and the public or internal entries; never the gateway or the hub directly.',
+      comment:
+        'cli/ starts Herald through the composition root (server.ts) and the entries (index.ts, internal.ts); besides layer 1 and the contracts it uses only ' +
+        'the IPC broker and admission of --workers (broker/ipc.ts, transport/admission.ts, documented in docs/architecture.md): never the gateway, the hub or another service.',
       from: { path: `${SRC}cli/` },
-      to: { path: `${SRC}(gateway\\.ts$|hub/)` },
+      to: { path: SRC, pathNot: [FOUNDATION, CONTRACTS, `${SRC}(server|index|internal)\\.ts$`, `${SRC}cli/`, `${SRC}broker/ipc\\.ts$`, `${SRC}transport/admission\\.ts$`] },
     },
     {
       name: 'cli-not-to-http-or-demo',

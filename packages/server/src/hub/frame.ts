@@ -1,3 +1,5 @@
+import type { Framing } from '../protocols/codec.js';
+
 /**
  * Builds a complete server-to-client WebSocket text frame (RFC 6455 §5.2:
  * FIN set, opcode 1, unmasked) around `text`, in one buffer. A publication is
@@ -22,3 +24,9 @@ export function encodeTextFrame(text: string): Buffer {
   frame.write(text, headerLength, 'utf8');
   return frame;
 }
+
+/** The WebSocket framing: each message one text frame (what every codec of a WebSocket connection uses). */
+export const webSocketText: Framing = {
+  name: 'websocket',
+  frame: (text) => encodeTextFrame(text),
+};

@@ -172,6 +172,12 @@ export class Session {
     return this.writer.write(frame);
   }
 
+  /** Queues one message of the connection's protocol (a command's reply, an error answer), framed by its codec. */
+  sendText(text: string): boolean {
+    if (this.state !== 'open') return false;
+    return this.writer.write(this.codec.frame(text));
+  }
+
   /** Bytes waiting to be sent: written but not yet accepted by the kernel. */
   get queuedBytes(): number {
     return this.writer.queuedBytes;

@@ -12,35 +12,89 @@ export interface PresenceInfo {
 }
 
 /**
- * A wire protocol's encoder: pure functions from what the server has to say
- * to the complete frame a connection of that protocol receives (today a
- * WebSocket text frame). The hub encodes each publication, push or event
- * once per codec and writes the same buffer to every connection of that
- * codec (the per-codec cache of `Hub.deliver`), so a codec must not depend on
- * the connection. A protocol that has no way to say something returns null,
- * and its connections are not told: no frame of one protocol ever reaches a
+ * How a transport carries one message of text: a WebSocket text frame
+ * (`webSocketText`, hub/frame.ts) today; an SSE event or an HTTP-streaming
+ * chunk would be others. Adding a transport with its own framing adds a
+ * Framing, and a codec per protocol with `framedCodec`: the protocols' text
+ * is not written again.
+ */
+export interface Framing {
+  readonly name: string;
+  /** The complete bytes of one message carrying `text`; `publication` when it carries one (an SSE framing may use its position as the event id). */
+  frame(text: string, publication?: Publication): Buffer;
+}
+
+/**
+ * A wire protocol's server messages as text, whatever carries them. Pure:
+ * the same input gives the same text, whatever the connection. A protocol
+ * that has no way to say something returns null.
+ */
+export interface TextCodec {
+  /** The subprotocol name, as negotiated in `Sec-WebSocket-Protocol` (`json`, `lhttp`, `raw`). */
+  readonly name: string;
+  /** A publication on a topic the connection is subscribed to. */
+  publication(publication: Publication): string;
+  /** A message pushed to the connection's user; `payload` is its JSON text. */
+  push(payload: string): string;
+  /**
+   * The push-centre seed's `/send` to a connection that logged in the seed's
+   * way (`{"uid":...}`): `text` as it is; null: none in this protocol (the
+   * connection gets `push` instead).
+   */
+  plainPush(text: string): string | null;
+  /** An error the server raises on its own (not a command's reply), e.g. `token_expired`. */
+  error(code: ErrorCode, message: string): string | null;
+  /** The application-level ping (`heartbeat.appPing`). */
+  ping(): string | null;
+  /** Someone joined or left a topic with presence events. */
+  presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo): string | null;
+  /** Subscribers of `topic` may have missed publications. */
+  gap(topic: string, reason: GapReason): string | null;
+}
+
+/**
+ * A wire protocol's encoder for one framing: what the server has to say, as
+ * the complete bytes a connection of that protocol and transport receives.
+ * The hub encodes each publication, push or event once per codec and writes
+ * the same buffer to every connection of that codec (the per-codec cache of
+ * `Hub.deliver`), so a codec must not depend on the connection: one codec
+ * per (protocol, framing) keeps "encode once" per kind of receiver. A
+ * protocol that has no way to say something returns null, and its
+ * connections are not told: no frame of one protocol ever reaches a
  * connection of another. (The shape of Phoenix's `Socket.Serializer` and
- * anycable's `Encoder`.)
+ * anycable's `Encoder`.) Built with `framedCodec`.
  */
 export interface Codec {
   /** The subprotocol name, as negotiated in `Sec-WebSocket-Protocol` (`json`, `lhttp`, `raw`). */
   readonly name: string;
-  /** A publication on a topic the connection is subscribed to. */
+  /** The framing its bytes are in. */
+  readonly framing: Framing;
   publication(publication: Publication): Buffer;
-  /** A message pushed to the connection's user; `payload` is its JSON text. */
   push(payload: string): Buffer;
-  /**
-   * The push-centre seed's `/send` to a connection that logged in the seed's
-   * way (`{"uid":...}`): `text` as it is, in one frame; null: none in this
-   * protocol (the connection gets `push` instead).
-   */
   plainPush(text: string): Buffer | null;
-  /** An error the server raises on its own (not a command's reply), e.g. `token_expired`; null: none in this protocol. */
   error(code: ErrorCode, message: string): Buffer | null;
-  /** The application-level ping (`heartbeat.appPing`); null: none in this protocol. */
   ping(): Buffer | null;
-  /** Someone joined or left a topic with presence events; null: none in this protocol. */
   presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo): Buffer | null;
-  /** Subscribers of `topic` may have missed publications; null: none in this protocol. */
   gap(topic: string, reason: GapReason): Buffer | null;
+  /** Any other text of this protocol (a command's reply, an error answer), in this framing. */
+  frame(text: string): Buffer;
+}
+
+/** A protocol's text in a transport's framing: the Codec the hub and the sessions use. */
+export function framedCodec(text: TextCodec, framing: Framing): Codec {
+  const maybe = (value: string | null): Buffer | null => (value === null ? null : framing.frame(value));
+  const ping = maybe(text.ping());
+  return {
+    name: text.name,
+    framing,
+    publication: (publication) => framing.frame(text.publication(publication), publication),
+    push: (payload) => framing.frame(text.push(payload)),
+    plainPush: (value) => maybe(text.plainPush(value)),
+    error: (code, message) => maybe(text.error(code, message)),
+    // The same text every time: framed once.
+    ping: () => ping,
+    presence: (change, topic, entry) => maybe(text.presence(change, topic, entry)),
+    gap: (topic, reason) => maybe(text.gap(topic, reason)),
+    frame: (value) => framing.frame(value),
+  };
 }

@@ -1,11 +1,11 @@
 import { CloseCode, type ErrorCode } from '@herald/protocol';
 import type { Publication } from '../broker/broker.js';
 import { HeraldError, toErrorBody } from '../errors.js';
-import { encodeTextFrame } from '../hub/frame.js';
+import { webSocketText } from '../hub/frame.js';
 import type { FrameHandler, Session } from '../hub/session.js';
 import type { Policy } from '../policy/policy.js';
 import { toJson } from '../util/json.js';
-import type { Codec } from './codec.js';
+import { framedCodec, type TextCodec } from './codec.js';
 import { messageText } from './protocol.js';
 
 /** One raw endpoint of the configuration (`raw[]`). */
@@ -33,16 +33,19 @@ export interface RawProtocolHost {
  * holding the message's plain text, and errors as the JSON protocol's error
  * frame. No ping, presence or gap frame: a raw client would take them for data.
  */
-export const rawCodec = {
+export const rawText = {
   name: 'raw',
-  publication: (publication: Publication) => encodeTextFrame(messageText(publication.payload)),
-  push: (payload: string) => encodeTextFrame(messageText(payload)),
+  publication: (publication: Publication) => messageText(publication.payload),
+  push: (payload: string) => messageText(payload),
   plainPush: () => null,
-  error: (code: ErrorCode, message: string) => encodeTextFrame(toJson({ action: 'error', error: { code, message } })),
+  error: (code: ErrorCode, message: string) => toJson({ action: 'error', error: { code, message } }),
   ping: () => null,
   presence: () => null,
   gap: () => null,
-} satisfies Codec;
+} satisfies TextCodec;
+
+/** Raw over WebSocket: one text frame per message. */
+export const rawCodec = framedCodec(rawText, webSocketText);
 
 /**
  * The raw protocol, for clients that speak none (the Redis-fed seed's page,
@@ -98,6 +101,6 @@ export class RawProtocol implements FrameHandler {
   }
 
   private fail(session: Session, code: ErrorCode, message: string): void {
-    session.write(rawCodec.error(code, message));
+    session.sendText(rawText.error(code, message));
   }
 }

@@ -2,7 +2,7 @@ import type { ErrorCode } from '@herald/protocol';
 import type { Publication } from '../../src/broker/broker.js';
 import type { HeraldError } from '../../src/errors.js';
 import { Flusher } from '../../src/hub/flusher.js';
-import { encodeTextFrame } from '../../src/hub/frame.js';
+import { encodeTextFrame, webSocketText } from '../../src/hub/frame.js';
 import { Session, type FrameHandler, type SessionHost } from '../../src/hub/session.js';
 import type { Codec, GapReason, PresenceInfo } from '../../src/protocols/codec.js';
 import { FakeTransport } from './fake-transport.js';
@@ -20,10 +20,18 @@ export class RecordingCodec implements Codec {
   /** Every call, in order: the method and its arguments. */
   readonly calls: Array<{ method: keyof Codec; args: unknown[] }> = [];
 
+  /** WebSocket text frames, as every codec of a WebSocket connection. */
+  readonly framing = webSocketText;
+
   constructor(
     readonly name: string,
     private readonly none: readonly Optional[] = [],
   ) {}
+
+  frame(text: string): Buffer {
+    this.calls.push({ method: 'frame', args: [text] });
+    return encodeTextFrame(text);
+  }
 
   /** How many times `method` was called. */
   count(method: keyof Codec): number {

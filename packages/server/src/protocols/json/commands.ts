@@ -4,7 +4,6 @@ import type { TokenVerifier } from '../../auth/jwt.js';
 import { HeraldError, toErrorBody } from '../../errors.js';
 import type { Policy } from '../../policy/policy.js';
 import { describeIssue as describe } from '../../util/zod.js';
-import { encodeTextFrame } from '../../hub/frame.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
 import { toJson } from '../../util/json.js';
 import type { CommandHandler } from '../../herald.js';
@@ -318,7 +317,7 @@ export class JsonCommands implements FrameHandler {
 
   private reply(session: Session, id: Id, action: string, extra?: Record<string, unknown>): void {
     if (id === undefined) return;
-    session.write(encodeTextFrame(toJson({ id, action, ok: true, ...extra })));
+    session.sendText(toJson({ id, action, ok: true, ...extra }));
   }
 
   private failWith(session: Session, id: Id, action: string, err: unknown): void {
@@ -330,6 +329,6 @@ export class JsonCommands implements FrameHandler {
   private fail(session: Session, id: Id, action: string, code: ErrorCode, message: string): void {
     const error = { code, message };
     const frame = id === undefined ? { action: 'error', error } : { id, action, ok: false, error };
-    session.write(encodeTextFrame(toJson(frame)));
+    session.sendText(toJson(frame));
   }
 }

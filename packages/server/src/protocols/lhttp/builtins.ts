@@ -1,7 +1,6 @@
 import { splitList, type ErrorCode } from '@herald/protocol';
 import type { LhttpPublication } from '../../broker/broker.js';
 import { HeraldError } from '../../errors.js';
-import { encodeTextFrame } from '../../hub/frame.js';
 import type { Session } from '../../hub/session.js';
 import type { Policy } from '../../policy/policy.js';
 import type { LhttpHandler } from './handler.js';
@@ -182,7 +181,7 @@ export function upstreamFilter(options: UpstreamOptions): LhttpFilter {
       }
       const text = await response.text().catch(() => '');
       if (options.reply) {
-        sessionOf(handler).write(encodeTextFrame(encodeLhttp({ command: 'upstream', headers: [['status', String(response.status)]], body: text })));
+        sessionOf(handler).sendText(encodeLhttp({ command: 'upstream', headers: [['status', String(response.status)]], body: text }));
       }
     },
   };

@@ -1,8 +1,7 @@
 import { decodeLhttpWithBytes, lhttpGate, LhttpError, splitMultipart, type ErrorCode } from '@herald/protocol';
 import { HeraldError } from '../../errors.js';
-import { encodeTextFrame } from '../../hub/frame.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
-import { lhttpErrorFrame } from './codec.js';
+import { lhttpErrorText } from './codec.js';
 import type { LhttpFilter, LhttpProcessor } from '../../herald.js';
 import { LhttpHandler, MultipartBlock } from './handler.js';
 
@@ -15,7 +14,7 @@ interface ConnectionState {
 
 /** Sends an LHTTP error message: `LHTTP/1.0 error`, a `code` header, the message as body. */
 export function writeLhttpError(session: Session, code: ErrorCode, message: string): void {
-  session.write(lhttpErrorFrame(code, message));
+  session.sendText(lhttpErrorText(code, message));
 }
 
 /**
@@ -70,7 +69,7 @@ export class LhttpProtocol implements FrameHandler {
       }
     }
     const handler = new LhttpHandler(session, decoded.command, decoded.headers, decoded.body, multipart, (text) => {
-      session.write(encodeTextFrame(text));
+      session.sendText(text);
     });
     return this.run(session, handler).catch((err: unknown) => this.handlerFailed(session, err));
   }
