@@ -28,8 +28,10 @@ export interface RedisBrokerOptions {
  * Redis Pub/Sub between nodes (ioredis). Two connections per node: one for
  * commands, one in subscriber mode holding one channel per topic that has
  * local subscribers (channel = prefix + topic, or the bare topic for
- * `rawTopics`: see BrokerNamespace), plus the cluster's control channels. ioredis reconnects with backoff and resubscribes every channel by
- * itself. Commands are never queued while disconnected: a publish during an
+ * `rawTopics`: see BrokerNamespace), plus the cluster's control channels.
+ * ioredis reconnects with backoff; the channels the subscriber link holds
+ * are this broker's to keep (see `subscribe` and `resubscribe`), not ioredis's.
+ * Commands are never queued while disconnected: a publish during an
  * outage fails at once with `unavailable`. A command in flight when the
  * connection drops fails at once too, and one Redis does not answer within
  * `publishTimeout` fails then: either way it is never sent again (no offline
@@ -47,8 +49,12 @@ export class RedisBroker implements Broker {
   private readonly nodeChannel: string;
   readonly namespace: BrokerNamespace;
   private history: RedisHistory | undefined;
-  /** Subscribed channels and the topic each carries. */
+  /** The channels the subscriber link is to hold (one per topic with local subscribers), and the topic each carries. */
   private readonly topicsByChannel = new Map<string, string>();
+  /** Channels given up while the subscriber link was not ready: Redis may hold them again after the reconnection. */
+  private readonly released = new Set<string>();
+  /** Subscribes made while the subscriber link was not ready: settled by the next `resubscribe`. */
+  private waitingForLink: Array<() => void> = [];
   /** The subscriber link dropped since it was last ready: publications may have been missed. */
   private subscriberInterrupted = false;
 
@@ -98,6 +104,9 @@ export class RedisBroker implements Broker {
       commandTimeout: this.options.publishTimeout ?? 5_000,
     });
     this.sub = this.client({ ...common, enableOfflineQueue: true, autoResubscribe: true });
+    // The subscriber link's channels are set right before the state is reported: a caughtUp() PING made
+    // when the node hears that the link is back comes after them.
+    this.sub.on('ready', () => this.resubscribe());
     for (const [role, client] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {
       client.on('ready', () => this.update());
       client.on('close', () => this.update());
@@ -108,7 +117,37 @@ export class RedisBroker implements Broker {
       this.subscriberInterrupted = true;
     });
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.receive(channel.toString('utf8'), message.toString('utf8')));
-    this.sub.subscribe(this.controlChannel, this.nodeChannel).catch((err: Error) => this.options.log.warn({ err: err.message }, 'redis: control subscription failed'));
+  }
+
+  /**
+   * The subscriber link is ready (first connection or reconnection): it
+   * subscribes to every channel this node is to hold and unsubscribes from
+   * those given up while it was down. Sent last: ioredis has by now written
+   * its own resubscription of what the lost connection held, the commands
+   * that were in flight when it dropped, and those it queued meanwhile, and it
+   * may have written a SUBSCRIBE or UNSUBSCRIBE made while it connected ahead
+   * of all of those (it lets them through before the connection is ready).
+   * Redis runs one connection's commands in order, so these decide what the
+   * link holds, whatever order the ones before them came in: otherwise an
+   * UNSUBSCRIBE made before a SUBSCRIBE of the same channel could reach Redis
+   * after it, and the node would go on believing it carries a topic whose
+   * publications no longer come.
+   */
+  private resubscribe(): void {
+    const sub = this.sub;
+    if (!sub) return;
+    const waiting = this.waitingForLink;
+    this.waitingForLink = [];
+    const done = () => {
+      for (const settle of waiting) settle();
+    };
+    sub.subscribe(this.controlChannel, this.nodeChannel, ...this.topicsByChannel.keys()).then(done, (err: Error) => {
+      this.options.log.warn({ err: err.message }, 'redis: resubscription failed');
+      done();
+    });
+    const stale = [...this.released].filter((channel) => !this.topicsByChannel.has(channel));
+    this.released.clear();
+    if (stale.length > 0) sub.unsubscribe(...stale).catch((err: Error) => this.options.log.warn({ err: err.message }, 'redis: unsubscribe after reconnection failed'));
   }
 
   /** A connection to `url`, or to the master the sentinels name (credentials and db still come from `url`). */
@@ -136,7 +175,7 @@ export class RedisBroker implements Broker {
     this.currentState = next;
     this.sink?.onStateChange(next, ready ? undefined : `publisher ${this.pub?.status}, subscriber ${this.sub?.status}`);
     // Both links up again (the history store reads on the command link): report the interruption.
-    // ioredis has re-sent every SUBSCRIBE before 'ready'; a caughtUp() round trip confirms them.
+    // resubscribe() has sent every SUBSCRIBE before this 'ready'; a caughtUp() round trip confirms them.
     if (ready && this.subscriberInterrupted) {
       this.subscriberInterrupted = false;
       this.sink?.onResumed?.(null);
@@ -188,19 +227,35 @@ export class RedisBroker implements Broker {
     );
   }
 
+  /**
+   * Holds the topic's channel on the subscriber link. Resolves once Redis
+   * confirmed it: at once when the link is ready, else when it is ready
+   * again (`resubscribe`). A link that is not ready is sent nothing.
+   */
   subscribe(topic: string): Promise<void> | void {
     const channel = this.namespace.nameOf(topic);
     this.topicsByChannel.set(channel, topic);
-    return this.sub?.subscribe(channel).then(
+    this.released.delete(channel);
+    const sub = this.sub;
+    if (!sub || this.currentState === 'closed') return;
+    if (sub.status !== 'ready') return new Promise<void>((resolve) => this.waitingForLink.push(resolve));
+    return sub.subscribe(channel).then(
       () => undefined,
       (err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis subscribe failed'),
     );
   }
 
+  /** Gives the topic's channel up (when the link is not ready: on its next `resubscribe`). */
   unsubscribe(topic: string): void {
     const channel = this.namespace.nameOf(topic);
     this.topicsByChannel.delete(channel);
-    this.sub?.unsubscribe(channel).catch((err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis unsubscribe failed'));
+    const sub = this.sub;
+    if (!sub || this.currentState === 'closed') return;
+    if (sub.status !== 'ready') {
+      this.released.add(channel);
+      return;
+    }
+    sub.unsubscribe(channel).catch((err: Error) => this.options.log.warn({ topic, err: err.message }, 'redis unsubscribe failed'));
   }
 
   async broadcast(message: string): Promise<void> {
@@ -215,6 +270,7 @@ export class RedisBroker implements Broker {
 
   async close(): Promise<void> {
     this.currentState = 'closed';
+    for (const settle of this.waitingForLink.splice(0)) settle();
     await Promise.all([this.pub, this.sub].map((client) => client?.quit().catch(() => client.disconnect())));
   }
 }
