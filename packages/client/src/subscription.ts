@@ -141,8 +141,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     }
     if (position) {
       event.position = position;
-      // Recovered publications follow the reply; keep our own position until they arrive.
-      if (!this.position || this.position.epoch !== position.epoch || !event.recovered) this.position = this.newer(position);
+      // Recovered publications follow the reply: keep our own position until they arrive (from {0, ""}, "seen
+      // nothing", they are the epoch's first ones), so that a connection lost before them recovers them again.
+      if (!event.recovered) this.position = this.newer(position);
     }
     this.state = 'subscribed';
     this.#subscribedOnce = true;

@@ -240,6 +240,40 @@ describe('subscriptions', () => {
     assert.deepEqual(subscription.position, { offset: 12, epoch: 'e' });
   });
 
+  it('keeps its position until the publications a recovery replays arrive: from {0, ""} too, a connection lost before them recovers them again', async () => {
+    const made = client();
+    made.connect();
+    const socket = await connected(made);
+    // Subscribed before anything was published: the topic's position reads {0, ""}.
+    const subscription = made.subscribe('room');
+    const first = socket.sent.at(-1)!;
+    socket.receive({ id: first.id, action: 'subscribe', ok: true, offset: 0, epoch: '' });
+    await subscription.ready;
+    const seen: number[] = [];
+    subscription.on('message', ({ context }) => seen.push(context.offset!));
+    socket.serverClose(1012);
+    await new Promise<void>((resolve) => made.once('connecting', () => resolve()));
+    const second = FakeSocket.latest();
+    second.open();
+    const recover = await second.nextSent();
+    assert.deepEqual(recover.since, { offset: 0, epoch: '' });
+    // Three publications of epoch e were made meanwhile: the reply says they follow, and the connection drops before them.
+    second.receive({ id: recover.id, action: 'subscribe', ok: true, recovered: true, offset: 3, epoch: 'e' });
+    assert.deepEqual(subscription.position, { offset: 0, epoch: '' }, 'nothing was handed over yet');
+    second.serverClose(1012);
+    await new Promise<void>((resolve) => made.once('connecting', () => resolve()));
+    const third = FakeSocket.latest();
+    third.open();
+    const again = await third.nextSent();
+    assert.deepEqual(again.since, { offset: 0, epoch: '' }, 'asks again for everything');
+    third.receive([
+      { id: again.id, action: 'subscribe', ok: true, recovered: true, offset: 3, epoch: 'e' },
+      ...[1, 2, 3].map((offset) => ({ action: 'publish', topic: 'room', message: offset, offset, epoch: 'e' })),
+    ]);
+    assert.deepEqual(seen, [1, 2, 3]);
+    assert.deepEqual(subscription.position, { offset: 3, epoch: 'e' });
+  });
+
   it('reports a refused subscription through ready and error, and forgets it', async () => {
     const made = client();
     made.connect();

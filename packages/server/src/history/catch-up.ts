@@ -1,6 +1,6 @@
 import type { Publication } from '../broker/broker.js';
 import type { GapReason } from '../protocols/codec.js';
-import type { HistoryRead, Position } from './history.js';
+import { continuationProblem, type HistoryRead, type Position } from './history.js';
 
 /** Why a topic's subscribers are told that they may have missed publications (the `gap` frame's `reason`). */
 export type { GapReason };
@@ -165,9 +165,13 @@ export class LiveStreams {
     if (stream.epoch === undefined) return;
     let read = await this.readRetrying(topic, stream.offset);
     if (read.position.epoch !== stream.epoch) {
-      // The stored history was lost (Redis restarted without persistence, keys evicted): the old epoch's tail is gone.
-      this.host.gap(topic, 'epoch_changed');
-      read = await this.readRetrying(topic, undefined);
+      // A stream at {0, ""} stood where a topic nobody had published to reads: the first epoch continues it
+      // from its start (the read above was after 0), as continuationProblem has it. Otherwise the stored history
+      // was lost (Redis restarted without persistence, keys evicted): the old epoch's tail is gone.
+      if (continuationProblem({ offset: stream.offset, epoch: stream.epoch }, read.position) !== null) {
+        this.host.gap(topic, 'epoch_changed');
+        read = await this.readRetrying(topic, undefined);
+      }
       stream.epoch = read.position.epoch;
       stream.offset = 0;
     }

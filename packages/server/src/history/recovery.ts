@@ -162,15 +162,21 @@ export class Recovery {
    * connection read (the topic opened here while its publications were
    * already under way): what lies between that position and the first held
    * publication is read from the store and put in front of the held ones.
+   * A position of {0, ""} (the topic had no publication when it was read)
+   * continues the first held publication's epoch from its start.
    */
   private async fillHole(topic: string, rule: HistoryRule, position: Position, held: Publication[]): Promise<void> {
-    const first = held.find((publication) => publication.epoch === position.epoch && publication.offset !== undefined && publication.offset > position.offset);
-    if (!first || first.offset! === position.offset + 1) return;
-    const read = await readRetrying(() => this.options.history.read(topic, rule, { after: position.offset, limit: first.offset! - position.offset - 1 }), SUBSCRIBE_READ_RETRY);
-    if (read.position.epoch !== position.epoch) return;
+    const unpublished = position.offset === 0 && position.epoch === '';
+    const first = held.find((publication) => publication.offset !== undefined && (unpublished || (publication.epoch === position.epoch && publication.offset > position.offset)));
+    if (!first) return;
+    const epoch = first.epoch!;
+    const after = unpublished ? 0 : position.offset;
+    if (first.offset! === after + 1) return;
+    const read = await readRetrying(() => this.options.history.read(topic, rule, { after, limit: first.offset! - after - 1 }), SUBSCRIBE_READ_RETRY);
+    if (read.position.epoch !== epoch) return;
     const missing = read.entries
       .filter((entry) => entry.offset < first.offset!)
-      .map((entry): Publication => ({ topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch: position.epoch }));
+      .map((entry): Publication => ({ topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch }));
     held.splice(held.indexOf(first), 0, ...missing);
   }
 }

@@ -255,6 +255,17 @@ describe('LiveStreams', () => {
     assert.deepEqual(host.offsets(), [11, 12]);
   });
 
+  it('settle at {0, ""} (the topic had no publication when read): its first epoch, caught up from its start, is no epoch change', async () => {
+    const { host, streams } = setup();
+    assert.equal(streams.settle(TOPIC, { offset: 0, epoch: '' }), undefined, 'nothing to wait for');
+    host.publish(1, 3);
+    streams.live(host.publication(3)); // 1 and 2 were published before the link carried the topic here
+    await settle();
+    assert.deepEqual(host.reads, [0], 'read from the start, once');
+    assert.deepEqual(host.delivered, [[1, 'e1'], [2, 'e1'], [3, 'e1']]);
+    assert.deepEqual(host.gaps, [], 'nothing was lost: no epoch_changed gap');
+  });
+
   it('settle: a stream at or past the position resolves at once; one behind it is caught up first', async () => {
     const { host, streams } = setup();
     host.publish(1, 8);

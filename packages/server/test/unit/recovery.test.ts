@@ -264,6 +264,22 @@ describe('Recovery.subscribe with a shared store that publishes (appendPublishes
     assert.deepEqual(store.reads.map(({ after, limit }) => [after, limit]), [[undefined, 0], [5, 2]]);
   });
 
+  it('from {0, ""} (nothing was published when it read): the first epoch from its start, though the node\'s stream began later in it', async () => {
+    const store = new FakeSharedStore();
+    store.epoch = ''; // how the Redis store reads a topic nobody published to: {0, ""}
+    const { subscribe, answers, hub, broker } = setup({ history: store });
+    broker.during = () => {
+      // 1 and 2 were published after the read, before this node's live stream began; 3 arrived live.
+      store.epoch = 'E1';
+      store.seed(T, 3);
+      hub.deliver(store.publication(T, 3));
+    };
+    await subscribe();
+    assert.deepEqual(answers[0]!.result, { offset: 0, epoch: '' });
+    assert.deepEqual(answers[0]!.frames.map((text) => text.split(' ').at(-1)), ['@1/E1', '@2/E1', '@3/E1']);
+    assert.deepEqual(store.reads.map(({ after, limit }) => [after, limit]), [[undefined, 0], [0, 2]]);
+  });
+
   it('retries a store that does not answer, every 200 ms for 5 s, then answers unavailable with the held publications', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
     const store = new FakeSharedStore();
