@@ -68,6 +68,16 @@ export class LiveStreams {
     return this.streams.has(topic);
   }
 
+  /**
+   * Where the topic's stream stands on this node: the last position handed
+   * to the hub (no epoch before the first publication or subscribe read), and
+   * whether a catch-up is running; undefined when the topic is not followed.
+   */
+  position(topic: string): { epoch: string | undefined; offset: number; catchingUp: boolean } | undefined {
+    const stream = this.streams.get(topic);
+    return stream && { epoch: stream.epoch, offset: stream.offset, catchingUp: stream.held !== null };
+  }
+
   /** A live publication from the broker. */
   live(publication: Publication): void {
     const stream = this.streams.get(publication.topic);

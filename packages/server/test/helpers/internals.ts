@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { Broker, PublishResult } from '../../src/broker/broker.js';
 import type { ClusterRegistry } from '../../src/cluster/registry.js';
 import type { Gateway } from '../../src/internal.js';
+import type { LiveStreams } from '../../src/history/catch-up.js';
 import type { HistoryStore } from '../../src/history/history.js';
 import type { Hub } from '../../src/hub/hub.js';
 import type { Session } from '../../src/hub/session.js';
@@ -26,6 +27,8 @@ export interface HeraldInternals {
   readonly idempotency: IdempotencyCache<PublishResult>;
   /** The HTTP server that also takes the WebSocket upgrades. */
   readonly httpServer: Server;
+  /** Where this node's live stream of a topic with shared history stands (LiveStreams.position). */
+  liveStream(topic: string): ReturnType<LiveStreams['position']>;
   /** Resolves once the broker carries every one of `topics` to this node; undefined when none is still being subscribed. */
   whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
   /** Closes a session from the server side with this close code and reason, as Herald itself does. */
@@ -57,6 +60,7 @@ export function internals(herald: Herald): HeraldInternals {
     get httpServer() {
       return gateway.server!;
     },
+    liveStream: (topic) => gateway.parts.subscriptions.live.position(topic),
     whenSubscribed: (topics) => gateway.parts.subscriptions.whenCarried(topics),
     closeSession: (session, code, reason) => gateway.closeSession(session, code, reason),
   };

@@ -215,6 +215,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakFigures> {
     const plainSubscription = client.subscribe(plain.topic);
     const emitted: number[] = [];
     const emissions: Emission[] = [];
+    /** The first subscribe reply (and the position it reported, if any): every acknowledged publication after that position is owed. */
+    let firstReply: { position?: { offset: number; epoch: string } | undefined } | undefined;
     const periods: Period[] = [];
     let open: Period | null = null;
     history.on('message', ({ context }) => {
@@ -222,12 +224,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakFigures> {
       emissions.push({ offset: context.offset!, epoch: context.epoch!, at: Date.now(), connection: connections.length - 1 });
     });
     history.on('subscribed', (event) => {
+      firstReply ??= { position: event.position };
       if (event.recovered) figures.recoveries++;
       if (event.recovered === false) figures.violations.push(`client ${index}: recovery on ${historyTopic} failed (${event.reason})`);
       const connection = connections.at(-1);
       if (connection) connection.reply = { at: Date.now(), firstEmission: emissions.length, ...event };
     });
-    history.on('gap', ({ reason }) => figures.violations.push(`client ${index}: gap (${reason}) on ${historyTopic}, which has history`));
+    history.on('gap', ({ reason }) => {
+      const connection = connections.at(-1);
+      figures.violations.push(`client ${index}: gap (${reason}) on ${historyTopic}, which has history, at +${((Date.now() - started) / 1000).toFixed(3)}s on node ${connection?.node}`);
+    });
     plainSubscription.on('message', ({ message }) => {
       const seq = (message as { seq: number }).seq;
       open?.received.add(seq);
@@ -263,7 +269,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakFigures> {
       if (connection && socket) connection.closed ??= { at: Date.now(), why: 'cut by the soak' };
       socket?.terminate();
     };
-    return { index, client, historyTopic, plain: plain.topic, emitted, emissions, connections, periods, drop, close: () => client.close() };
+    return { index, client, historyTopic, plain: plain.topic, emitted, emissions, connections, periods, drop, close: () => client.close(), firstPosition: () => firstReply?.position };
   });
 
   const dropper = async () => {
@@ -385,6 +391,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakFigures> {
     ];
     const shown = new Set([last?.connection ?? 0, connections.length - 1]);
     for (const n of shown) lines.push(`  ${describeConnection(connections[n], n)}`);
+    const streams = nodes.map((herald) => {
+      const stream = internals(herald).liveStream(topic);
+      const where = stream ? `${stream.offset}@${stream.epoch ?? '-'}${stream.catchingUp ? ' (catching up)' : ''}` : 'not followed';
+      return `${nodeName.get(herald.port)} ${where}, ${internals(herald).hub.subscriberCount(topic)} subscriber(s)`;
+    });
+    lines.push(`  the nodes' streams of ${topic} at the end: ${streams.join('; ')}`);
     if (connections.length - 1 > (last?.connection ?? 0) + 1) lines.push(`  (${connections.length - 1 - (last?.connection ?? 0) - 1} connection(s) in between)`);
     const from = (last?.at ?? started) - 5000;
     for (const fault of faultLog) if (fault.to >= from) lines.push(`  fault ${at(fault.from)}..${at(fault.to)}: ${fault.kind}`);
@@ -410,8 +422,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakFigures> {
       }
       seen.add(offset);
     }
-    const first = client.emitted[0] ?? Infinity;
-    const missing = [...expected].filter((offset) => offset >= first && !seen.has(offset));
+    // Owed: every acknowledged offset after the first subscribe reply's position (or, when it reported none, from the first emitted on).
+    const owedAfter = client.firstPosition()?.offset ?? (client.emitted[0] ?? Infinity) - 1;
+    const missing = [...expected].filter((offset) => offset > owedAfter && !seen.has(offset));
     figures.lost += missing.length;
     if (client.emitted.length === 0) figures.violations.push(`client ${client.index}: emitted nothing on ${client.historyTopic}`);
     if (missing.length > 0) {
