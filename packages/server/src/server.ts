@@ -74,7 +74,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     onTopicClosed: (topic) => subscriptions.closed(topic),
     onSubscribed: (session, topic) => presence.changed('join', session, topic),
     onUnsubscribed: (session, topic) => {
-      session.subscribeGrants?.delete(topic);
+      session.dropSubscribeGrant(topic);
       presence.changed('leave', session, topic);
     },
     onUserOnline: (uid) => cluster.userOnline(uid),

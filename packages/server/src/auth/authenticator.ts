@@ -119,7 +119,7 @@ export class Authenticator {
 
   /** The subscribe-token grant the connection still holds for a topic: issued to its current uid and not expired (with clockTolerance). */
   private heldGrant(session: Session, topic: string): string[] {
-    const held = session.subscribeGrants?.get(topic);
+    const held = session.subscribeGrant(topic);
     if (!held || held.uid !== session.uid) return [];
     if (held.expiresAt !== undefined && held.expiresAt + this.options.tokens.clockTolerance <= Date.now()) return [];
     return [held.grant];

@@ -109,12 +109,10 @@ describe('Authenticator.login', () => {
       await auth.login(session, await signToken({ sub: 'bob' }));
       for (const topic of ['private:kept', 'private:other-uid', 'private:expired', 'private:in-tolerance']) hub.subscribe(session, topic);
       const now = Date.now();
-      session.subscribeGrants = new Map([
-        ['private:kept', { grant: 'private:kept', uid: 'bob', expiresAt: undefined }],
-        ['private:other-uid', { grant: 'private:other-uid', uid: 'ann', expiresAt: undefined }],
-        ['private:expired', { grant: 'private:expired', uid: 'bob', expiresAt: now - TOLERANCE }],
-        ['private:in-tolerance', { grant: 'private:in-tolerance', uid: 'bob', expiresAt: now - TOLERANCE + 1 }],
-      ]);
+      session.keepSubscribeGrant('private:kept', { grant: 'private:kept', uid: 'bob', expiresAt: undefined });
+      session.keepSubscribeGrant('private:other-uid', { grant: 'private:other-uid', uid: 'ann', expiresAt: undefined });
+      session.keepSubscribeGrant('private:expired', { grant: 'private:expired', uid: 'bob', expiresAt: now - TOLERANCE });
+      session.keepSubscribeGrant('private:in-tolerance', { grant: 'private:in-tolerance', uid: 'bob', expiresAt: now - TOLERANCE + 1 });
       const answer = await auth.login(session, await signToken({ sub: 'bob' }));
       assert.deepEqual(answer.unsubscribed, ['private:other-uid', 'private:expired']);
       assert.deepEqual([...session.topics], ['private:kept', 'private:in-tolerance']);
