@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloseCode, CLOSE_CODE_MEANINGS } from '@herald/protocol';
-import { closeCodeFor, type Authenticator } from './auth/authenticator.js';
+import { CLOSED_WHILE_CONNECTING, closeCodeFor, type Authenticator } from './auth/authenticator.js';
 import type { Broker, LhttpPublication, PublishResult } from './broker/broker.js';
 import type { ClusterRegistry, NodeStats, NodeView } from './cluster/registry.js';
 import type { HeraldConfig } from './config.js';
@@ -200,6 +200,7 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
         for (const topic of topics) this.hub.subscribe(session, topic);
       },
       (err: unknown) => {
+        if (session.state !== 'connecting') return void this.log.debug({ conn: id }, CLOSED_WHILE_CONNECTING);
         const code = err instanceof HeraldError ? err.code : 'internal';
         if (!(err instanceof HeraldError)) this.log.error({ conn: id, err }, 'connect hook failed');
         this.closeSession(session, closeCodeFor(code), err instanceof HeraldError ? err.message : 'connection refused');

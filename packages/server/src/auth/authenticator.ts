@@ -21,6 +21,9 @@ export interface AuthenticatorOptions {
   closeSession(session: Session, code: number, reason: string): void;
 }
 
+
+/** Why `connect` gave up: the connection closed while its identity was being settled. */
+export const CLOSED_WHILE_CONNECTING = 'the connection closed before its identity was settled';
 /** Longest a timer can wait; longer waits go in steps. */
 const MAX_TIMER = 2 ** 31 - 1;
 
@@ -51,10 +54,12 @@ export class Authenticator {
     const url = request.url ?? '/';
     const token = new URL(url, 'http://herald').searchParams.get('token');
     if (token !== null) this.apply(session, await this.options.tokens.identity(token));
+    if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
     let topics: string[] = [];
     const hook = this.options.config.auth.connectHook;
     if (hook.url) {
       const answer = await askConnectHook(hook, { ip: session.ip, url, headers: request.headers });
+      if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
       topics = (answer.topics ?? []).filter((topic) => this.options.topicProblem(topic) === null);
       if (answer.uid !== undefined) {
         this.apply(session, { uid: answer.uid, expiresAt: undefined, topics, publish: answer.publish ?? [], info: answer.info });
@@ -64,6 +69,8 @@ export class Authenticator {
     }
     const onConnect = this.options.onConnect;
     if (onConnect) {
+      // The application hears of a connection only while it is there: never after its disconnect.
+      if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
       await onConnect({ id: session.id, ip: session.ip, uid: session.uid, topics: session.topics, connectedAt: session.connectedAt, url, headers: request.headers });
     }
     return topics;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, it, mock } from 'node:test';
 import { CloseCode } from '@herald/protocol';
-import { Authenticator, closeCodeFor } from '../../src/auth/authenticator.js';
+import { Authenticator, CLOSED_WHILE_CONNECTING, closeCodeFor } from '../../src/auth/authenticator.js';
 import { TokenVerifier } from '../../src/auth/jwt.js';
 import { Permissions } from '../../src/auth/permissions.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from '../../src/config.js';
@@ -300,7 +300,7 @@ describe('Authenticator: connecting', () => {
     transport.closeEvent(1001, 'gone');
     hub.remove(session);
     verify();
-    await connecting;
+    await assert.rejects(connecting, { code: 'unavailable', message: CLOSED_WHILE_CONNECTING }, 'gives up: the gateway tells nobody of it');
     assert.equal(hub.userSessions('ann').size, 0, 'no dead session in the user index');
     assert.equal(hub.userCount, 0);
     assert.deepEqual(online, [], 'the user is not announced online here');
