@@ -118,9 +118,10 @@ export class ClusterRegistry {
     return byNode.size;
   }
 
-  view(): NodeView[] {
+  /** Every node known, this one first by id order with `self` (default: its figures now), the others as their last heartbeat told. */
+  view(self: NodeStats = this.host.stats()): NodeView[] {
     const now = Date.now();
-    const nodes: NodeView[] = [{ id: this.nodeId, self: true, lastSeen: now, ...this.host.stats() }];
+    const nodes: NodeView[] = [{ id: this.nodeId, self: true, lastSeen: now, ...self }];
     for (const [id, node] of this.remotes) nodes.push({ id, self: false, lastSeen: node.lastSeen, ...node.stats });
     return nodes.sort((a, b) => a.id.localeCompare(b.id));
   }
