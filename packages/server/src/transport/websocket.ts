@@ -138,6 +138,16 @@ export function abortHandshake(socket: Duplex, status: number, code: string, mes
   socket.destroy();
 }
 
+/**
+ * A socket error ends the socket. A function of the module, not a closure of
+ * the upgrade handler: the listener stays as long as the connection, and a
+ * closure would keep the handler's scope (the request and its `head` buffer)
+ * alive with it.
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 function parseOffered(header: string | undefined): Set<string> {
   const offered = new Set<string>();
   if (!header) return offered;
@@ -171,7 +181,7 @@ export function createUpgradeHandler(host: UpgradeHost, options: UpgradeOptions)
   });
 
   return (request, socket, head) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const url = request.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
@@ -200,13 +210,12 @@ export function createUpgradeHandler(host: UpgradeHost, options: UpgradeOptions)
         return;
       }
       // ws answers a bad handshake itself and closes the socket without calling back: the slot is given back then.
-      let accepted = false;
-      socket.once('close', () => {
-        if (!accepted) host.release(request);
-      });
+      // The listener goes once the upgrade succeeds: it holds the request, which would stay in memory as long as the connection.
+      const unaccepted = (): void => host.release(request);
+      socket.once('close', unaccepted);
       chosen.set(request, protocol);
       wss.handleUpgrade(request, socket, head, (ws) => {
-        accepted = true;
+        socket.removeListener('close', unaccepted);
         const transport = new WebSocketTransport(ws, socket, options.log);
         transport.bind(host.accept(transport, request, protocol));
       });
