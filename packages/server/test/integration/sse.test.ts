@@ -88,7 +88,7 @@ describe('SSE streams', () => {
     const subscribed = await second.next();
     assert.equal(subscribed.json.recovered, true);
     assert.equal(subscribed.json.offset, 8);
-    assert.equal(subscribed.hasId, false, 'the replay carries the ids: a cut right after the reply resumes from the old position');
+    assert.deepEqual([subscribed.hasId, subscribed.lastEventId], [true, left], 'before the replay, the id is the position resumed from: a cut right after the reply resumes from there');
     await herald.publish('h:feed', 9);
     const resumed = await second.take(4);
     assert.deepEqual(
@@ -104,7 +104,9 @@ describe('SSE streams', () => {
     second.destroy();
     await herald.publish('h:feed', 10);
     const reloaded = await openSse(herald, ['h:feed'], { query: { lastEventId: resumed[3]!.lastEventId } });
-    assert.equal((await reloaded.next()).json.recovered, true);
+    const again = await reloaded.next();
+    assert.equal(again.json.recovered, true);
+    assert.equal(again.lastEventId, resumed[3]!.lastEventId, 'the EventSource learns the position the page passed in the query');
     assert.equal((await reloaded.next()).json.message, 10);
     const both = await openSse(herald, ['h:feed'], { query: { lastEventId: resumed[0]!.lastEventId }, lastEventId: resumed[2]!.lastEventId });
     assert.equal((await both.next()).json.recovered, true);

@@ -32,6 +32,15 @@ describe('SSE event ids', () => {
     assert.match(String(decodeEventId('3.e', ['a', 'b'])), /names no topic/);
   });
 
+  it('writes the id with one topic elsewhere, in its place, without moving the positions', () => {
+    const positions = new StreamPositions(new Map([['a', { offset: 1, epoch: 'e' }], ['b', { offset: 2, epoch: 'e' }]]));
+    assert.equal(positions.eventIdWith('a', { offset: 9, epoch: 'f' }), 'a|9.f,b|2.e');
+    assert.equal(positions.eventIdWith('a', undefined), 'b|2.e');
+    assert.equal(positions.eventIdWith('c', { offset: 3, epoch: 'e' }), 'a|1.e,b|2.e,c|3.e');
+    assert.equal(positions.eventIdWith('b', { offset: 2, epoch: 'e' }), 'a|1.e,b|2.e');
+    assert.equal(positions.eventId(), 'a|1.e,b|2.e');
+  });
+
   it('leaves out topics the stream does not have, and says why an id cannot be read', () => {
     assert.deepEqual(decodeEventId('a|1.e,zzz|2.e', ['a', 'b']), new Map([['a', { offset: 1, epoch: 'e' }]]));
     const problems: Array<[string, RegExp]> = [

@@ -118,10 +118,14 @@ export class StreamPositions {
   }
 
   set(topic: string, position: EventPosition): void {
+    this.entries.set(topic, this.entry(topic, position));
+    this.id = null;
+  }
+
+  private entry(topic: string, position: EventPosition): string {
     let prefix = this.prefixes.get(topic);
     if (prefix === undefined) this.prefixes.set(topic, (prefix = entryPrefix(topic)));
-    this.entries.set(topic, prefix + encodePosition(position));
-    this.id = null;
+    return prefix + encodePosition(position);
   }
 
   delete(topic: string): void {
@@ -137,5 +141,18 @@ export class StreamPositions {
   eventId(): string {
     this.id ??= [...this.entries.values()].join(',');
     return this.id;
+  }
+
+  /** The event id with `topic` at `position` instead (none: without it), in its place; the positions do not change. */
+  eventIdWith(topic: string, position: EventPosition | undefined): string {
+    const entry = position ? this.entry(topic, position) : undefined;
+    if (this.entries.get(topic) === entry) return this.eventId();
+    const parts: string[] = [];
+    for (const [name, current] of this.entries) {
+      if (name !== topic) parts.push(current);
+      else if (entry) parts.push(entry);
+    }
+    if (entry && !this.entries.has(topic)) parts.push(entry);
+    return parts.join(',');
   }
 }

@@ -131,25 +131,29 @@ export class SseStreams implements FrameHandler {
 
   /**
    * A topic's `event: subscribe` (the JSON protocol's reply, with the topic)
-   * and the frames after it. The event carries the stream's id when it
-   * gives the topic a position and nothing follows it; when publications
-   * follow, they carry it, so that a stream cut between the two resumes
-   * from where it was before.
+   * and the frames after it. The event's id is where the stream stands on
+   * the topic at that point, so that a stream cut right after it resumes
+   * with what follows: the reply's position; the client's (`since`) before a
+   * replay (each replayed publication carries its own id) and when the store
+   * did not answer.
    */
   private answer(session: Session, topic: string, since: EventPosition | undefined, result: SubscribeResult, frames: Buffer[]): void {
     const position = result?.offset !== undefined ? { offset: result.offset, epoch: result.epoch ?? '' } : undefined;
+    const replays = frames.length > 0 && result?.recovered === true;
+    // Undefined for a topic without history: it has no entry.
+    const before = replays ? since : (position ?? (result?.reason === 'unavailable' ? since : undefined));
     let id: string | undefined;
     const codec = session.codec;
     if (codec instanceof SseStreamCodec) {
       const { positions } = codec;
-      // No history (no position, and not because the store was unreachable): no entry for the topic.
-      if (!position && result?.reason !== 'unavailable') positions.delete(topic);
-      if (position && frames.length === 0) positions.set(topic, position);
-      if (frames.length === 0 && positions.size > 0) id = positions.eventId();
-    } else if (position && frames.length === 0) {
-      id = encodePosition(position);
-    } else if (!position && since && frames.length === 0 && result?.reason === 'unavailable') {
-      id = encodePosition(since);
+      id = positions.eventIdWith(topic, before) || undefined;
+      // With frames, encoding them already moved the topic's entry to the last one's position.
+      if (frames.length === 0) {
+        if (before) positions.set(topic, before);
+        else positions.delete(topic);
+      }
+    } else if (before) {
+      id = encodePosition(before);
     }
     session.write(sseEvent('subscribe', toJson({ action: 'subscribe', ok: true, topic, ...result }), id));
     for (const frame of frames) session.write(frame);
