@@ -15,6 +15,7 @@ import { RedisBroker } from './broker/redis.js';
 import { CompositeBroker } from './broker/composite.js';
 import { TopicSubscriptions } from './broker/subscriptions.js';
 import { ClusterRegistry } from './cluster/registry.js';
+import { Relay, type RelayMessage } from './cluster/relay.js';
 import { startupWarnings, validateConfig, type HeraldConfig } from './config.js';
 import { registerDemoBackend, withDemoSecret } from './demo/backend.js';
 import { HeraldError } from './errors.js';
@@ -37,6 +38,8 @@ import { Pusher } from './publish/push.js';
 import { ConnectionGate, LocalAdmission } from './transport/admission.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { createSseHandler } from './transport/sse.js';
+import { registerStreamRoutes } from './transport/stream-routes.js';
+import { StreamSessions } from './transport/stream-sessions.js';
 import { createUpgradeHandler } from './transport/websocket.js';
 import { VERSION } from './version.js';
 
@@ -147,11 +150,26 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, workerOf, topicProblem,
   });
 
+  // HTTP streaming: the streams this node holds, and commands for them relayed from the node a POST landed on.
+  const streams = new StreamSessions(nodeId);
+  const relay = new Relay(nodeId, broker, { feed: (session, frames) => streams.feed(session, frames), mayHold: (node) => cluster.mayBeLive(node) }, { timeout: config.stream.relayTimeout, log });
+  cluster.route<RelayMessage>('relay', (message) => relay.receive(message));
+  cluster.route<RelayMessage>('relayed', (message) => relay.receive(message));
+  const streamRoutes = (scope: FastifyInstance): void =>
+    registerStreamRoutes(scope, gateway, streams, {
+      path: config.stream.path,
+      protocol: protocols.stream,
+      maxFrameBytes: config.limits.maxFrameBytes,
+      relayTimeout: config.stream.relayTimeout,
+      forward: (node, session, frames) => relay.send(node, session, frames),
+    });
+
   const demoDir = config.demo.dir ?? DEMO_DIR;
   const servedDemo = config.demo.enabled && existsSync(demoDir) ? demoDir : null;
   const plugins: Array<(scope: FastifyInstance) => void> = [];
   if (servedDemo && config.demo.backend) plugins.push((scope) => registerDemoBackend(scope, gateway, clientAddress));
   if (config.sse.enabled) plugins.push((scope) => sseRoute(scope, config.sse.path, gateway, protocols));
+  if (config.stream.enabled) plugins.push(streamRoutes);
   const app = buildHttpApp(gateway, {
     metrics,
     clientAddress,

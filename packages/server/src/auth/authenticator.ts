@@ -40,19 +40,22 @@ const MAX_TIMER = 2 ** 31 - 1;
 export class Authenticator {
   constructor(private readonly options: AuthenticatorOptions) {}
 
-  /** Whether settling a new connection's identity needs any work (else it opens at once). */
-  needed(request: IncomingMessage): boolean {
-    return Boolean(this.options.onConnect || this.options.config.auth.connectHook.url || request.url?.includes('token='));
+  /** Whether settling a new connection's identity needs any work (else it opens at once); `bearer` as for `connect`. */
+  needed(request: IncomingMessage, bearer?: string): boolean {
+    return Boolean(bearer !== undefined || this.options.onConnect || this.options.config.auth.connectHook.url || request.url?.includes('token='));
   }
 
   /**
    * Establishes who a new connection is, before any of its frames is
-   * handled. Resolves with the topics the connect hook subscribes it to;
-   * rejects with a `HeraldError` that refuses it (see `closeCodeFor`).
+   * handled: its token (`bearer`, the `Authorization: Bearer` token of a
+   * transport that takes one, HTTP streaming; else the URL's `?token=`),
+   * then the connect hook, then `onConnect`. Resolves with the topics the
+   * connect hook subscribes it to; rejects with a `HeraldError` that
+   * refuses it (see `closeCodeFor`).
    */
-  async connect(session: Session, request: IncomingMessage): Promise<string[]> {
+  async connect(session: Session, request: IncomingMessage, bearer?: string): Promise<string[]> {
     const url = request.url ?? '/';
-    const token = new URL(url, 'http://herald').searchParams.get('token');
+    const token = bearer ?? new URL(url, 'http://herald').searchParams.get('token');
     if (token !== null) this.apply(session, await this.options.tokens.identity(token));
     if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
     let topics: string[] = [];
