@@ -161,6 +161,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       protocol: protocols.stream,
       maxFrameBytes: config.limits.maxFrameBytes,
       relayTimeout: config.stream.relayTimeout,
+      allowedOrigins: config.allowedOrigins,
       forward: (node, session, frames) => relay.send(node, session, frames),
     });
 

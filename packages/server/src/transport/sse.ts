@@ -4,6 +4,7 @@ import { CloseCode } from '@herald/protocol';
 import type { Session } from '../hub/session.js';
 import type { Protocol } from '../protocols/protocol.js';
 import { closeEvent } from '../protocols/sse/codec.js';
+import { corsHeaders } from './cors.js';
 import type { Refusal, Transport } from './transport.js';
 import { bytesHandedOver } from './websocket.js';
 import { toJson } from '../util/json.js';
@@ -56,20 +57,6 @@ function refusalFor(code: number, reason: string): Refusal {
     default:
       return { status: 503, code: 'unavailable', message: reason, headers: { 'Retry-After': '1' } };
   }
-}
-
-/**
- * CORS for a page of another origin: any origin may read a stream it opened
- * without credentials (`*`: its token is in the URL, the browser sends no
- * cookie); with `allowedOrigins`, a listed origin may also open it with its
- * cookies (`EventSource(url, { withCredentials: true })`), which reach the
- * connect hook. Other origins are refused by the gate before this.
- */
-function corsHeaders(origin: string | undefined, allowedOrigins: readonly string[]): OutgoingHttpHeaders {
-  if (origin === undefined) return {};
-  if (allowedOrigins.length === 0) return { 'Access-Control-Allow-Origin': '*' };
-  if (!allowedOrigins.includes(origin)) return {};
-  return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin' };
 }
 
 /** Answers a request that does not become a stream: its status and the HTTP API's JSON error body. */

@@ -4,6 +4,7 @@ import { HeraldError } from '../errors.js';
 import type { Session } from '../hub/session.js';
 import type { Protocol } from '../protocols/protocol.js';
 import type { Refusal } from './admission.js';
+import { corsHeaders, preflightHeaders } from './cors.js';
 import { StreamTransport, streamLine } from './stream.js';
 import { parseToken, type FeedResult, type StreamSessions } from './stream-sessions.js';
 import type { Transport } from './transport.js';
@@ -32,6 +33,8 @@ export interface StreamRouteOptions {
   readonly maxFrameBytes: number;
   /** Relay timeout in ms, for the 504's message. */
   readonly relayTimeout: number;
+  /** `allowedOrigins`: which pages of other origins may read the answers, and with their cookies (CORS, transport/cors.ts). */
+  readonly allowedOrigins: readonly string[];
   /** Hands commands for the stream `session` (its token) to `node`, another node, through the broker. */
   forward(node: string, session: string, frames: string[]): Promise<ForwardResult>;
 }
@@ -98,12 +101,21 @@ export function registerStreamRoutes(app: FastifyInstance, host: StreamHost, ses
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    // Every answer of these routes (errors included) says which other origins may read it; a hijacked stream repeats them itself.
+    scope.addHook('onRequest', async (request, reply) => {
+      reply.headers(corsHeaders(request.headers.origin, options.allowedOrigins));
+    });
     streamRoutes(scope, host, sessions, options);
   });
 }
 
 function streamRoutes(app: FastifyInstance, host: StreamHost, sessions: StreamSessions, options: StreamRouteOptions): void {
   const { path, maxFrameBytes } = options;
+
+  // A page of another origin sending a Bearer token or application/json asks first.
+  for (const route of [path, `${path}/send`]) {
+    app.options(route, async (request, reply) => reply.status(204).headers(preflightHeaders(request.headers.origin, options.allowedOrigins)).send());
+  }
 
   app.post(path, async (request, reply) => {
     if (host.closing) return answer(reply, 503, 'unavailable', 'server is shutting down');
@@ -128,7 +140,7 @@ function streamRoutes(app: FastifyInstance, host: StreamHost, sessions: StreamSe
     const response = reply.raw;
     // The heartbeat watches the stream: the HTTP server's idle timeout (http.idleTimeout) does not apply.
     socket.setTimeout(0);
-    response.writeHead(200, { ...NDJSON_HEADERS, 'x-request-id': String(request.id) });
+    response.writeHead(200, { ...NDJSON_HEADERS, 'x-request-id': String(request.id), ...corsHeaders(request.headers.origin, options.allowedOrigins) });
     const { token } = sessions.mint();
     const transport = new StreamTransport(response, socket);
     // First, before anything of the session: the headers and the line naming the stream go out at once.

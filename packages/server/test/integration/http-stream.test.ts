@@ -293,6 +293,36 @@ describe('HTTP streaming', () => {
     await herald.close();
   });
 
+  it('CORS: a page of another origin may read the stream and the send answers (any origin without allowedOrigins, a listed one with credentials), and is answered its preflight', async () => {
+    const open = await startHerald();
+    const preflight = await fetch(`${open.url}/stream`, { method: 'OPTIONS', headers: { origin: 'https://page.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+    assert.equal(preflight.headers.get('access-control-allow-methods'), 'POST');
+    assert.equal(preflight.headers.get('access-control-allow-headers'), 'Authorization, Content-Type');
+    const stream = await StreamClient.open(open.url, { headers: { origin: 'https://page.example' } });
+    assert.equal(stream.response.headers['access-control-allow-origin'], '*', 'the stream itself');
+    const unknown = await http(open, 'POST', '/stream/send', { session: 'nobody', command: { action: 'ping' } }, { origin: 'https://page.example' });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.headers.get('access-control-allow-origin'), '*', 'an error answer too');
+    const sent = await http(open, 'POST', '/stream/send', { session: stream.session, command: { id: 1, action: 'ping' } }, { origin: 'https://page.example' });
+    assert.deepEqual([sent.status, sent.headers.get('access-control-allow-origin')], [202, '*']);
+    stream.destroy();
+    await open.close();
+
+    const listed = await startHerald({ allowedOrigins: ['https://app.example.com'] });
+    const mine = await fetch(`${listed.url}/stream/send`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
+    assert.equal(mine.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    assert.equal(mine.headers.get('access-control-allow-credentials'), 'true');
+    const theirs = await fetch(`${listed.url}/stream`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    assert.equal(theirs.headers.get('access-control-allow-origin'), null, 'an origin not listed gets no CORS header: the browser does not send the request');
+    const withCookies = await StreamClient.open(listed.url, { headers: { origin: 'https://app.example.com' } });
+    assert.equal(withCookies.response.headers['access-control-allow-origin'], 'https://app.example.com');
+    assert.equal(withCookies.response.headers['access-control-allow-credentials'], 'true');
+    withCookies.destroy();
+    await listed.close();
+  });
+
   it('shutdown: new streams get 503 while it drains, every stream ends with a close line 1001', async () => {
     const herald = await startHerald({ shutdown: { drainWindow: 1500, timeout: 2000 } });
     const base = herald.url;
