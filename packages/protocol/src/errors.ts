@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   too_large: 'A frame, message or request body is over its size limit.',
   rate_limited: 'Too many commands or connections in too short a time.',
   not_found: 'No such route or resource.',
+  session_not_found: 'No node holds an HTTP stream with this session token: the stream ended, or the token is wrong.',
   unavailable: 'Herald cannot do this right now (shutting down, broker unreachable); retry later.',
   internal: 'An unexpected server error. It is logged on the server with the same request or connection id.',
 } as const;

@@ -303,6 +303,20 @@ export const configSchema = z.strictObject({
       appPing: z.boolean().default(false),
     })
     .prefault({}),
+  /** HTTP streaming (docs/transports.md): a long POST response carrying the JSON protocol's frames, commands as short POSTs to any node. */
+  stream: z
+    .strictObject({
+      /** Serve `POST <path>` (open a stream) and `POST <path>/send` (commands for a stream). */
+      enabled: z.boolean().default(true),
+      /** Where a stream is opened; commands go to `<path>/send`. */
+      path: z
+        .string()
+        .regex(/^\/[^?#]*[^/?#]$/, 'a path such as /stream: starts with /, does not end with /, no ? or #')
+        .default('/stream'),
+      /** How long a node waits for the node holding a stream to take a relayed `send`; past it: 504. */
+      relayTimeout: duration.refine((ms) => ms >= 1, 'stream.relayTimeout must be at least 1 ms').default(5_000),
+    })
+    .prefault({}),
   shutdown: z
     .strictObject({
       /** Connections are closed spread evenly over this window, so that they do not all reconnect at once. */

@@ -31,6 +31,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   token_expired: 401,
   forbidden: 403,
   not_found: 404,
+  session_not_found: 404,
   too_large: 413,
   rate_limited: 429,
   internal: 500,

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloseCode, CLOSE_CODE_MEANINGS } from '@herald/protocol';
-import { closeCodeFor, type Authenticator } from './auth/authenticator.js';
+import { CLOSED_WHILE_CONNECTING, closeCodeFor, type Authenticator } from './auth/authenticator.js';
 import type { Broker, LhttpPublication, PublishResult } from './broker/broker.js';
 import type { ClusterRegistry, NodeStats, NodeView } from './cluster/registry.js';
 import type { HeraldConfig } from './config.js';
@@ -181,8 +181,13 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
   release(request: IncomingMessage): void { this.parts.gate.release(request); }
   admitFrame(session: Session): HeraldError | null { return this.parts.policy.admitFrame(session); }
 
-  /** A new connection, admitted: a session in the hub, its identity settled (maybe asynchronously), then open. */
-  accept(transport: Transport, request: IncomingMessage, protocol: Protocol): Session {
+  /**
+   * A new connection, admitted: a session in the hub, its identity settled
+   * (maybe asynchronously), then open. `credentials.token`: a token the
+   * transport took from elsewhere than the URL (HTTP streaming's
+   * `Authorization: Bearer`), used instead of `?token=`.
+   */
+  accept(transport: Transport, request: IncomingMessage, protocol: Protocol, credentials?: { token?: string }): Session {
     const id = `${this.nodeId.slice(-8)}-${(++this.sessionSeq).toString(36)}`;
     const ip = this.parts.gate.clientIp(request);
     const session = new Session(id, transport, protocol.codec, protocol.handler, ip, this);
@@ -190,16 +195,18 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
     this.hub.add(session);
     this.parts.metrics.connects.inc({ protocol: protocol.codec.name });
     this.log.info({ conn: id, ip, protocol: protocol.codec.name }, 'connection opened');
-    if (!this.parts.auth.needed(request)) {
+    const bearer = credentials?.token;
+    if (!this.parts.auth.needed(request, bearer)) {
       this.opened(session);
       return session;
     }
-    this.parts.auth.connect(session, request).then(
+    this.parts.auth.connect(session, request, bearer).then(
       (topics) => {
         this.opened(session);
         for (const topic of topics) this.hub.subscribe(session, topic);
       },
       (err: unknown) => {
+        if (session.state !== 'connecting') return void this.log.debug({ conn: id }, CLOSED_WHILE_CONNECTING);
         const code = err instanceof HeraldError ? err.code : 'internal';
         if (!(err instanceof HeraldError)) this.log.error({ conn: id, err }, 'connect hook failed');
         this.closeSession(session, closeCodeFor(code), err instanceof HeraldError ? err.message : 'connection refused');

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { topicProblem as topicNameProblem } from '@herald/protocol';
+import type { FastifyInstance } from 'fastify';
 import { Authenticator } from './auth/authenticator.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { Permissions } from './auth/permissions.js';
@@ -14,6 +15,7 @@ import { RedisBroker } from './broker/redis.js';
 import { CompositeBroker } from './broker/composite.js';
 import { TopicSubscriptions } from './broker/subscriptions.js';
 import { ClusterRegistry } from './cluster/registry.js';
+import { Relay, type RelayMessage } from './cluster/relay.js';
 import { startupWarnings, validateConfig, type HeraldConfig } from './config.js';
 import { registerDemoBackend, withDemoSecret } from './demo/backend.js';
 import { HeraldError } from './errors.js';
@@ -35,6 +37,8 @@ import { Publisher } from './publish/publisher.js';
 import { Pusher } from './publish/push.js';
 import { ConnectionGate, LocalAdmission } from './transport/admission.js';
 import { Heartbeat } from './transport/heartbeat.js';
+import { registerStreamRoutes } from './transport/stream-routes.js';
+import { StreamSessions } from './transport/stream-sessions.js';
 import { createUpgradeHandler } from './transport/websocket.js';
 import { VERSION } from './version.js';
 
@@ -74,7 +78,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     onTopicClosed: (topic) => subscriptions.closed(topic),
     onSubscribed: (session, topic) => presence.changed('join', session, topic),
     onUnsubscribed: (session, topic) => {
-      session.subscribeGrants?.delete(topic);
+      session.dropSubscribeGrant(topic);
       presence.changed('leave', session, topic);
     },
     onUserOnline: (uid) => cluster.userOnline(uid),
@@ -144,6 +148,20 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, workerOf, topicProblem,
   });
 
+  // HTTP streaming: the streams this node holds, and commands for them relayed from the node a POST landed on.
+  const streams = new StreamSessions(nodeId);
+  const relay = new Relay(nodeId, broker, { feed: (session, frames) => streams.feed(session, frames), mayHold: (node) => cluster.mayBeLive(node) }, { timeout: config.stream.relayTimeout, log });
+  cluster.route<RelayMessage>('relay', (message) => relay.receive(message));
+  cluster.route<RelayMessage>('relayed', (message) => relay.receive(message));
+  const streamRoutes = (scope: FastifyInstance): void =>
+    registerStreamRoutes(scope, gateway, streams, {
+      path: config.stream.path,
+      protocol: protocols.stream,
+      maxFrameBytes: config.limits.maxFrameBytes,
+      relayTimeout: config.stream.relayTimeout,
+      forward: (node, session, frames) => relay.send(node, session, frames),
+    });
+
   const demoDir = config.demo.dir ?? DEMO_DIR;
   const servedDemo = config.demo.enabled && existsSync(demoDir) ? demoDir : null;
   const app = buildHttpApp(gateway, {
@@ -151,7 +169,10 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     clientAddress,
     demoDir: servedDemo,
     dashboardDir: existsSync(join(DEMO_DIR, 'dashboard.html')) ? DEMO_DIR : null,
-    plugins: servedDemo && config.demo.backend ? [(scope) => registerDemoBackend(scope, gateway, clientAddress)] : [],
+    plugins: [
+      ...(config.stream.enabled ? [streamRoutes] : []),
+      ...(servedDemo && config.demo.backend ? [(scope: FastifyInstance) => registerDemoBackend(scope, gateway, clientAddress)] : []),
+    ],
   });
   app.server.on('upgrade', createUpgradeHandler(gateway, { wsPath: config.wsPath, maxFrameBytes: config.limits.maxFrameBytes, maxMessageFragments: config.limits.maxMessageFragments, log }));
 

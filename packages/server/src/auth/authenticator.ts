@@ -21,6 +21,9 @@ export interface AuthenticatorOptions {
   closeSession(session: Session, code: number, reason: string): void;
 }
 
+
+/** Why `connect` gave up: the connection closed while its identity was being settled. */
+export const CLOSED_WHILE_CONNECTING = 'the connection closed before its identity was settled';
 /** Longest a timer can wait; longer waits go in steps. */
 const MAX_TIMER = 2 ** 31 - 1;
 
@@ -37,24 +40,29 @@ const MAX_TIMER = 2 ** 31 - 1;
 export class Authenticator {
   constructor(private readonly options: AuthenticatorOptions) {}
 
-  /** Whether settling a new connection's identity needs any work (else it opens at once). */
-  needed(request: IncomingMessage): boolean {
-    return Boolean(this.options.onConnect || this.options.config.auth.connectHook.url || request.url?.includes('token='));
+  /** Whether settling a new connection's identity needs any work (else it opens at once); `bearer` as for `connect`. */
+  needed(request: IncomingMessage, bearer?: string): boolean {
+    return Boolean(bearer !== undefined || this.options.onConnect || this.options.config.auth.connectHook.url || request.url?.includes('token='));
   }
 
   /**
    * Establishes who a new connection is, before any of its frames is
-   * handled. Resolves with the topics the connect hook subscribes it to;
-   * rejects with a `HeraldError` that refuses it (see `closeCodeFor`).
+   * handled: its token (`bearer`, the `Authorization: Bearer` token of a
+   * transport that takes one, HTTP streaming; else the URL's `?token=`),
+   * then the connect hook, then `onConnect`. Resolves with the topics the
+   * connect hook subscribes it to; rejects with a `HeraldError` that
+   * refuses it (see `closeCodeFor`).
    */
-  async connect(session: Session, request: IncomingMessage): Promise<string[]> {
+  async connect(session: Session, request: IncomingMessage, bearer?: string): Promise<string[]> {
     const url = request.url ?? '/';
-    const token = new URL(url, 'http://herald').searchParams.get('token');
+    const token = bearer ?? new URL(url, 'http://herald').searchParams.get('token');
     if (token !== null) this.apply(session, await this.options.tokens.identity(token));
+    if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
     let topics: string[] = [];
     const hook = this.options.config.auth.connectHook;
     if (hook.url) {
       const answer = await askConnectHook(hook, { ip: session.ip, url, headers: request.headers });
+      if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
       topics = (answer.topics ?? []).filter((topic) => this.options.topicProblem(topic) === null);
       if (answer.uid !== undefined) {
         this.apply(session, { uid: answer.uid, expiresAt: undefined, topics, publish: answer.publish ?? [], info: answer.info });
@@ -64,6 +72,8 @@ export class Authenticator {
     }
     const onConnect = this.options.onConnect;
     if (onConnect) {
+      // The application hears of a connection only while it is there: never after its disconnect.
+      if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
       await onConnect({ id: session.id, ip: session.ip, uid: session.uid, topics: session.topics, connectedAt: session.connectedAt, url, headers: request.headers });
     }
     return topics;
@@ -119,7 +129,7 @@ export class Authenticator {
 
   /** The subscribe-token grant the connection still holds for a topic: issued to its current uid and not expired (with clockTolerance). */
   private heldGrant(session: Session, topic: string): string[] {
-    const held = session.subscribeGrants?.get(topic);
+    const held = session.subscribeGrant(topic);
     if (!held || held.uid !== session.uid) return [];
     if (held.expiresAt !== undefined && held.expiresAt + this.options.tokens.clockTolerance <= Date.now()) return [];
     return [held.grant];

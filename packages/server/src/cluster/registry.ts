@@ -57,6 +57,9 @@ export class ClusterRegistry {
   private presenceLeft: Array<[string, string]> = [];
   private flushScheduled = false;
   private timer: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  /** Control messages that other units handle (the stream relay), by their `t`. */
+  private readonly routes = new Map<string, (message: never) => void>();
 
   constructor(
     readonly nodeId: string,
@@ -67,6 +70,7 @@ export class ClusterRegistry {
   ) {}
 
   start(): void {
+    this.startedAt = Date.now();
     this.timer = setInterval(() => this.tick(), this.interval);
     this.timer.unref();
   }
@@ -118,9 +122,31 @@ export class ClusterRegistry {
     return byNode.size;
   }
 
-  view(): NodeView[] {
+  /**
+   * Hands the control messages whose `t` is `type` to `handler` (another
+   * unit's messages on the same channels: the stream relay's). The message
+   * is parsed JSON from another node, an object with a `node` other than
+   * this one; its other fields are unchecked.
+   */
+  route<M extends { t: string; node: string }>(type: M['t'], handler: (message: M) => void): void {
+    this.routes.set(type, handler as (message: never) => void);
+  }
+
+  /**
+   * Whether `node` may be a live node: this one, one heard from within
+   * three heartbeats, or any while this node has not been running for three
+   * heartbeats yet (it may not have heard from every node). False on a
+   * registry that was never started (the memory broker: one node).
+   */
+  mayBeLive(node: string): boolean {
+    if (node === this.nodeId || this.remotes.has(node)) return true;
+    return this.startedAt !== 0 && Date.now() - this.startedAt < 3 * this.interval;
+  }
+
+  /** Every node known, this one first by id order with `self` (default: its figures now), the others as their last heartbeat told. */
+  view(self: NodeStats = this.host.stats()): NodeView[] {
     const now = Date.now();
-    const nodes: NodeView[] = [{ id: this.nodeId, self: true, lastSeen: now, ...this.host.stats() }];
+    const nodes: NodeView[] = [{ id: this.nodeId, self: true, lastSeen: now, ...self }];
     for (const [id, node] of this.remotes) nodes.push({ id, self: false, lastSeen: node.lastSeen, ...node.stats });
     return nodes.sort((a, b) => a.id.localeCompare(b.id));
   }
@@ -184,6 +210,10 @@ export class ClusterRegistry {
       case 'push':
         this.host.deliverPush(message.uids, message.payload, message.raw);
         break;
+      default: {
+        const other = message as { t?: unknown };
+        if (typeof other.t === 'string') this.routes.get(other.t)?.(other as never);
+      }
     }
   }
 

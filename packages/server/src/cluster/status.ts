@@ -48,7 +48,8 @@ export function nodeStatus(source: StatusSource): HeraldStatus {
   const { hub, cluster, workerOf, counts } = source;
   const { messagesIn, messagesOut } = frames(source);
   const own = { connections: hub.sessions.size, users: hub.userCount, topics: hub.topicCount, subscriptions: hub.subscriptions };
-  const view = cluster.view();
+  // This node's entry from the figures at hand: `nodeStats` would walk the sessions again under --workers.
+  const view = cluster.view(workerOf === undefined ? own : { ...own, workerOf });
   const clusterSum = view.reduce((sum, node) => ({ nodes: sum.nodes + 1, connections: sum.connections + node.connections, users: sum.users + node.users }), { nodes: 0, connections: 0, users: 0 });
   const workers = workerOf === undefined ? [] : view.filter((node) => node.workerOf === workerOf);
   const sum = (pick: (node: NodeStats) => number | undefined, mine: number): number =>

@@ -113,18 +113,26 @@ export class Recovery {
     const answering = (): boolean => session.state === 'open' && session.topics.has(topic);
     const encode = (publications: readonly Publication[]): Buffer[] => publications.map((publication) => session.codec.publication(publication));
     if (!rule || !history.appendPublishes) {
+      const ready = this.options.whenCarried([topic]);
+      // While the broker confirms the subscription, this node's own publications of the topic may already
+      // reach the connection: they are held, and follow the reply only where the read does not cover them.
+      const held = ready && rule ? session.holdLive(topic) : null;
       const answer = (): void => {
+        if (held) session.releaseLive(topic, held);
         if (!answering()) return;
         if (!rule) return respond(since ? { recovered: false, reason: 'history_off' } : undefined, []);
         const read = history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 });
         if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
-        if (!since) return respond({ offset: read.position.offset, epoch: read.position.epoch }, []);
-        const merged = merge(topic, since, read, []);
-        respond(merged.result, encode(merged.publications));
+        // Without since, merge from the read position itself: nothing is replayed, the held ones it does not cover follow.
+        const merged = merge(topic, since ?? read.position, since ? read : { ...read, entries: [] }, held ?? []);
+        respond(since ? merged.result : { offset: read.position.offset, epoch: read.position.epoch }, encode(merged.publications));
       };
       // Subscribed, read and answered in one turn (memory store): nothing new can come between.
-      const ready = this.options.whenCarried([topic]);
-      return ready ? ready.then(answer) : answer();
+      if (!ready) return answer();
+      return ready.then(answer, (err: unknown) => {
+        if (held) session.releaseLive(topic, held);
+        throw err;
+      });
     }
     const held = session.holdLive(topic);
     let read: HistoryRead;

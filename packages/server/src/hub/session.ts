@@ -6,6 +6,7 @@ import type { Codec } from '../protocols/codec.js';
 import type { Transport } from '../transport/transport.js';
 import type { TokenBucket } from '../util/token-bucket.js';
 import type { Flusher } from './flusher.js';
+import { Liveness } from './liveness.js';
 import { Writer } from './writer.js';
 
 export type SessionState = 'connecting' | 'open' | 'closing' | 'closed';
@@ -69,6 +70,16 @@ export interface SessionIdentity {
   readonly expiresAt: number | undefined;
 }
 
+/** A subscribe token's grant, kept for the subscription it made (see `Session.keepSubscribeGrant`). */
+export interface SubscribeGrant {
+  /** The topic or `prefix*` the token granted. */
+  readonly grant: string;
+  /** The uid the token was issued to, if it names one. */
+  readonly uid: string | undefined;
+  /** When the token expires (ms since the epoch). */
+  readonly expiresAt: number | undefined;
+}
+
 const ANONYMOUS: SessionIdentity = Object.freeze({ grants: NO_GRANTS, info: undefined, rawPush: false, expiresAt: undefined });
 
 /** Frames held back while an earlier command is still being handled. */
@@ -91,27 +102,24 @@ interface Inbound {
 export class Session {
   readonly topics = new Set<string>();
   readonly connectedAt = Date.now();
-  state: SessionState = 'connecting';
   /** Identity, when the connection is authenticated (set only through Hub.setUser). */
   uid: string | undefined;
+  /** Liveness, kept by the heartbeat: what arrived from the peer, the outstanding ping, outbound progress. */
+  readonly liveness = new Liveness(this.connectedAt);
+
+  private stateNow: SessionState = 'connecting';
+  private closeCodeNow: number | undefined;
+  private closeReasonNow: string | undefined;
+  private framesInNow = 0;
   /**
    * Grants from subscribe tokens, by the topic they were used for: the
    * token's grant (a topic or `prefix*`), the uid it was issued to and its
    * expiry. A later `login` keeps a subscription its grant still covers.
    * Null until the connection uses a subscribe token.
    */
-  subscribeGrants: Map<string, { grant: string; uid: string | undefined; expiresAt: number | undefined }> | null = null;
-  /** Commands the connection may still send (rate limit; see Policy). */
-  bucket: TokenBucket | undefined;
-  /** New subscriptions the connection may still make (churn limit; see Policy). */
-  subscriptionBucket: TokenBucket | undefined;
-  /** Liveness, kept by the heartbeat: last time anything arrived from the peer (frame or pong), the outstanding ping, outbound progress. */
-  readonly liveness = { lastSeen: this.connectedAt, pingSentAt: 0, handedOver: 0, progressAt: 0 };
-  /** Set when the server closes the connection: the code and reason it sent. */
-  closeCode: number | undefined;
-  closeReason: string | undefined;
-  framesIn = 0;
-
+  private subscribeGrants: Map<string, SubscribeGrant> | null = null;
+  /** Commands the connection may still send, and new subscriptions it may still make (see Policy); unset: no limit. */
+  private buckets: { commands: TokenBucket; subscriptions: TokenBucket } | undefined;
   private identityNow: SessionIdentity = ANONYMOUS;
   private identityTimer: NodeJS.Timeout | undefined;
   /** Topics whose live publications are held back while a recovery reads the history store. */
@@ -144,6 +152,57 @@ export class Session {
 
   get info(): unknown {
     return this.identityNow.info;
+  }
+
+  /** Where the session is in its life: connecting → open → closing → closed. */
+  get state(): SessionState {
+    return this.stateNow;
+  }
+
+  /** Set when the server closes the connection (or the transport failed): the code and reason it sent. */
+  get closeCode(): number | undefined {
+    return this.closeCodeNow;
+  }
+
+  get closeReason(): string | undefined {
+    return this.closeReasonNow;
+  }
+
+  /** Frames received from the peer. */
+  get framesIn(): number {
+    return this.framesInNow;
+  }
+
+  // ---- limits and grants (the policy's) -------------------------------------
+
+  /** The connection's rate limits, set by the policy when it opens: commands, and new subscriptions. */
+  setBuckets(commands: TokenBucket, subscriptions: TokenBucket): void {
+    this.buckets = { commands, subscriptions };
+  }
+
+  /** Takes one command from the rate limit: false when over it (true when the connection has no limit). */
+  takeCommand(): boolean {
+    return this.buckets ? this.buckets.commands.take() : true;
+  }
+
+  /** Takes `count` new subscriptions from the churn limit: false (and nothing taken) when over it. */
+  takeSubscriptions(count: number): boolean {
+    return this.buckets ? this.buckets.subscriptions.takeMany(count) : true;
+  }
+
+  /** The subscribe token's grant the subscription to `topic` was made with, if any. */
+  subscribeGrant(topic: string): SubscribeGrant | undefined {
+    return this.subscribeGrants?.get(topic);
+  }
+
+  /** Keeps the subscribe token's grant the subscription to `topic` was made with (a later `login` keeps what it covers). */
+  keepSubscribeGrant(topic: string, grant: SubscribeGrant): void {
+    (this.subscribeGrants ??= new Map()).set(topic, grant);
+  }
+
+  /** Forgets the grant of `topic` (the subscription ended). */
+  dropSubscribeGrant(topic: string): void {
+    this.subscribeGrants?.delete(topic);
   }
 
   /** Replaces the identity (the uid is the hub's, see Hub.setUser), with the timer that guards it (token expiry, login deadline). */
@@ -215,15 +274,15 @@ export class Session {
 
   /** Marks the session open and handles the frames that arrived while it was connecting. */
   open(): void {
-    if (this.state !== 'connecting') return;
-    this.state = 'open';
+    if (this.stateNow !== 'connecting') return;
+    this.stateNow = 'open';
     this.drain();
   }
 
   /** Entry point for every frame from the peer (the transport calls it). */
   receive(data: Buffer, isBinary: boolean): void {
-    this.liveness.lastSeen = Date.now();
-    this.framesIn++;
+    this.liveness.seen(Date.now());
+    this.framesInNow++;
     if (this.state === 'closing' || this.state === 'closed') return;
     if (this.inbox) {
       this.inbox.push({ data, isBinary });
@@ -238,22 +297,22 @@ export class Session {
 
   /** A sign of life that is not a frame (a pong). */
   alive(): void {
-    this.liveness.lastSeen = Date.now();
+    this.liveness.seen(Date.now());
   }
 
   /** The transport failed (the peer broke the protocol): the code and reason to report, unless the server closed first. */
   transportFailed(code: number, reason: string): void {
-    if (this.closeCode) return;
-    this.closeCode = code;
-    this.closeReason = reason;
+    if (this.closeCodeNow) return;
+    this.closeCodeNow = code;
+    this.closeReasonNow = reason;
   }
 
   /** Closes the connection from the server side with `code` and `reason`, after what is queued. */
   close(code: number, reason: string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    this.state = 'closing';
-    this.closeCode = code;
-    this.closeReason = reason;
+    this.stateNow = 'closing';
+    this.closeCodeNow = code;
+    this.closeReasonNow = reason;
     this.inbox = null;
     // A close frame travels behind everything already queued; a peer that
     // never completes the handshake is cut after closeTimeout.
@@ -272,23 +331,23 @@ export class Session {
   terminate(code: number, reason: string): void {
     if (this.state === 'closed') return;
     if (this.state !== 'closing') {
-      this.closeCode = code;
-      this.closeReason = reason;
+      this.closeCodeNow = code;
+      this.closeReasonNow = reason;
     }
-    this.state = 'closing';
+    this.stateNow = 'closing';
     this.inbox = null;
     this.transport.terminate();
   }
 
   /** The transport is gone (the transport calls it once): `code`/`reason` are the peer's unless the server closed. */
   transportClosed(code: number, reason: string): void {
-    this.state = 'closed';
+    this.stateNow = 'closed';
     this.inbox = null;
     this.writer.open = false;
     if (this.terminateTimer) clearTimeout(this.terminateTimer);
     this.setIdentityTimer(undefined);
-    const by = this.closeCode ? 'server' : 'client';
-    this.host.onClosed(this, this.closeCode ?? code, this.closeReason ?? reason, by);
+    const by = this.closeCodeNow ? 'server' : 'client';
+    this.host.onClosed(this, this.closeCodeNow ?? code, this.closeReasonNow ?? reason, by);
     for (const resolve of this.closeWaiters.splice(0)) resolve();
   }
 

@@ -58,13 +58,15 @@ export class Policy {
 
   /** Gives a new connection its budgets (called once, when it is accepted). */
   attach(session: Session): void {
-    session.bucket = new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst);
-    session.subscriptionBucket = new TokenBucket(this.limits.subscriptionsPerSecond, this.limits.subscriptionBurst);
+    session.setBuckets(
+      new TokenBucket(this.limits.commandsPerSecond, this.limits.commandBurst),
+      new TokenBucket(this.limits.subscriptionsPerSecond, this.limits.subscriptionBurst),
+    );
   }
 
   /** Charges one inbound frame (one command) against the connection's rate; the refusal, or null. */
   admitFrame(session: Session): HeraldError | null {
-    return session.bucket && !session.bucket.take() ? this.overRate : null;
+    return session.takeCommand() ? null : this.overRate;
   }
 
   /** Charges one more command of a frame that carries several (a JSON batch, an LHTTP `publish` header naming several topics). */
@@ -112,7 +114,7 @@ export class Policy {
     if (session.topics.size + fresh.size > limit) {
       return new HeraldError('too_many_topics', `subscribing would make ${session.topics.size + fresh.size} topics, over the limit of ${limit}`);
     }
-    if (session.subscriptionBucket && !session.subscriptionBucket.takeMany(fresh.size)) {
+    if (!session.takeSubscriptions(fresh.size)) {
       return new HeraldError('rate_limited', `over ${this.limits.subscriptionsPerSecond} new subscriptions per second`);
     }
     for (const topic of fresh) this.host.hub.subscribe(session, topic);
@@ -123,7 +125,7 @@ export class Policy {
   /** The subscribe token behind a subscribe's grants, kept for the topics only it allows, so that a later login keeps them (Herald.applyIdentity). */
   private rememberGrant(session: Session, topics: readonly string[], granted: { grant: string; uid: string | undefined; expiresAt: number | undefined }): void {
     for (const topic of topics) {
-      if (session.topics.has(topic) && this.host.permissions.subscribeProblem(session, topic) !== null) (session.subscribeGrants ??= new Map()).set(topic, granted);
+      if (session.topics.has(topic) && this.host.permissions.subscribeProblem(session, topic) !== null) session.keepSubscribeGrant(topic, granted);
     }
   }
 

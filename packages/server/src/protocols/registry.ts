@@ -4,7 +4,7 @@ import { ConfigError } from '../config.js';
 import type { Session } from '../hub/session.js';
 import type { Policy } from '../policy/policy.js';
 import { PathPatterns } from '../util/paths.js';
-import { jsonCodec } from './json/codec.js';
+import { jsonCodec, jsonStreamCodec } from './json/codec.js';
 import { JsonCommands, type JsonCommandsHost } from './json/commands.js';
 import { pubSubFilter, upstreamFilter } from './lhttp/builtins.js';
 import { lhttpCodec } from './lhttp/codec.js';
@@ -35,6 +35,8 @@ export class Protocols {
   readonly json: JsonCommands;
   /** The LHTTP pipeline (the Lhttp seed's processors and filters register here). */
   readonly lhttp: LhttpProtocol;
+  /** The JSON protocol in the HTTP-streaming framing (NDJSON lines): the same commands, its own codec. */
+  readonly stream: Protocol;
   private readonly byName = new Map<string, Protocol>();
   private readonly defaultProtocol: Protocol;
   private readonly lhttpPaths: PathPatterns;
@@ -48,6 +50,7 @@ export class Protocols {
     this.json = new JsonCommands({ ...options.json, policy, maxTopicsPerConnection: config.limits.maxTopicsPerConnection });
     this.defaultProtocol = { codec: jsonCodec, handler: this.json };
     this.byName.set(SUBPROTOCOL_JSON, this.defaultProtocol);
+    this.stream = { codec: jsonStreamCodec, handler: this.json };
     this.lhttp = new LhttpProtocol([pubSubFilter({ policy }), upstreamFilter(config.lhttp.upstream)], options.reportError);
     this.byName.set(SUBPROTOCOL_LHTTP, { codec: lhttpCodec, handler: this.lhttp });
     this.lhttpPaths = new PathPatterns(config.lhttp.paths);

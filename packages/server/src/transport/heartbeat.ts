@@ -48,23 +48,10 @@ export class Heartbeat {
     const { interval, timeout, appPing } = this.options;
     for (const session of this.sessions.values()) {
       if (session.state !== 'open') continue;
-      const liveness = session.liveness;
-      if (liveness.pingSentAt !== 0) {
-        if (liveness.lastSeen < liveness.pingSentAt) {
-          const handedOver = session.transport.bytesHandedOver;
-          if (handedOver > liveness.handedOver) {
-            liveness.handedOver = handedOver;
-            liveness.progressAt = now;
-          }
-          if (now - liveness.progressAt >= timeout) this.onTimeout(session);
-          continue;
-        }
-        liveness.pingSentAt = 0;
-      }
-      if (now - liveness.lastSeen >= interval) {
-        liveness.pingSentAt = now;
-        liveness.progressAt = now;
-        liveness.handedOver = session.transport.bytesHandedOver;
+      const verdict = session.liveness.tick(now, interval, timeout, () => session.transport.bytesHandedOver);
+      if (verdict === 'dead') {
+        this.onTimeout(session);
+      } else if (verdict === 'ping') {
         session.transport.ping();
         // Only where the protocol has one: LHTTP and raw clients would take a JSON frame for data.
         const frame = appPing ? session.codec.ping() : null;

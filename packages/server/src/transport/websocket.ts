@@ -46,7 +46,7 @@ export interface UpgradeOptions {
  * when a whole write request completes, and one request may hold
  * megabytes). Falls back to Node's counters where those are missing.
  */
-function bytesHandedOver(socket: Duplex): number {
+export function bytesHandedOver(socket: Duplex): number {
   const net = socket as Partial<Socket> & { _bytesDispatched?: number; _handle?: { writeQueueSize?: number } | null };
   const dispatched = net._bytesDispatched;
   const queued = net._handle?.writeQueueSize;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, it, mock } from 'node:test';
 import { CloseCode } from '@herald/protocol';
-import { Authenticator, closeCodeFor } from '../../src/auth/authenticator.js';
+import { Authenticator, CLOSED_WHILE_CONNECTING, closeCodeFor } from '../../src/auth/authenticator.js';
 import { TokenVerifier } from '../../src/auth/jwt.js';
 import { Permissions } from '../../src/auth/permissions.js';
 import { validateConfig, type HeraldConfig, type HeraldConfigInput } from '../../src/config.js';
@@ -109,12 +109,10 @@ describe('Authenticator.login', () => {
       await auth.login(session, await signToken({ sub: 'bob' }));
       for (const topic of ['private:kept', 'private:other-uid', 'private:expired', 'private:in-tolerance']) hub.subscribe(session, topic);
       const now = Date.now();
-      session.subscribeGrants = new Map([
-        ['private:kept', { grant: 'private:kept', uid: 'bob', expiresAt: undefined }],
-        ['private:other-uid', { grant: 'private:other-uid', uid: 'ann', expiresAt: undefined }],
-        ['private:expired', { grant: 'private:expired', uid: 'bob', expiresAt: now - TOLERANCE }],
-        ['private:in-tolerance', { grant: 'private:in-tolerance', uid: 'bob', expiresAt: now - TOLERANCE + 1 }],
-      ]);
+      session.keepSubscribeGrant('private:kept', { grant: 'private:kept', uid: 'bob', expiresAt: undefined });
+      session.keepSubscribeGrant('private:other-uid', { grant: 'private:other-uid', uid: 'ann', expiresAt: undefined });
+      session.keepSubscribeGrant('private:expired', { grant: 'private:expired', uid: 'bob', expiresAt: now - TOLERANCE });
+      session.keepSubscribeGrant('private:in-tolerance', { grant: 'private:in-tolerance', uid: 'bob', expiresAt: now - TOLERANCE + 1 });
       const answer = await auth.login(session, await signToken({ sub: 'bob' }));
       assert.deepEqual(answer.unsubscribed, ['private:other-uid', 'private:expired']);
       assert.deepEqual([...session.topics], ['private:kept', 'private:in-tolerance']);
@@ -302,7 +300,7 @@ describe('Authenticator: connecting', () => {
     transport.closeEvent(1001, 'gone');
     hub.remove(session);
     verify();
-    await connecting;
+    await assert.rejects(connecting, { code: 'unavailable', message: CLOSED_WHILE_CONNECTING }, 'gives up: the gateway tells nobody of it');
     assert.equal(hub.userSessions('ann').size, 0, 'no dead session in the user index');
     assert.equal(hub.userCount, 0);
     assert.deepEqual(online, [], 'the user is not announced online here');

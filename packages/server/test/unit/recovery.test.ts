@@ -188,6 +188,36 @@ describe('Recovery.subscribe with a store that does not publish (memory)', () =>
     assert.equal(answers.length, 1, 'left the topic: no answer');
   });
 
+  it('holds the publications that reach the connection while the broker confirms the subscription: each arrives once, after the reply', async () => {
+    const history = new MemoryHistory(1 << 20);
+    let carry!: () => void;
+    const carried = new Promise<void>((resolve) => (carry = resolve));
+    const { subscribe, answers, hub, host, transport, config } = setup({ history, whenCarried: () => carried });
+    const rule = config.history[0]!;
+    const publish = (payload: string): number => {
+      const at = history.append(T, rule, payload, undefined);
+      return hub.deliver({ topic: T, payload, offset: at.offset, epoch: at.epoch });
+    };
+    assert.equal(publish('"a"'), 1);
+    host.flush();
+    transport.writes.length = 0;
+    const epoch = history.read(T, rule, { limit: 0 }).position.epoch;
+    const recovering = subscribe({ offset: 1, epoch });
+    // Published on this node while the broker (NATS) confirms the subscription.
+    assert.equal(publish('"b"'), 0, 'held, not written');
+    const plain = subscribe();
+    assert.equal(publish('"c"'), 0, 'held, not written');
+    carry();
+    await Promise.all([recovering, plain]);
+    host.flush();
+    assert.deepEqual(transport.writes, [], 'nothing was written around the replies');
+    assert.deepEqual(answers, [
+      { result: { recovered: true, offset: 3, epoch }, frames: [`c:pub ${T} "b" @2/${epoch}`, `c:pub ${T} "c" @3/${epoch}`] },
+      { result: { offset: 3, epoch }, frames: [] },
+    ]);
+    assert.equal(publish('"d"'), 1, 'released: written directly');
+  });
+
   it('answers nothing to a connection that closed', () => {
     const { subscribe, answers, session } = setup({ history: new MemoryHistory(1 << 20) });
     session.close(1000, 'bye');

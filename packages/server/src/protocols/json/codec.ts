@@ -1,6 +1,7 @@
 import type { ErrorCode } from '@herald/protocol';
 import type { Publication } from '../../broker/broker.js';
 import { webSocketText } from '../../hub/frame.js';
+import { ndjsonFraming } from '../../transport/ndjson.js';
 import { toJson } from '../../util/json.js';
 import { framedCodec, type GapReason, type PresenceInfo, type TextCodec } from '../codec.js';
 
@@ -37,3 +38,6 @@ export const jsonText: TextCodec = {
 
 /** The JSON protocol over WebSocket: one text frame per message. */
 export const jsonCodec = framedCodec(jsonText, webSocketText);
+
+/** The JSON protocol over HTTP streaming: one NDJSON line per message (transport/stream.ts). */
+export const jsonStreamCodec = framedCodec(jsonText, ndjsonFraming);

@@ -1,0 +1,148 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Session } from '../hub/session.js';
+import { toJson } from '../util/json.js';
+import { encodeLine } from './ndjson.js';
+import type { Transport } from './transport.js';
+import { bytesHandedOver } from './websocket.js';
+
+/** The code a stream ends with when the peer dropped it: nothing said why (WebSocket's 1006, abnormal closure). */
+const DROPPED = 1006;
+
+/** The heartbeat line: empty (clients skip empty lines). */
+const HEARTBEAT = Buffer.from('\n');
+
+/** The first line of a stream: `{"action":"stream","session":"<token>"}` (the token commands are sent with). */
+export function streamLine(token: string): Buffer {
+  return encodeLine(toJson({ action: 'stream', session: token }));
+}
+
+/**
+ * The last line of a stream the server ends on purpose:
+ * `{"action":"close","code":N,"reason":"..."}`, what a WebSocket close frame
+ * says (the code tells the client whether to reconnect, `shouldReconnect`).
+ */
+export function closeLine(code: number, reason: string): Buffer {
+  return encodeLine(toJson({ action: 'close', code, reason }));
+}
+
+/**
+ * An HTTP streaming response (`POST /stream`, docs/transports.md) as a
+ * session's transport: frames are NDJSON lines already framed by the
+ * session's codec (`jsonStreamCodec`), written to the response as they
+ * come; the peer's commands do not arrive here but as `POST /stream/send`
+ * requests, fed to the session by the stream endpoint (stream-sessions.ts).
+ *
+ * Liveness: there are no pongs. `ping()` writes an empty line, and once the
+ * kernel has taken it (everything queued before it went out too: the peer
+ * is reading), the session is told it is alive, as a pong would. A peer
+ * that stops reading leaves the line queued: no sign of life and no
+ * outbound progress, so the heartbeat cuts it after `heartbeat.timeout`.
+ * The slow-consumer bound is the Writer's, over `queuedBytes`, as on a
+ * WebSocket.
+ */
+export class StreamTransport implements Transport {
+  private session: Session | null = null;
+  private ended = false;
+  private paused = false;
+  private resumed: Array<() => void> = [];
+  /** Set when the server ended the stream (close or terminate) rather than the peer. */
+  private endedByServer = false;
+
+  constructor(
+    private readonly response: ServerResponse,
+    private readonly socket: Socket,
+  ) {
+    // A write racing the peer's disconnection fails here; the end is reported by 'close'.
+    response.on('error', ignore);
+  }
+
+  write(bytes: Buffer): void {
+    if (this.ended) return;
+    // Corked around the write, so that the chunk's header, the bytes and its end leave in one writev now:
+    // left to itself, node corks the socket until the next tick, and a burst delivered in microtasks
+    // would sit in the socket's buffer, counted against the queue bound, until the burst ends.
+    this.socket.cork();
+    this.response.write(bytes);
+    this.socket.uncork();
+  }
+
+  get queuedBytes(): number {
+    return this.response.writableLength;
+  }
+
+  get bytesHandedOver(): number {
+    return bytesHandedOver(this.socket);
+  }
+
+  ping(): void {
+    if (this.ended) return;
+    this.socket.cork();
+    this.response.write(HEARTBEAT, (err) => {
+      if (!err && !this.ended) this.session?.alive();
+    });
+    this.socket.uncork();
+  }
+
+  /** The session's inbox is full: commands wait (`whenReady`) until it is read again. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.wake();
+  }
+
+  /** Whether commands may be fed now; otherwise `whenReady` resolves once they may (or the stream ended). */
+  get ready(): boolean {
+    return !this.paused || this.ended;
+  }
+
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve) => this.resumed.push(resolve));
+  }
+
+  /** Ends the stream after what is queued, with a last line saying why. */
+  close(code: number, reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.endedByServer = true;
+    this.socket.cork();
+    this.response.end(closeLine(code, reason));
+    this.socket.uncork();
+    this.wake();
+  }
+
+  /** Cuts the stream at once (the TCP connection with it), dropping what is queued. */
+  terminate(): void {
+    this.endedByServer = true;
+    this.ended = true;
+    this.response.destroy();
+    this.wake();
+  }
+
+  /**
+   * Ties the stream to its session: the end of the response (finished, or
+   * the peer gone) is `transportClosed`, once; `onEnd` runs after it.
+   */
+  bind(session: Session, onEnd: () => void): void {
+    this.session = session;
+    this.response.once('close', () => {
+      this.ended = true;
+      this.wake();
+      // The session reports the code it closed with; a stream the peer dropped has no close code of its own.
+      session.transportClosed(DROPPED, this.endedByServer ? '' : 'stream closed by the client');
+      onEnd();
+    });
+  }
+
+  private wake(): void {
+    const waiting = this.resumed;
+    this.resumed = [];
+    for (const resolve of waiting) resolve();
+  }
+}
+
+function ignore(): void {}
