@@ -56,6 +56,14 @@ export const configSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
   /** Path of the WebSocket endpoint. */
   wsPath: z.string().startsWith('/').default('/ws'),
+  sse: z
+    .strictObject({
+      /** Serve SSE streams (`GET <path>?topic=...`): the JSON protocol's server frames as server-sent events. */
+      enabled: z.boolean().default(true),
+      /** Path of the SSE endpoint. */
+      path: z.string().startsWith('/').default('/sse'),
+    })
+    .prefault({}),
   /** Identifier of this node (shown in status; used by brokers). Random when unset. */
   nodeId: z.string().min(1).max(64).optional(),
   /** API keys accepted as `Authorization: Bearer <key>`. Without any, the HTTP API answers loopback callers only. */

@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { topicProblem as topicNameProblem } from '@herald/protocol';
 import type { FastifyInstance } from 'fastify';
+import { topicProblem as topicNameProblem } from '@herald/protocol';
 import { Authenticator } from './auth/authenticator.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { Permissions } from './auth/permissions.js';
@@ -37,6 +37,7 @@ import { Publisher } from './publish/publisher.js';
 import { Pusher } from './publish/push.js';
 import { ConnectionGate, LocalAdmission } from './transport/admission.js';
 import { Heartbeat } from './transport/heartbeat.js';
+import { createSseHandler } from './transport/sse.js';
 import { registerStreamRoutes } from './transport/stream-routes.js';
 import { StreamSessions } from './transport/stream-sessions.js';
 import { createUpgradeHandler } from './transport/websocket.js';
@@ -48,8 +49,8 @@ const DEMO_DIR = fileURLToPath(new URL('../../../../demo', import.meta.url));
 /**
  * Starts a Herald server and resolves once it listens: the composition root.
  * Start: configuration → logger → broker (and its history store) → the
- * services → the gateway → the HTTP app (and the demo backend when on) →
- * the WebSocket upgrade handler → broker start → listen. Stop
+ * services → the gateway → the HTTP app (and the demo backend when on, and
+ * the SSE route) → the WebSocket upgrade handler → broker start → listen. Stop
  * (`herald.close()`): drain the connections → HTTP server → cluster registry
  * → broker. Rejects with `ConfigError` for a bad configuration and with the
  * broker's or the listener's error when either cannot start.
@@ -86,7 +87,8 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   });
   const metrics: Metrics = new Metrics({
     connectionsByProtocol: (): Map<string, number> => {
-      const counts = new Map<string, number>(protocols.spoken.map((name): [string, number] => [name, 0]));
+      const spoken = config.sse.enabled ? [...protocols.spoken, 'sse'] : protocols.spoken;
+      const counts = new Map<string, number>(spoken.map((name): [string, number] => [name, 0]));
       for (const session of hub.sessions.values()) counts.set(session.codec.name, (counts.get(session.codec.name) ?? 0) + 1);
       return counts;
     },
@@ -164,15 +166,16 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
 
   const demoDir = config.demo.dir ?? DEMO_DIR;
   const servedDemo = config.demo.enabled && existsSync(demoDir) ? demoDir : null;
+  const plugins: Array<(scope: FastifyInstance) => void> = [];
+  if (config.stream.enabled) plugins.push(streamRoutes);
+  if (servedDemo && config.demo.backend) plugins.push((scope) => registerDemoBackend(scope, gateway, clientAddress));
+  if (config.sse.enabled) plugins.push((scope) => sseRoute(scope, config.sse.path, gateway, protocols));
   const app = buildHttpApp(gateway, {
     metrics,
     clientAddress,
     demoDir: servedDemo,
     dashboardDir: existsSync(join(DEMO_DIR, 'dashboard.html')) ? DEMO_DIR : null,
-    plugins: [
-      ...(config.stream.enabled ? [streamRoutes] : []),
-      ...(servedDemo && config.demo.backend ? [(scope: FastifyInstance) => registerDemoBackend(scope, gateway, clientAddress)] : []),
-    ],
+    plugins,
   });
   app.server.on('upgrade', createUpgradeHandler(gateway, { wsPath: config.wsPath, maxFrameBytes: config.limits.maxFrameBytes, maxMessageFragments: config.limits.maxMessageFragments, log }));
 
@@ -197,6 +200,35 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   const facts = { historyShared: history.appendPublishes, brokerName: broker.name, rawNamespaces: broker.namespaces ?? [], credentialsConfigured };
   for (const warning of startupWarnings(config, facts)) log.warn(warning.detail ?? {}, warning.message);
   return gateway;
+}
+
+/**
+ * `GET path`: SSE streams (transport/sse.ts), a route of the HTTP app that
+ * takes the response over (`reply.hijack()`) and hands it to the gateway as
+ * a connection, as the upgrade handler does with a WebSocket.
+ */
+function sseRoute(app: FastifyInstance, path: string, gateway: Gateway, protocols: Protocols): void {
+  const handler = createSseHandler(
+    {
+      admit: (request) => gateway.admit(request),
+      release: (request) => gateway.release(request),
+      get closing() {
+        return gateway.closing;
+      },
+      stream: (query, lastEventId) => protocols.sse.open(query, lastEventId),
+      accept: (transport, request, protocol) => gateway.accept(transport, request, protocol),
+    },
+    { allowedOrigins: gateway.config.allowedOrigins },
+  );
+  app.route({
+    method: 'GET',
+    url: path,
+    exposeHeadRoute: false,
+    handler: (request, reply) => {
+      reply.hijack();
+      handler(request.raw, reply.raw);
+    },
+  });
 }
 
 function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {

@@ -39,7 +39,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'herald_connections',
-      help: 'Open WebSocket connections, by protocol.',
+      help: 'Open connections (WebSocket, SSE streams), by protocol (json, lhttp, raw, sse).',
       labelNames: ['protocol'],
       registers,
       collect() {
@@ -80,7 +80,7 @@ export class Metrics {
         this.set({ broker: source.brokerName() }, source.brokerReady() ? 1 : 0);
       },
     });
-    this.connects = new Counter({ name: 'herald_connects_total', help: 'WebSocket connections accepted, by protocol.', labelNames: ['protocol'], registers });
+    this.connects = new Counter({ name: 'herald_connects_total', help: 'Connections accepted (WebSocket, SSE streams), by protocol (json, lhttp, raw, sse).', labelNames: ['protocol'], registers });
     this.disconnects = new Counter({ name: 'herald_disconnects_total', help: 'Connections closed, by close code and by whom.', labelNames: ['code', 'by'], registers });
     this.published = new Counter({ name: 'herald_messages_published_total', help: 'Publications received, by source (client, http, library, broker: from other nodes).', labelNames: ['source'], registers });
     this.delivered = new Counter({ name: 'herald_messages_delivered_total', help: 'Publication frames written to connections.', registers });

@@ -11,6 +11,7 @@ import { lhttpCodec } from './lhttp/codec.js';
 import { LhttpProtocol, type LhttpFilter, type LhttpProcessor } from './lhttp/protocol.js';
 import type { Protocol } from './protocol.js';
 import { RawProtocol } from './raw.js';
+import { SseStreams } from './sse/streams.js';
 
 export interface ProtocolsOptions {
   readonly config: HeraldConfig;
@@ -37,6 +38,8 @@ export class Protocols {
   readonly lhttp: LhttpProtocol;
   /** The JSON protocol in the HTTP-streaming framing (NDJSON lines): the same commands, its own codec. */
   readonly stream: Protocol;
+  /** SSE streams: the JSON protocol's server frames as events (`GET sse.path`, transport/sse.ts). */
+  readonly sse: SseStreams;
   private readonly byName = new Map<string, Protocol>();
   private readonly defaultProtocol: Protocol;
   private readonly lhttpPaths: PathPatterns;
@@ -54,6 +57,15 @@ export class Protocols {
     this.lhttp = new LhttpProtocol([pubSubFilter({ policy }), upstreamFilter(config.lhttp.upstream)], options.reportError);
     this.byName.set(SUBPROTOCOL_LHTTP, { codec: lhttpCodec, handler: this.lhttp });
     this.lhttpPaths = new PathPatterns(config.lhttp.paths);
+    this.sse = new SseStreams({
+      policy,
+      maxTopicsPerConnection: config.limits.maxTopicsPerConnection,
+      extraTopics: config.auth.connectHook.url !== undefined,
+      topicProblem: options.topicProblem,
+      recover: options.json.recover,
+      closeSession: options.closeSession,
+      reportError: options.reportError,
+    });
     this.wsPath = config.wsPath;
     checkRawEndpoints(config, options.topicProblem);
     this.rawEndpoints = config.raw.map((endpoint) => {

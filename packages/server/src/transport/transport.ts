@@ -34,4 +34,11 @@ export interface Transport {
   close(code: number, reason: string): void;
   /** Cuts the connection at once, dropping what is queued. */
   terminate(): void;
+  /**
+   * Where the transport can still answer the request with an HTTP error
+   * instead of a connection (an SSE stream before its first byte): the
+   * server's close that follows answers `refusal` (status, JSON error body).
+   * False when it no longer can; absent where it never can (WebSocket).
+   */
+  refuse?(refusal: Refusal): boolean;
 }
