@@ -253,10 +253,6 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     this.emit('connecting', { attempt: this.#attempt, transport: name });
     const conn: Connection = { transport: null, opened: false, tokenFetched: false, recovering: new Set(), idle: false };
     this.#conn = conn;
-    if (this.#choice.canFallBack) {
-      const ms = this.#options.fallbackTimeout;
-      this.#fallbackTimer = setTimeout(() => this.#failed(conn, 1006, `${name} did not open within ${ms} ms`, true), ms);
-    }
     const getToken = this.#options.getToken;
     if (name === 'websocket') return this.#connect(conn);
     if (!getToken) {
@@ -295,6 +291,11 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       alive: () => current() && this.#watch(),
       closed: (code, reason) => current() && this.#failed(conn, code, reason),
     };
+    // From here, not from before getToken: a slow token is no reason to fall back.
+    if (this.#choice.canFallBack) {
+      const ms = this.#options.fallbackTimeout;
+      this.#fallbackTimer = setTimeout(() => this.#failed(conn, 1006, `${this.transport} did not open within ${ms} ms`, true), ms);
+    }
     try {
       conn.transport = this.#transportFor(conn, listener);
     } catch (err) {
