@@ -33,6 +33,8 @@ describe('HTTP streaming', () => {
     assert.equal(tokens.size, 6, 'every stream has its own token');
     assert.equal(new Set([...tokens].map((t) => parts(t)[2])).size, 6, 'and its own secret');
     assert.equal(herald.status().connections, 6);
+    // The names of the stream's own first and last lines are no application's action.
+    for (const reserved of ['stream', 'close']) assert.throws(() => herald.handle(reserved, () => 1), /built-in action/, reserved);
     assert.deepEqual((await stream.request({ action: 'ping' })).ok, true);
     for (const s of [stream, ...others]) s.destroy();
     await herald.close();

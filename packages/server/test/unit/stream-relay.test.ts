@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { ClusterRegistry, type RegistryHost } from '../../src/cluster/registry.js';
 import { Relay, type RelayAnswer, type RelayMessage } from '../../src/cluster/relay.js';
 import { encodeLine, ndjsonFraming } from '../../src/transport/ndjson.js';
+import type { Session } from '../../src/hub/session.js';
+import type { StreamTransport } from '../../src/transport/stream.js';
 import { parseToken, StreamSessions } from '../../src/transport/stream-sessions.js';
 import { FakeBroker } from '../helpers/fake-broker.js';
 
@@ -47,6 +49,44 @@ describe('session tokens', () => {
     assert.equal(await sessions.feed(other.mint().token, ['{}']), 'not_found');
     const { token } = sessions.mint();
     assert.equal(await sessions.feed(token, ['{}']), 'not_found', 'minted but never added: no stream');
+  });
+
+  it('feeds sends in order, waits while the inbox is full, refuses a fifth waiting send, and gives up on a stream that ended', async () => {
+    const sessions = new StreamSessions('n1');
+    const received: string[] = [];
+    let state = 'open';
+    const session = { get state() { return state; }, receive: (data: Buffer) => received.push(data.toString()) } as unknown as Session;
+    let ready = true;
+    let wake: () => void = () => undefined;
+    const transport = { get ready() { return ready; }, whenReady: () => new Promise<void>((resolve) => (wake = resolve)) } as unknown as StreamTransport;
+    const { token } = sessions.mint();
+    sessions.add(token, session, transport);
+    assert.equal(await sessions.feed(token, ['1', '2']), 'fed');
+
+    // The session paused its transport (64 frames wait): sends keep their turn, four at most.
+    ready = false;
+    const waiting = ['3', '4', '5', '6'].map((frame) => sessions.feed(token, [frame]));
+    assert.equal(await sessions.feed(token, ['7']), 'busy');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(received, ['1', '2']);
+    ready = true;
+    wake();
+    assert.deepEqual(await Promise.all(waiting), ['fed', 'fed', 'fed', 'fed']);
+    assert.deepEqual(received, ['1', '2', '3', '4', '5', '6'], 'in the order they arrived');
+
+    const [node, key, secret] = token.split('.') as [string, string, string];
+    assert.equal(await sessions.feed(`${node}.${key}.${secret.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))}`, ['x']), 'not_found', 'a wrong secret');
+
+    ready = false;
+    const stuck = sessions.feed(token, ['8']);
+    await new Promise((resolve) => setImmediate(resolve));
+    state = 'closed';
+    wake();
+    assert.equal(await stuck, 'not_found', 'the stream ended while the send waited');
+    assert.equal(await sessions.feed(token, ['9']), 'not_found');
+    sessions.remove(token);
+    assert.equal(sessions.size, 0);
+    assert.deepEqual(received, ['1', '2', '3', '4', '5', '6']);
   });
 });
 

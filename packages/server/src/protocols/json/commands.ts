@@ -31,7 +31,7 @@ export interface JsonCommandsHost {
 }
 
 /** Actions the protocol itself answers: an application cannot take their names. */
-const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave', 'gap', 'stream']);
+const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave', 'gap', 'stream', 'close']);
 
 const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string() });
 const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
