@@ -1,65 +1,16 @@
 import { shouldReconnect, truncateCloseReason, type ErrorCode, type Json, type StreamPosition } from '@herald/protocol';
 import { fullJitter } from './backoff.js';
+import { defaultMemory, TransportChoice } from './choice.js';
 import { Emitter } from './emitter.js';
-import { ClosedError, DisconnectedError, HeraldClientError, RequestError, TimeoutError } from './errors.js';
+import { ClosedError, DisconnectedError, HeraldClientError, ReceiveOnlyError, RequestError, TimeoutError } from './errors.js';
+import { HttpStreamTransport, type FetchLike } from './http-stream.js';
+import { DEFAULTS, type ClientEvents, type ClientOptions, type ClientState, type ResolvedOptions } from './options.js';
+import { idleSse, SseTransport, type EventSourceConstructor } from './sse.js';
 import { Subscription, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
+import { siblingUrl, TRANSPORTS, type Transport, type TransportListener, type TransportName } from './transport.js';
+import { WebSocketTransport, type WebSocketConstructor } from './websocket.js';
 
-/** `disconnected` (waiting to reconnect, or not started), `connecting`, `connected`, `closed` (stopped for good until `connect()`). */
-export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'closed';
-
-/** The part of the WebSocket API the client uses: the browser's, or `ws`'s on Node. */
-export interface WebSocketLike {
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-}
-
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => unknown;
-
-export interface ClientOptions {
-  /** The gateway's WebSocket URL, e.g. `wss://push.example.com/ws`. */
-  url: string;
-  /** The WebSocket class. Default: the global one (browsers, Node 22+); on Node 20 pass `WebSocket` from `ws`. */
-  WebSocket?: WebSocketConstructor;
-  /** A token to log in with on every connection. */
-  token?: string;
-  /** Called for a token on every connection and shortly before the current one expires. Wins over `token`. */
-  getToken?: () => string | Promise<string>;
-  /** Smallest ceiling of the reconnect delay (ms, default 500): the first retry waits a random time below it. */
-  minReconnectDelay?: number;
-  /** Largest reconnect delay (ms, default 20000). */
-  maxReconnectDelay?: number;
-  /** How long a command waits for its reply (ms, default 10000). */
-  requestTimeout?: number;
-  /** After this long without a frame from the server, the client pings it (ms, default 25000). */
-  pingInterval?: number;
-  /** A ping unanswered for this long means the connection is dead: the client reconnects (ms, default 10000). */
-  pingTimeout?: number;
-  /** Refresh the token this long before it expires (ms, default 30000, at most a fifth of its lifetime). */
-  tokenRefreshMargin?: number;
-  /** Random source for the backoff (tests). */
-  random?: () => number;
-}
-
-export interface ClientEvents {
-  state: { from: ClientState; to: ClientState };
-  connecting: { attempt: number };
-  /** Connected (and logged in, when there is a token); subscriptions are being restored. */
-  connected: { reconnected: boolean; attempt: number; uid?: string };
-  /** The connection was lost; the client reconnects after `delay` ms. */
-  disconnected: { code: number; reason: string; delay: number; attempt: number };
-  /** The client stopped: `close()` was called, or the server closed with a code that forbids reconnecting. */
-  closed: { code: number; reason: string };
-  /** A message pushed to this user (`/api/send`). */
-  push: { message: Json };
-  /** Something went wrong that no promise reports: an error frame, a failed token refresh, an unreadable frame. */
-  error: { error: Error; context: string };
-  /** A frame the client has no use for (e.g. from an application's command handler). */
-  frame: { frame: Record<string, unknown> };
-}
+export type { ClientEvents, ClientOptions, ClientState } from './options.js';
 
 type Reply = Record<string, unknown>;
 type Settle = (error: HeraldClientError | null, reply: Reply | null) => void;
@@ -71,6 +22,19 @@ interface Pending {
   sent: boolean;
 }
 
+/** One connection attempt; callbacks of an attempt that is not the client's current one are ignored. */
+interface Connection {
+  transport: Transport | null;
+  opened: boolean;
+  /** HTTP streaming and SSE take the token as they connect (a header, the URL): fetched first, and used for the login. */
+  token?: string | undefined;
+  tokenFetched: boolean;
+  /** SSE: the topics whose position went in the URL (their subscribe replies say whether they were recovered). */
+  recovering: Set<string>;
+  /** SSE without a topic: nothing to open, so nothing learnt about the transport. */
+  idle: boolean;
+}
+
 const MAX_TIMER = 2 ** 31 - 1;
 
 // The server's code as is (the catalogue's descriptions stay out of the bundle); `internal` when missing.
@@ -80,41 +44,55 @@ const codeOf = (code: unknown): ErrorCode => (typeof code === 'string' ? (code a
  * A connection to Herald that stays up: it reconnects with full-jitter
  * backoff, logs in with a fresh token each time, restores every subscription
  * (asking for missed publications where the topic keeps history) and answers
- * every command with a promise.
+ * every command with a promise. It connects over WebSocket, and falls back by
+ * itself to HTTP streaming, then to SSE (receive-only), when a transport does
+ * not open; subscriptions and their positions carry over.
  */
 export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionOwner {
   state: ClientState = 'disconnected';
   /** The uid the server knows this connection as, once logged in. */
   uid: string | undefined;
-  readonly #options: Required<Omit<ClientOptions, 'token' | 'getToken' | 'WebSocket'>> & Pick<ClientOptions, 'token' | 'getToken'>;
-  readonly #WebSocket: WebSocketConstructor;
-  #socket: WebSocketLike | null = null;
+  /** The transport of the current connection or attempt (before the first, the one it will start with). The `transport` event tells changes. */
+  transport: TransportName;
+  readonly #options: ResolvedOptions;
+  readonly #platform: { WebSocket?: WebSocketConstructor | undefined; fetch?: FetchLike | undefined; EventSource?: EventSourceConstructor | undefined };
+  readonly #urls: { stream: string; sse: string };
+  readonly #choice: TransportChoice;
+  #conn: Connection | null = null;
   #attempt = 0;
   #everConnected = false;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #queue: Array<() => void> = [];
   readonly #subscriptions = new Map<string, Subscription>();
+  #reopening = false;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #fallbackTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #deadTimer: ReturnType<typeof setTimeout> | undefined;
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /** @throws TypeError when `transports` names an unknown transport, or when the platform has none of them (no WebSocket, fetch, EventSource class). */
   constructor(options: ClientOptions) {
     super();
-    const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WebSocketClass) throw new TypeError('no WebSocket class: pass one as the WebSocket option (on Node 20: the `ws` package)');
-    this.#WebSocket = WebSocketClass;
-    this.#options = {
-      minReconnectDelay: 500,
-      maxReconnectDelay: 20_000,
-      requestTimeout: 10_000,
-      pingInterval: 25_000,
-      pingTimeout: 10_000,
-      tokenRefreshMargin: 30_000,
-      random: Math.random,
-      ...options,
+    const global = globalThis as { WebSocket?: WebSocketConstructor; fetch?: FetchLike; EventSource?: EventSourceConstructor };
+    this.#platform = {
+      WebSocket: options.WebSocket ?? global.WebSocket,
+      fetch: options.fetch ?? global.fetch?.bind(globalThis),
+      EventSource: options.EventSource ?? global.EventSource,
     };
+    this.#options = { ...DEFAULTS, ...options };
+    const wanted = this.#options.transports;
+    for (const name of wanted) if (!TRANSPORTS.includes(name)) throw new TypeError(`transports: unknown transport ${String(name)}`);
+    const has = { websocket: this.#platform.WebSocket, 'http-stream': this.#platform.fetch, sse: this.#platform.EventSource };
+    const order = wanted.filter((name) => has[name] !== undefined);
+    if (order.length === 0) {
+      throw new TypeError(`no transport available of ${wanted.join(', ')}: pass WebSocket (on Node 20: the ws package), fetch or EventSource`);
+    }
+    this.#urls = { stream: options.streamUrl ?? siblingUrl(options.url, '/stream'), sse: options.sseUrl ?? siblingUrl(options.url, '/sse') };
+    const memory = options.transportMemory === undefined ? defaultMemory() : options.transportMemory;
+    this.#choice = new TransportChoice(order, memory, `herald.transport ${options.url}`, this.#options.rememberTransportFor);
+    this.transport = this.#choice.current;
     // A phone back on the network should not wait out its backoff.
     const target = globalThis as { addEventListener?: (type: string, listener: () => void) => void };
     target.addEventListener?.('online', () => {
@@ -132,22 +110,21 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
   /** Closes the connection and stops reconnecting. Subscriptions are kept for a later `connect()`. */
   close(code = 1000, reason = 'client closed'): void {
     if (this.state === 'closed') return;
-    const socket = this.#socket;
+    const transport = this.#conn?.transport;
     this.#finish(code, reason);
-    try {
-      socket?.close(code, truncateCloseReason(reason));
-    } catch {
-      // A socket that is still connecting may refuse a close code; it is detached either way.
-    }
+    transport?.close(code, truncateCloseReason(reason));
   }
 
-  /** Subscribes to a topic; the subscription is kept across reconnects. One subscription per topic. */
+  /** Subscribes to a topic; the subscription is kept across reconnects. One subscription per topic. On SSE, the stream reopens with the topic added. */
   subscribe(topic: string, options: SubscribeOptions = {}): Subscription {
     const existing = this.#subscriptions.get(topic);
     if (existing) return existing;
     const subscription = new Subscription(topic, options, this);
     this.#subscriptions.set(topic, subscription);
-    if (this.state === 'connected') this.#sendSubscribe(subscription);
+    if (this.state === 'connected') {
+      if (this.#canSend) this.#sendSubscribe(subscription);
+      else this.#reopenSoon();
+    }
     return subscription;
   }
 
@@ -162,6 +139,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     this.#subscriptions.delete(subscription.topic);
     subscription.ended();
     if (this.state !== 'connected') return;
+    if (!this.#canSend) return this.#reopenSoon();
     try {
       await this.request('unsubscribe', { topic: subscription.topic });
     } catch (err) {
@@ -197,6 +175,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
    * Sends any command (an application's own actions included) and resolves
    * with the reply, or rejects with a RequestError carrying the server's code.
    * While not connected, the command waits for the connection (its timeout runs).
+   * Over SSE it rejects with a ReceiveOnlyError.
    */
   request(action: string, fields: Record<string, unknown> = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
@@ -204,11 +183,17 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     });
   }
 
-  /** Fetches a fresh token with `getToken` and logs in with it, without reconnecting. */
+  /** Fetches a fresh token with `getToken` and logs in with it, without reconnecting (on SSE: reopens the stream with it). */
   async refreshToken(): Promise<void> {
     if (!this.#options.getToken) return;
+    if (this.state === 'connected' && !this.#canSend) return this.#reopenSoon();
     const token = await this.#options.getToken();
     this.#loggedIn(await this.request('login', { token }));
+  }
+
+  /** Whether the current connection carries commands (false on SSE, and while there is none). */
+  get #canSend(): boolean {
+    return this.#conn?.transport?.canSend === true;
   }
 
   #command(frame: Record<string, unknown>, settle: Settle, options: { now?: boolean; timeout?: number } = {}): void {
@@ -227,9 +212,15 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     this.#pending.set(id, pending);
     const text = JSON.stringify({ id, ...frame });
     const send = () => {
-      if (!this.#pending.has(id) || !this.#socket) return;
+      const transport = this.#conn?.transport;
+      if (!this.#pending.has(id) || !transport) return;
+      if (!transport.canSend) {
+        this.#pending.delete(id);
+        clearTimeout(pending.timer);
+        return settle(new ReceiveOnlyError(action), null);
+      }
       pending.sent = true;
-      this.#socket.send(text);
+      transport.send(text);
     };
     if (options.now || this.state === 'connected') send();
     else this.#queue.push(send);
@@ -242,55 +233,132 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     this.emit('state', { from, to });
   }
 
+  /** Starts a round of connection attempts. */
   #open(): void {
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
+    this.#choice.begin();
     this.#setState('connecting');
-    this.emit('connecting', { attempt: this.#attempt });
-    let socket: WebSocketLike;
-    try {
-      socket = new this.#WebSocket(this.#options.url, 'json') as WebSocketLike;
-    } catch (err) {
-      this.emit('error', { error: err as Error, context: 'connect' });
-      return this.#lost(1006, (err as Error).message);
-    }
-    this.#socket = socket;
-    // Callbacks of a socket that was replaced (or dropped by the watchdog) are ignored.
-    socket.onopen = () => {
-      if (this.#socket === socket) void this.#handshake(socket);
-    };
-    socket.onmessage = (event) => {
-      if (this.#socket === socket) this.#receive(event.data);
-    };
-    socket.onclose = (event) => {
-      if (this.#socket !== socket) return;
-      this.#detach();
-      this.#lost(event.code, event.reason);
-    };
-    socket.onerror = () => {
-      // A close event always follows; it carries the code.
-    };
+    this.#attemptNow();
   }
 
-  async #handshake(socket: WebSocketLike): Promise<void> {
-    this.#watch();
-    let token: string | undefined;
-    try {
-      token = this.#options.getToken ? await this.#options.getToken() : this.#options.token;
-    } catch (err) {
-      if (this.#socket !== socket) return;
-      this.emit('error', { error: err as Error, context: 'getToken' });
-      return this.#drop(4000, 'getToken failed');
+  /** One attempt over the chosen transport. */
+  #attemptNow(): void {
+    const name = this.#choice.current;
+    if (name !== this.transport) {
+      const from = this.transport;
+      this.transport = name;
+      this.emit('transport', { from, to: name });
     }
-    if (this.#socket !== socket) return;
-    if (token !== undefined) {
+    this.emit('connecting', { attempt: this.#attempt, transport: name });
+    const conn: Connection = { transport: null, opened: false, tokenFetched: false, recovering: new Set(), idle: false };
+    this.#conn = conn;
+    const getToken = this.#options.getToken;
+    if (name === 'websocket') return this.#connect(conn);
+    if (!getToken) {
+      conn.token = this.#options.token;
+      conn.tokenFetched = true;
+      return this.#connect(conn);
+    }
+    Promise.resolve()
+      .then(getToken)
+      .then(
+        (token) => {
+          if (this.#conn !== conn) return;
+          conn.token = token;
+          conn.tokenFetched = true;
+          this.#connect(conn);
+        },
+        (err: Error) => {
+          if (this.#conn !== conn) return;
+          this.emit('error', { error: err, context: 'getToken' });
+          this.#detach();
+          this.#lost(4000, 'getToken failed');
+        },
+      );
+  }
+
+  #connect(conn: Connection): void {
+    const current = () => this.#conn === conn;
+    const listener: TransportListener = {
+      open: () => {
+        if (!current()) return;
+        conn.opened = true;
+        clearTimeout(this.#fallbackTimer);
+        void this.#handshake(conn);
+      },
+      frame: (text) => current() && this.#receive(text),
+      alive: () => current() && this.#watch(),
+      closed: (code, reason) => current() && this.#failed(conn, code, reason),
+    };
+    // From here, not from before getToken: a slow token is no reason to fall back.
+    if (this.#choice.canFallBack) {
+      const ms = this.#options.fallbackTimeout;
+      this.#fallbackTimer = setTimeout(() => this.#failed(conn, 1006, `${this.transport} did not open within ${ms} ms`, true), ms);
+    }
+    try {
+      conn.transport = this.#transportFor(conn, listener);
+    } catch (err) {
+      this.emit('error', { error: err as Error, context: 'connect' });
+      this.#failed(conn, 1006, (err as Error).message);
+    }
+  }
+
+  #transportFor(conn: Connection, listener: TransportListener): Transport {
+    const platform = this.#platform;
+    switch (this.#choice.current) {
+      case 'websocket':
+        return new WebSocketTransport(platform.WebSocket!, this.#options.url, listener);
+      case 'http-stream':
+        return new HttpStreamTransport({ fetch: platform.fetch!, url: this.#urls.stream, sendUrl: `${this.#urls.stream.split('?')[0]}/send`, token: conn.token }, listener);
+      case 'sse': {
+        const topics = [...this.#subscriptions.values()].map((subscription) => ({ topic: subscription.topic, since: subscription.command().since as StreamPosition | undefined }));
+        for (const { topic, since } of topics) if (since) conn.recovering.add(topic);
+        conn.idle = topics.length === 0;
+        if (conn.idle) return idleSse(listener);
+        return new SseTransport(platform.EventSource!, { url: this.#urls.sse, topics, token: conn.token }, listener);
+      }
+    }
+  }
+
+  /**
+   * The attempt or the connection ended. Before it opened, the network failing
+   * (1006, or no answer within fallbackTimeout) moves on to the next
+   * transport; a refusal (an HTTP status that says why) does not.
+   */
+  #failed(conn: Connection, code: number, reason: string, abandon = false): void {
+    if (this.#conn !== conn) return;
+    this.#detach();
+    // A token refused while connecting (an HTTP stream's Bearer token) may be replaced by getToken's next one.
+    const retry = code === 4501 && this.#options.getToken !== undefined && this.state === 'connecting' ? 4000 : code;
+    if (conn.opened) return this.#lost(retry, reason);
+    if (abandon) conn.transport?.close(4000, 'fallback');
+    if (code === 1006 && this.#choice.fallBack()) return this.#attemptNow();
+    this.#lost(retry, reason);
+  }
+
+  async #handshake(conn: Connection): Promise<void> {
+    this.#watch();
+    const transport = conn.transport!;
+    let token = conn.token;
+    if (!conn.tokenFetched) {
+      try {
+        token = this.#options.getToken ? await this.#options.getToken() : this.#options.token;
+      } catch (err) {
+        if (this.#conn !== conn) return;
+        this.emit('error', { error: err as Error, context: 'getToken' });
+        return this.#drop(4000, 'getToken failed');
+      }
+    }
+    if (this.#conn !== conn) return;
+    if (token !== undefined && transport.canSend) {
       const failure = await new Promise<HeraldClientError | null>((resolve) =>
         this.#command({ action: 'login', token }, (error, reply) => {
           if (reply) this.#loggedIn(reply);
           resolve(error);
         }, { now: true }),
       );
-      if (this.#socket !== socket) return;
+      if (this.#conn !== conn) return;
       if (failure) {
         this.emit('error', { error: failure, context: 'login' });
         // A token the server refuses will be refused again: stop, unless getToken may give a better one.
@@ -298,12 +366,14 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
         return this.#drop(4000, `login failed: ${failure.message}`);
       }
     }
+    if (!conn.idle) this.#choice.opened();
     const reconnected = this.#everConnected;
     const attempt = this.#attempt;
     this.#everConnected = true;
     this.#attempt = 0;
     this.#setState('connected');
-    for (const subscription of this.#subscriptions.values()) this.#sendSubscribe(subscription);
+    // Over SSE the topics are in the URL: the server sends their subscribe replies by itself.
+    if (transport.canSend) for (const subscription of this.#subscriptions.values()) this.#sendSubscribe(subscription);
     const queued = this.#queue;
     this.#queue = [];
     for (const send of queued) send();
@@ -340,15 +410,30 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     this.refreshToken().catch((err: Error) => this.emit('error', { error: err, context: 'token refresh' }));
   }
 
+  /** SSE: the topics (or the token) changed, so the stream reopens with them, once for all the changes of this turn. */
+  #reopenSoon(): void {
+    if (this.#reopening) return;
+    this.#reopening = true;
+    queueMicrotask(() => {
+      this.#reopening = false;
+      const conn = this.#conn;
+      if (this.state !== 'connected' || !conn?.transport || conn.transport.canSend) return;
+      this.#detach();
+      conn.transport.close(1000, 'topics changed');
+      this.#setState('connecting');
+      this.#attemptNow();
+    });
+  }
+
   #sendSubscribe(subscription: Subscription): void {
     const getToken = subscription.options.getToken;
     if (!getToken) return this.#sendSubscribeWith(subscription, subscription.command());
-    const socket = this.#socket;
+    const conn = this.#conn;
     Promise.resolve()
       .then(() => getToken(subscription.topic))
       .then(
         (token) => {
-          if (this.#socket === socket && this.state === 'connected' && this.#subscriptions.get(subscription.topic) === subscription) {
+          if (this.#conn === conn && this.state === 'connected' && this.#subscriptions.get(subscription.topic) === subscription) {
             this.#sendSubscribeWith(subscription, subscription.command(token));
           }
         },
@@ -375,9 +460,8 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     });
   }
 
-  #receive(data: unknown): void {
+  #receive(data: string): void {
     this.#watch();
-    if (typeof data !== 'string') return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(data);
@@ -399,22 +483,24 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       const error = frame.error as { code?: unknown; message?: unknown } | undefined;
       return pending.settle(new RequestError(codeOf(error?.code), String(error?.message ?? 'request failed'), pending.action), null);
     }
+    const subscription = typeof frame.topic === 'string' ? this.#subscriptions.get(frame.topic) : undefined;
     switch (frame.action) {
       case 'publish':
-        this.#subscriptions.get(frame.topic as string)?.deliver(frame);
+        return subscription?.deliver(frame);
+      case 'subscribe':
+        // SSE: the server's reply to the topics of the URL, without a command.
+        if (subscription && frame.ok !== false) subscription.confirmed(frame, this.#conn?.recovering.has(subscription.topic) === true);
         return;
       case 'push':
         return this.emit('push', { message: frame.message as Json });
       case 'ping':
-        this.#socket?.send('{"action":"pong"}');
+        if (this.#canSend) this.#conn!.transport!.send('{"action":"pong"}');
         return;
       case 'gap':
-        this.#subscriptions.get(frame.topic as string)?.gap(frame);
-        return;
+        return subscription?.gap(frame);
       case 'join':
       case 'leave':
-        this.#subscriptions.get(frame.topic as string)?.presence(frame.action, frame);
-        return;
+        return subscription?.presence(frame.action, frame);
       case 'error': {
         const body = frame.error as { code?: unknown; message?: unknown } | undefined;
         const code = codeOf(body?.code);
@@ -426,33 +512,34 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     }
   }
 
-  /** Heartbeat watchdog: silence for pingInterval sends a ping; no answer within pingTimeout drops the connection. */
+  /**
+   * Heartbeat watchdog: silence for pingInterval sends a ping; no answer within pingTimeout drops the
+   * connection. Not on SSE: it cannot ping, and an EventSource does not show the server's heartbeats.
+   */
   #watch(): void {
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#deadTimer);
     this.#deadTimer = undefined;
+    if (this.#conn?.transport?.canSend === false) return;
     this.#idleTimer = setTimeout(() => {
-      if (!this.#socket) return;
+      if (!this.#conn?.transport) return;
       this.#command({ action: 'ping' }, () => {}, { now: true, timeout: this.#options.pingTimeout });
       this.#deadTimer = setTimeout(() => this.#drop(4000, 'heartbeat timeout'), this.#options.pingTimeout);
     }, this.#options.pingInterval);
   }
 
-  /** Gives up on the current socket without waiting for its close handshake, and reconnects. */
+  /** Gives up on the current connection without waiting for its close handshake, and reconnects. */
   #drop(code: number, reason: string): void {
-    const socket = this.#socket;
-    if (!socket) return;
+    const transport = this.#conn?.transport;
+    if (!transport) return;
     this.#detach();
-    try {
-      socket.close(4000, truncateCloseReason(reason));
-    } catch {
-      // detached anyway
-    }
+    transport.close(4000, truncateCloseReason(reason));
     this.#lost(code, reason);
   }
 
   #detach(): void {
-    this.#socket = null;
+    this.#conn = null;
+    clearTimeout(this.#fallbackTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#deadTimer);
     clearTimeout(this.#refreshTimer);

@@ -4,8 +4,8 @@ import type { ErrorCode } from '@herald/protocol';
 export class HeraldClientError extends Error {
   override name = 'HeraldClientError';
   constructor(
-    /** A server error code (`forbidden`, `rate_limited`, ...) or one of the client's: `timeout`, `disconnected`, `closed`. */
-    readonly code: ErrorCode | 'timeout' | 'disconnected' | 'closed',
+    /** A server error code (`forbidden`, `rate_limited`, ...) or one of the client's: `timeout`, `disconnected`, `closed`, `receive_only`. */
+    readonly code: ErrorCode | 'timeout' | 'disconnected' | 'closed' | 'receive_only',
     message: string,
   ) {
     super(message);
@@ -46,5 +46,20 @@ export class ClosedError extends HeraldClientError {
   override name = 'ClosedError';
   constructor(why: string) {
     super('closed', why);
+  }
+}
+
+/**
+ * The client is connected over SSE, which only receives: WebSocket and HTTP
+ * streaming did not connect. Commands (publish, history, presence, login, your
+ * own) cannot be sent; subscriptions work.
+ */
+export class ReceiveOnlyError extends HeraldClientError {
+  override name = 'ReceiveOnlyError';
+  constructor(
+    /** The command's action. */
+    readonly action: string,
+  ) {
+    super('receive_only', `${action}: the connection is receive-only (SSE)`);
   }
 }

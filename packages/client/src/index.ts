@@ -1,7 +1,12 @@
 export { HeraldClient } from './client.js';
-export type { ClientEvents, ClientOptions, ClientState, WebSocketConstructor, WebSocketLike } from './client.js';
+export type { ClientEvents, ClientOptions, ClientState } from './options.js';
+export type { TransportName } from './transport.js';
+export type { TransportMemory } from './choice.js';
+export type { WebSocketConstructor, WebSocketLike } from './websocket.js';
+export type { FetchLike } from './http-stream.js';
+export type { EventSourceConstructor, EventSourceLike } from './sse.js';
 export { Subscription } from './subscription.js';
 export type { GapEvent, MessageContext, PresenceEvent, RecoveryFailedEvent, SubscribeOptions, SubscribedEvent, SubscriptionEvents, SubscriptionState } from './subscription.js';
-export { ClosedError, DisconnectedError, HeraldClientError, RequestError, TimeoutError } from './errors.js';
+export { ClosedError, DisconnectedError, HeraldClientError, ReceiveOnlyError, RequestError, TimeoutError } from './errors.js';
 export { fullJitter } from './backoff.js';
 export { CloseCode, shouldReconnect } from '@herald/protocol';

@@ -4,8 +4,9 @@ import { ClosedError, DisconnectedError, HeraldClient, RequestError, TimeoutErro
 import { FakeSocket } from './fake-socket.js';
 
 const clients: HeraldClient[] = [];
+/** A WebSocket-only client: these tests are about the connection itself (fallbacks: transports.test.ts). */
 function client(options: Partial<ClientOptions> = {}): HeraldClient {
-  const made = new HeraldClient({ url: 'ws://herald.test/ws', WebSocket: FakeSocket, random: () => 0, minReconnectDelay: 10, ...options });
+  const made = new HeraldClient({ url: 'ws://herald.test/ws', WebSocket: FakeSocket, transports: ['websocket'], random: () => 0, minReconnectDelay: 10, ...options });
   clients.push(made);
   return made;
 }
