@@ -17,7 +17,7 @@ export interface SubscribedEvent {
   resubscribed: boolean;
   /** Whether the publications missed while disconnected were delivered (only when a `since` was sent). */
   recovered?: boolean;
-  /** Why they could not be: `epoch_changed`, `too_far_behind` or `history_off`. */
+  /** Why they could not be: `epoch_changed`, `too_far_behind`, `history_off`, `not_shared` or `unavailable`. */
   reason?: string;
   /** The topic's position in its history, when it has one. */
   position?: StreamPosition;

@@ -309,6 +309,11 @@ export const configSchema = z.strictObject({
       timeout: duration.default(10_000),
       /** Also send `{"action":"ping"}` text frames, for clients that cannot see WebSocket pings. */
       appPing: z.boolean().default(false),
+      /**
+       * The slowest reading (bytes per second) for which a pinged connection whose bytes all left for the
+       * kernel is given time to read them before its timeout starts (see hub/liveness.ts); 0: no such time.
+       */
+      minReadRate: z.union([z.literal(0), size]).default(16 * 1024),
     })
     .prefault({}),
   /** HTTP streaming (docs/transports.md): a long POST response carrying the JSON protocol's frames, commands as short POSTs to any node. */

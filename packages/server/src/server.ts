@@ -8,7 +8,7 @@ import { topicProblem as topicNameProblem } from '@herald/protocol';
 import { Authenticator } from './auth/authenticator.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { Permissions } from './auth/permissions.js';
-import type { Broker } from './broker/broker.js';
+import type { Broker, Publication } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { NatsBroker } from './broker/nats.js';
 import { RedisBroker } from './broker/redis.js';
@@ -100,7 +100,15 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     brokerReady: () => broker.state === 'ready',
   });
   const publisher: Publisher = new Publisher({ config, broker, history, hub, metrics, topicProblem, closing });
-  const subscriptions: TopicSubscriptions = new TopicSubscriptions({ config, broker, history, hub, metrics, log, deliver: (publication) => publisher.receive(publication) });
+  // History kept per process with a broker other processes publish through: a recovery vouches for what
+  // this process stored, so not once a publication it did not store (another node's, a raw publisher's)
+  // reached one of its history topics, nor once another node was heard of.
+  let foreignHistory = false;
+  const fromBroker = (publication: Publication): void => {
+    if (!foreignHistory && !history.appendPublishes && publication.offset === undefined && ruleFor(config.history, publication.topic)) foreignHistory = true;
+    publisher.receive(publication);
+  };
+  const subscriptions: TopicSubscriptions = new TopicSubscriptions({ config, broker, history, hub, metrics, log, deliver: fromBroker });
   const cluster: ClusterRegistry = new ClusterRegistry(
     nodeId,
     broker,
@@ -122,7 +130,11 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   const permissions = new Permissions(config.auth, config.clientPublish);
   const policy: Policy = new Policy({ config, hub, permissions, topicProblem, publish: (...args) => publisher.publish(...args), publishLhttp: (...args) => publisher.publishLhttp(...args) });
   const auth = new Authenticator({ config, tokens, permissions, hub, onConnect, topicProblem, closeSession });
-  const recovery: Recovery = new Recovery({ config, history, broker, live: subscriptions.live, log, topicProblem, whenCarried: (topics) => subscriptions.whenCarried(topics) });
+  const recovery: Recovery = new Recovery({
+    config, history, broker, live: subscriptions.live, log, topicProblem,
+    whenCarried: (topics) => subscriptions.whenCarried(topics),
+    vouches: () => broker.name === 'memory' || Boolean(history.appendPublishes) || (!foreignHistory && !cluster.peersSeen),
+  });
   const protocols: Protocols = new Protocols({
     config,
     policy,
@@ -142,7 +154,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   });
   const clientAddress = createClientAddressResolver(config.trustProxy, config.proxyHeader);
   const gate = new ConnectionGate(admission ?? new LocalAdmission(config.limits), clientAddress, config.allowedOrigins);
-  const heartbeat = new Heartbeat(hub.sessions, { interval: config.heartbeat.interval, timeout: config.heartbeat.timeout, appPing: config.heartbeat.appPing }, (session) =>
+  const heartbeat = new Heartbeat(hub.sessions, { interval: config.heartbeat.interval, timeout: config.heartbeat.timeout, appPing: config.heartbeat.appPing, minReadRate: config.heartbeat.minReadRate }, (session) =>
     gateway.terminateSession(session, 'heartbeat timeout: no answer to ping'),
   );
   gateway = new Gateway({

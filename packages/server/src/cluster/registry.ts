@@ -50,6 +50,7 @@ export interface RegistryHost {
  */
 export class ClusterRegistry {
   private readonly remotes = new Map<string, RemoteNode>();
+  private sawPeers = false;
   private seq = 0;
   private added = new Set<string>();
   private removed = new Set<string>();
@@ -217,9 +218,15 @@ export class ClusterRegistry {
     }
   }
 
+  /** Whether another node has been heard of since this one started (its publications may exist). */
+  get peersSeen(): boolean {
+    return this.sawPeers;
+  }
+
   private remote(id: string): RemoteNode {
     let node = this.remotes.get(id);
     if (!node) {
+      this.sawPeers = true;
       node = { seq: 0, users: new Set(), stats: { connections: 0, users: 0, topics: 0, subscriptions: 0 }, lastSeen: 0, incoming: null, synced: false };
       this.remotes.set(id, node);
     }

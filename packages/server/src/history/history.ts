@@ -25,7 +25,7 @@ export interface HistoryRead {
   oldest: number;
 }
 
-export type RecoveryFailure = 'history_off' | 'epoch_changed' | 'too_far_behind';
+export type RecoveryFailure = 'history_off' | 'epoch_changed' | 'too_far_behind' | 'not_shared';
 
 /**
  * Whether reading after `since` continues the topic's current history

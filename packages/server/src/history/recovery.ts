@@ -28,6 +28,13 @@ export interface RecoveryOptions {
   /** Resolves once the broker carries these topics here (TopicSubscriptions.whenCarried). */
   whenCarried(topics: readonly string[]): Promise<void> | undefined;
   topicProblem(topic: string): string | null;
+  /**
+   * Whether a store that is not shared holds every publication of its
+   * topics: false once publications this process did not store can exist
+   * (another node, a raw publisher on the broker). A recovery then answers
+   * `not_shared` instead of replaying a part as if it were all. Default: true.
+   */
+  vouches?(): boolean;
 }
 
 /**
@@ -124,8 +131,10 @@ export class Recovery {
         const read = history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 });
         if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
         // Without since, merge from the read position itself: nothing is replayed, the held ones it does not cover follow.
-        const merged = merge(topic, since ?? read.position, since ? read : { ...read, entries: [] }, held ?? []);
-        respond(since ? merged.result : { offset: read.position.offset, epoch: read.position.epoch }, encode(merged.publications));
+        const partial = since !== undefined && this.options.vouches?.() === false;
+        const merged = merge(topic, since && !partial ? since : read.position, since && !partial ? read : { ...read, entries: [] }, held ?? []);
+        const here = { offset: read.position.offset, epoch: read.position.epoch };
+        respond(partial ? { recovered: false, reason: 'not_shared', ...here } : since ? merged.result : here, encode(merged.publications));
       };
       // Subscribed, read and answered in one turn (memory store): nothing new can come between.
       if (!ready) return answer();

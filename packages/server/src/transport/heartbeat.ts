@@ -7,6 +7,8 @@ export interface HeartbeatOptions {
   timeout: number;
   /** Also send the protocol's application-level ping (its codec's `ping()`, where it has one) with each ping. */
   appPing: boolean;
+  /** Bytes per second: a pinged peer whose bytes all reached the kernel gets the time to read them at this rate (`Liveness.tick`); 0: none. */
+  minReadRate: number;
 }
 
 /**
@@ -45,10 +47,10 @@ export class Heartbeat {
 
   private readonly tick = (): void => {
     const now = Date.now();
-    const { interval, timeout, appPing } = this.options;
+    const { interval, timeout, appPing, minReadRate } = this.options;
     for (const session of this.sessions.values()) {
       if (session.state !== 'open') continue;
-      const verdict = session.liveness.tick(now, interval, timeout, () => session.transport.bytesHandedOver);
+      const verdict = session.liveness.tick(now, { interval, timeout, minReadRate }, session.transport);
       if (verdict === 'dead') {
         this.onTimeout(session);
       } else if (verdict === 'ping') {

@@ -299,3 +299,62 @@ describe('NATS broker with the history in Redis alongside', () => {
     await Promise.all([a.close(), b.close()]);
   });
 });
+
+describe('history kept in each process (memory store) with the NATS broker', () => {
+  const skip = requireBinary('nats-server');
+  const nats = new NatsServer();
+  before(async () => {
+    if (!skip) await nats.start();
+  });
+  after(() => nats.stop());
+  const options = (prefix: string): HeraldOptions => ({
+    broker: 'nats',
+    nats: { url: nats.url, prefix },
+    historyStore: 'memory',
+    cluster: { heartbeatInterval: 200 },
+    history: [{ pattern: 'h:*', size: 1000, ttl: 600_000 }],
+  });
+
+  it('a lone node recovers what it stored', async (t) => {
+    if (skip) return t.skip(skip);
+    const herald = await startHerald(options('lone.'));
+    await brokerReady(herald);
+    const first = await connect(herald);
+    assert.equal((await first.request({ action: 'subscribe', topic: 'h:room' })).ok, true);
+    await herald.publish('h:room', 'a0');
+    const seen = await first.next();
+    await first.close();
+    for (const message of ['a1', 'a2']) await herald.publish('h:room', message);
+    const again = await connect(herald);
+    const reply = await again.request({ action: 'subscribe', topic: 'h:room', since: { offset: seen.offset, epoch: seen.epoch } });
+    assert.deepEqual([reply.recovered, reply.offset], [true, seen.offset + 2]);
+    assert.deepEqual([(await again.next()).message, (await again.next()).message], ['a1', 'a2']);
+    await herald.close();
+  });
+
+  it('once another node is there, a recovery does not vouch for a part: recovered false, not_shared (it replayed this node\'s publications only, as if they were all)', async (t) => {
+    if (skip) return t.skip(skip);
+    const [a, b] = [await startHerald(options('pair.')), await startHerald(options('pair.'))];
+    await Promise.all([brokerReady(a), brokerReady(b)]);
+    // The nodes hear of each other on the cluster's heartbeat.
+    await eventually(() => a.clusterView().length === 2, 'node a to know node b');
+    const first = await connect(a);
+    assert.equal((await first.request({ action: 'subscribe', topic: 'h:room' })).ok, true);
+    await a.publish('h:room', 'a0');
+    const seen = await first.next();
+    await b.publish('h:room', 'b0');
+    const foreign = await first.next();
+    assert.deepEqual([foreign.message, foreign.offset], ['b0', undefined], "node b's publication has no offset here: node a did not store it");
+    await first.close();
+    await b.publish('h:room', 'b1');
+    await a.publish('h:room', 'a1');
+    const again = await connect(a);
+    const reply = await again.request({ action: 'subscribe', topic: 'h:room', since: { offset: seen.offset, epoch: seen.epoch } });
+    assert.equal(reply.recovered, false);
+    assert.equal(reply.reason, 'not_shared');
+    assert.equal(reply.offset, seen.offset + 1, 'the position here, to continue from');
+    await b.publish('h:room', 'b2');
+    assert.equal((await again.next()).message, 'b2', 'live publications follow; nothing was replayed');
+    await Promise.all([a.close(), b.close()]);
+  });
+});
