@@ -52,6 +52,11 @@ const CASES = [
   { name: 'steady', what: '1,000 subscribers, 100 msg/s for 10 s: latency', spec: { mode: 'steady', subscribers: 1000, rate: 100, seconds: quick ? 3 : 10 } },
   { name: 'topics-10k', what: '10,000 topics × 1 subscriber, publisher round-robin', spec: { mode: 'fanout', subscribers: 10_000, topics: 10_000, messages: Math.round(150_000 * scale), window: 256, sampleEvery: 1 } },
   { name: 'publish-api', what: 'HTTP publishes, one message per request, no subscriber', spec: { mode: 'publishApi', count: Math.round(20_000 * scale) } },
+  // Herald's SSE streams (the peers have none), each against the WebSocket case named by `ws`, in the same run.
+  // sse-idle-19k restarts Herald first (`fresh`), so that the memory the WebSocket cases held is not reused.
+  { name: 'sse-idle-19k', what: '19,000 idle SSE streams (on one topic: a stream names at least one): memory per connection', ws: 'idle-19k', fresh: true, spec: { mode: 'idle', transport: 'sse', connections: quick ? 5000 : 19_000 } },
+  { name: 'sse-fanout-1k', what: '1,000 SSE readers, WebSocket publisher at full speed', ws: 'fanout-1k', spec: { mode: 'fanout', transport: 'sse', subscribers: 1000, messages: Math.round(4000 * scale), sampleEvery: 10 } },
+  { name: 'sse-fanout-10k', what: '10,000 SSE readers, WebSocket publisher at full speed', ws: 'fanout-10k', spec: { mode: 'fanout', transport: 'sse', subscribers: 10_000, messages: Math.round(400 * scale), sampleEvery: 20 } },
 ];
 
 const only = args.only ? String(args.only).split(',') : Object.keys(SERVERS);
@@ -112,14 +117,27 @@ function runGenerator(spec, onLine) {
   });
 }
 
-async function runServer(name, server) {
+async function startServer(server) {
   const port = await freePort();
   const [command, argv] = pin(0, server.command(port));
   const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PORT: String(port) } });
   await waitForPort(port);
+  return { port, child };
+}
+
+async function runServer(name, server) {
+  let { port, child } = await startServer(server);
   const results = {};
+  let ran = 0;
   for (const testCase of cases) {
     if (testCase.spec.mode === 'publishApi' && name === 'socket.io') continue;
+    if (testCase.spec.transport === 'sse' && name !== 'herald') continue; // only Herald has SSE
+    if (testCase.fresh && ran > 0) {
+      child.kill('SIGKILL');
+      await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
+      ({ port, child } = await startServer(server));
+    }
+    ran++;
     const spec = { ...testCase.spec, port, dialect: server.dialect, publishPath: server.publishPath, path: server.publishPath };
     const before = procStats(child.pid);
     let memory;
@@ -267,17 +285,21 @@ for (const testCase of cases) {
     const r = all[name]?.[testCase.name];
     if (!r) continue;
     const h = all.herald?.[testCase.name];
+    // An SSE case: Herald's SSE ÷ Herald's WebSocket, same case, same run.
+    const ws = testCase.ws ? all.herald?.[testCase.ws] : undefined;
     let figure;
     let ratio = '';
     if (testCase.spec.mode === 'idle') {
       figure = r.memory ? `${fmt(r.memory.perConnection / 1024, 1)} KB/conn` : '–';
       if (h?.memory && name !== 'herald') ratio = `${fmt(h.memory.perConnection / r.memory.perConnection, 2)}× mem`;
+      if (ws?.memory && r.memory) ratio = `SSE÷WS ${fmt(r.memory.perConnection / ws.memory.perConnection, 2)}× mem`;
     } else if (testCase.spec.mode === 'steady') {
       figure = `p50 ${fmt(r.latency.p50, 2)} / p99 ${fmt(r.latency.p99, 2)} / max ${fmt(r.latency.max, 1)} ms`;
       if (h && name !== 'herald') ratio = `${fmt(h.latency.p99 / r.latency.p99, 2)}× p99`;
     } else {
       figure = `${fmt(r.perSecond)}/s${r.latency ? `, p99 ${fmt(r.latency.p99, 1)} ms` : ''}`;
       if (h && name !== 'herald') ratio = `${fmt(h.perSecond / r.perSecond, 2)}×`;
+      if (ws) ratio = `SSE÷WS ${fmt(r.perSecond / ws.perSecond, 2)}×`;
     }
     rows.push([testCase.name, name, figure, fmt(r.lost ?? 0), fmt(r.serverCpuSeconds, 2), ratio]);
   }
@@ -292,6 +314,23 @@ if (extra.heraldBatch) console.log(`\nherald /api/publish in batches of 100: ${f
 if (extra.idle100k) {
   const r = extra.idle100k;
   console.log(`herald --workers ${r.workers}: ${fmt(r.connections)} idle connections opened in ${r.openSeconds} s (the servers counted ${fmt(r.serverSaw)}), ${fmt(r.perConnection / 1024, 1)} KB each over ${r.processes} processes`);
+}
+const sseCases = cases.filter((c) => c.ws && all.herald?.[c.name]);
+if (sseCases.length > 0) {
+  console.log('\nherald SSE ÷ herald WebSocket, same run:');
+  for (const c of sseCases) {
+    const r = all.herald[c.name];
+    const w = all.herald[c.ws];
+    if (!w) {
+      console.log(`  ${c.name}: run ${c.ws} too (--cases=${c.ws},${c.name}) for the ratio`);
+    } else if (c.spec.mode === 'idle') {
+      console.log(`  ${c.name} ÷ ${c.ws}: ${fmt(r.memory.perConnection / w.memory.perConnection, 2)}× memory per connection (${fmt(r.memory.perConnection / 1024, 1)} vs ${fmt(w.memory.perConnection / 1024, 1)} KB)`);
+    } else {
+      console.log(
+        `  ${c.name} ÷ ${c.ws}: ${fmt(r.perSecond / w.perSecond, 2)}× deliveries/s (${fmt(r.perSecond)} vs ${fmt(w.perSecond)}), p99 ${fmt(r.latency.p99, 1)} vs ${fmt(w.latency.p99, 1)} ms, lost ${fmt(r.lost)} vs ${fmt(w.lost)}, server CPU ${fmt(r.serverCpuSeconds, 2)} vs ${fmt(w.serverCpuSeconds, 2)} s`,
+      );
+    }
+  }
 }
 if (extra.heraldLibrary) console.log(`herald library publish(), no subscriber: ${fmt(extra.heraldLibrary.perSecond)} publications/s`);
 if (extra.heraldLibraryNats) console.log(`herald library publish() through a NATS server: ${fmt(extra.heraldLibraryNats.perSecond)} publications/s (10,000 in ${fmt(10_000 / extra.heraldLibraryNats.perSecond, 3)} s)`);

@@ -3,9 +3,12 @@
 // Usage: node loadgen.mjs '<json spec>'  → prints one JSON result line.
 import http from 'node:http';
 import { connect, now, sendTime } from './rawws.mjs';
+import { connect as connectSse } from './rawsse.mjs';
 
 const spec = JSON.parse(process.argv[2]);
 const { port, dialect } = spec; // dialect: 'json' (Herald and the ws peers) or 'socketio'
+// transport: 'ws' (default) or 'sse': the subscribers read Herald's SSE streams (GET /sse?topic=...); the publisher is a WebSocket or HTTP client either way.
+const sse = spec.transport === 'sse';
 const path = dialect === 'socketio' ? '/socket.io/?EIO=4&transport=websocket' : '/ws';
 const isSio = dialect === 'socketio';
 
@@ -54,11 +57,39 @@ async function subscriber(topic, state, sampleEvery) {
   return me;
 }
 
+/** One SSE reader of `topic` (as `subscriber`): ready once its `event: subscribe` arrived, then counts the publications (default events). */
+async function sseSubscriber(topic, state, sampleEvery) {
+  let resolveReady;
+  const ready = new Promise((resolve) => (resolveReady = resolve));
+  const me = { count: 0, ready };
+  me.client = await connectSse({
+    port,
+    path: `${spec.ssePath ?? '/sse'}?topic=${encodeURIComponent(topic)}`,
+    localAddress: nextSource(),
+    onEvent(type, buffer, start, end) {
+      if (type !== 'message') {
+        if (type === 'subscribe') resolveReady();
+        return;
+      }
+      me.count++;
+      state.received++;
+      if (me.count % sampleEvery === 0) state.latencies.push(now() - sendTime(buffer, start, end));
+      state.onReceive?.(me);
+    },
+    onClose() {
+      state.closed++;
+    },
+  });
+  return me;
+}
+
+/** `count` subscribers; an idle one (topic null) subscribes to nothing on a WebSocket, to `bench-idle` on SSE (a stream has at least one topic). */
 async function openMany(count, topicOf, state, sampleEvery) {
   const subs = [];
   const batch = 250;
+  const open = (topic) => (sse ? sseSubscriber(topic ?? 'bench-idle', state, sampleEvery) : subscriber(topic, state, sampleEvery));
   for (let i = 0; i < count; i += batch) {
-    const made = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => subscriber(topicOf(i + j), state, sampleEvery)));
+    const made = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => open(topicOf(i + j))));
     await Promise.all(made.map((sub) => sub.ready));
     subs.push(...made);
   }
@@ -113,6 +144,7 @@ async function fanout() {
     }
   };
   const perTopicProbe = topics > 1;
+  const cpuBefore = process.cpuUsage();
   const started = now();
   const done = new Promise((resolve) => {
     const check = setInterval(() => {
@@ -138,7 +170,10 @@ async function fanout() {
   }
   const finished = await Promise.race([done, new Promise((resolve) => setTimeout(() => resolve(null), 20_000))]);
   const elapsed = ((finished ?? now()) - started) / 1000;
-  const result = { published: sent, deliveries: state.received, expected, lost: expected - state.received, seconds: Math.round(elapsed * 1000) / 1000, perSecond: Math.round(state.received / elapsed), latency: summarize(state.latencies), closedByServer: state.closed };
+  // The generator's own CPU time over the same seconds: near them, the generator (not the server) may be what limits the rate.
+  const cpu = process.cpuUsage(cpuBefore);
+  const generatorCpuSeconds = Math.round((cpu.user + cpu.system) / 10_000) / 100;
+  const result = { published: sent, deliveries: state.received, expected, lost: expected - state.received, seconds: Math.round(elapsed * 1000) / 1000, perSecond: Math.round(state.received / elapsed), latency: summarize(state.latencies), closedByServer: state.closed, generatorCpuSeconds };
   for (const sub of subs) sub.client.close();
   pub?.close();
   return result;

@@ -48,6 +48,8 @@ export interface ClientOptions {
   headers?: Record<string, string>;
   /** Answer WebSocket pings (default true). */
   autoPong?: boolean;
+  /** For a `wss:` URL: the certificate to trust (a test's self-signed one). */
+  ca?: string | Buffer;
 }
 
 export interface Closed {
@@ -79,7 +81,7 @@ export class TestClient {
   private nextId = 1;
 
   constructor(url: string, options: ClientOptions = {}) {
-    this.ws = new WebSocket(url, options.protocols, { headers: options.headers, autoPong: options.autoPong ?? true });
+    this.ws = new WebSocket(url, options.protocols, { headers: options.headers, autoPong: options.autoPong ?? true, ...(options.ca ? { ca: options.ca } : {}) });
     clients.push(this);
     this.ws.on('message', (data, isBinary) => {
       const text = (data as Buffer).toString('utf8');

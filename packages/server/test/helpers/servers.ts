@@ -26,16 +26,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The Debian package of each program the tests run. */
+const PACKAGES: Record<string, string> = { 'redis-server': 'redis-server', 'nats-server': 'nats-server', nginx: 'nginx', openssl: 'openssl' };
+
 /**
- * Whether a server binary can be run. Missing: the tests that need it are
- * skipped on a developer machine but fail under CI=true (CI must run them;
- * .ci/run installs the Debian packages).
+ * Whether a server binary can be run (found on the PATH). Missing: the tests
+ * that need it are skipped on a developer machine (the returned reason) but
+ * fail under CI=true (CI must run them; .ci/run installs the Debian packages).
  */
 export function requireBinary(name: string): string | null {
   const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
   if (found) return null;
-  const why = `${name} not found (apt-get install ${name === 'redis-server' ? 'redis-server' : 'nats-server'})`;
-  if (process.env.CI === 'true') throw new Error(`broker tests must run under CI: ${why}`);
+  const why = `${name} not found (apt-get install ${PACKAGES[name] ?? name})`;
+  if (process.env.CI === 'true') throw new Error(`tests that need ${name} must run under CI: ${why}`);
   return why;
 }
 

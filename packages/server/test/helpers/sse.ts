@@ -1,4 +1,6 @@
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import { after } from 'node:test';
 import type { Herald } from '../../src/index.js';
 import { deadline } from './helpers.js';
@@ -24,7 +26,8 @@ after(() => {
  * A test's SSE client over a real socket: parses the stream as the HTML
  * standard's event-stream parser does (fields, comments, `retry`, the last
  * event id that persists), queues the events, and can stop reading (`pause`)
- * as a slow client would.
+ * as a slow client would. It reads an HTTP/1.1 response, or any readable
+ * body (an HTTP/2 stream, with its response headers).
  */
 export class SseStream {
   readonly events: SseEvent[] = [];
@@ -44,8 +47,9 @@ export class SseStream {
   private done = false;
 
   constructor(
-    readonly response: IncomingMessage,
+    readonly response: IncomingMessage | Readable,
     initialLastEventId = '',
+    private readonly responseHeaders: IncomingHttpHeaders = (response as IncomingMessage).headers,
   ) {
     streams.push(this);
     this.lastEventId = this.idBuffer = initialLastEventId;
@@ -64,7 +68,7 @@ export class SseStream {
   }
 
   get headers(): IncomingHttpHeaders {
-    return this.response.headers;
+    return this.responseHeaders;
   }
 
   get finished(): boolean {
@@ -205,6 +209,8 @@ export interface SseOpenOptions {
   /** The client's last event id (sent as `Last-Event-ID`). */
   lastEventId?: string;
   path?: string;
+  /** For an `https:` base: the certificate to trust (a test's self-signed one). */
+  ca?: string | Buffer;
 }
 
 /** The SSE URL path for `topics` (and more query fields). */
@@ -222,7 +228,8 @@ export function requestSse(herald: Herald | string, path: string, options: SseOp
   if (options.lastEventId) headers['last-event-id'] = options.lastEventId;
   return deadline(
     new Promise<SseStream | Refused>((resolve, reject) => {
-      const request = httpRequest({ host: base.hostname, port: base.port, path, headers, agent: false }, (response) => {
+      const send = base.protocol === 'https:' ? httpsRequest : httpRequest;
+      const request = send({ host: base.hostname, port: base.port, path, headers, agent: false, ...(options.ca ? { ca: options.ca } : {}) }, (response) => {
         if (response.statusCode === 200) return resolve(new SseStream(response, options.lastEventId));
         let text = '';
         response.setEncoding('utf8');

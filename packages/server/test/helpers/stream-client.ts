@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { after } from 'node:test';
 import { deadline, http, type HttpAnswer } from './helpers.js';
 
@@ -15,6 +16,8 @@ export interface StreamOptions {
   body?: unknown;
   headers?: Record<string, string>;
   path?: string;
+  /** For an `https:` base: the certificate to trust (a test's self-signed one). */
+  ca?: string | Buffer;
 }
 
 /**
@@ -72,7 +75,8 @@ export class StreamClient {
     const headers: Record<string, string> = { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers };
     return deadline(
       new Promise<StreamClient>((resolve, reject) => {
-        const request = httpRequest(url, { method: 'POST', headers, agent: false }, (response) => {
+        const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+        const request = send(url, { method: 'POST', headers, agent: false, ...(options.ca ? { ca: options.ca } : {}) }, (response) => {
           if (response.statusCode !== 200) {
             let text = '';
             response.setEncoding('utf8');
