@@ -237,6 +237,9 @@ function sseRoute(app: FastifyInstance, path: string, gateway: Gateway, protocol
     method: 'GET',
     url: path,
     exposeHeadRoute: false,
+    // A stream lives as long as its connection, and Fastify's request with it: no child logger per stream
+    // (about 2 KB each: its bindings and bound methods); a session logs with its connection id.
+    childLoggerFactory: (logger) => logger,
     handler: (request, reply) => {
       reply.hijack();
       handler(request.raw, reply.raw);
