@@ -163,16 +163,36 @@ describe('refresh proxy', () => {
     const before = refreshesOf('carol').length;
     await eventually(() => refreshesOf('carol').length > before, 'a refresh of carol the backend holds');
     refreshAnswers.set('carol', { status: 500 });
-    await eventually(() => refreshesOf('carol').length >= before + 4, 'three more refreshes of carol');
-    assert.equal((await carol.request({ action: 'ping' })).ok, true, 'still connected after a timeout and 500s');
+    await eventually(() => refreshesOf('carol').length >= before + 3, 'two more refreshes of carol');
+    refreshAnswers.set('carol', { text: 'fine' });
+    await eventually(() => refreshesOf('carol').length >= before + 5, 'two more refreshes of carol');
+    assert.equal((await carol.request({ action: 'ping' })).ok, true, 'still connected after a timeout, 500s and malformed answers');
     const samples = parsePrometheus((await http(herald, 'GET', '/metrics')).text);
     assert.ok(value(samples, 'herald_proxy_errors_total', { proxy: 'refresh', reason: 'timeout' }) >= 1);
     assert.ok(value(samples, 'herald_proxy_errors_total', { proxy: 'refresh', reason: 'status' }) >= 1);
+    assert.ok(value(samples, 'herald_proxy_errors_total', { proxy: 'refresh', reason: 'malformed' }) >= 1);
     refreshAnswers.set('carol', { text: 'gone', status: 401 });
     assert.deepEqual(await deadline(carol.closed, 2000, 'the close'), { code: CloseCode.IDENTITY_REVOKED, reason: 'refresh proxy refused: gone' });
     const dave = await hooked('dave');
     refreshAnswers.set('dave', { json: { allow: false } });
     assert.deepEqual(await deadline(dave.closed, 2000, 'the close'), { code: CloseCode.IDENTITY_REVOKED, reason: 'refused by the backend' });
+  });
+
+  it('an unreachable refresh proxy keeps the connection, and is tried again', async () => {
+    const unreachable = await startHerald({
+      auth: { connectHook: { url: backend.url('/connect') } },
+      proxy: { refresh: { url: await refusingUrl('/refresh'), interval: 100 } },
+    });
+    const grace = await connect(unreachable, { headers: { cookie: 'session=grace' } });
+    assert.equal((await grace.request({ action: 'ping' })).ok, true);
+    const failures = async (): Promise<number> => {
+      const samples = parsePrometheus((await http(unreachable, 'GET', '/metrics')).text);
+      return samples.some((s) => s.name === 'herald_proxy_errors_total') ? value(samples, 'herald_proxy_errors_total', { proxy: 'refresh', reason: 'unreachable' }) : 0;
+    };
+    await eventually(async () => (await failures()) >= 3, 'three failed refreshes');
+    assert.equal((await grace.request({ action: 'ping' })).ok, true, 'still connected');
+    await grace.close();
+    await unreachable.close();
   });
 
   it('a connection that logs in with a token is no longer refreshed', async () => {
