@@ -28,6 +28,11 @@ export const CloseCode = {
   RECONNECT: 4000,
   /** The connection's token expired; reconnect or log in with a fresh token. */
   TOKEN_EXPIRED: 4001,
+  /**
+   * The backend's refresh proxy said the connection's identity (given by the
+   * connect hook) is no longer valid. Reconnect: the connect hook decides again.
+   */
+  IDENTITY_REVOKED: 4002,
   /** Too many connections from this user or address; reconnect later. */
   TOO_MANY_CONNECTIONS: 4029,
   /** The connection was refused: no valid credentials. Do not reconnect with the same credentials. */
@@ -52,6 +57,7 @@ export const CLOSE_CODE_MEANINGS: Record<number, string> = {
   [CloseCode.TRY_AGAIN_LATER]: 'slow consumer: outbound queue over its limit',
   [CloseCode.RECONNECT]: 'reconnect requested by the server',
   [CloseCode.TOKEN_EXPIRED]: 'token expired',
+  [CloseCode.IDENTITY_REVOKED]: 'identity no longer valid (refresh proxy)',
   [CloseCode.TOO_MANY_CONNECTIONS]: 'too many connections',
   [CloseCode.UNAUTHORIZED]: 'unauthorized',
   [CloseCode.FORBIDDEN]: 'forbidden',

@@ -33,6 +33,7 @@ describe('close codes', () => {
     assert.equal(shouldReconnect(CloseCode.MESSAGE_TOO_BIG), true);
     assert.equal(shouldReconnect(CloseCode.TRY_AGAIN_LATER), true);
     assert.equal(shouldReconnect(CloseCode.TOKEN_EXPIRED), true);
+    assert.equal(shouldReconnect(CloseCode.IDENTITY_REVOKED), true);
     assert.equal(shouldReconnect(4499), true);
     assert.equal(shouldReconnect(4500), false);
     assert.equal(shouldReconnect(4999), false);

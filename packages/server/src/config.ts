@@ -49,6 +49,25 @@ const pathPattern = z.string().superRefine((value, ctx) => {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** A backend URL Herald calls (a proxy): http or https. */
+const backendUrl = z
+  .string()
+  .url()
+  .refine((value) => /^https?:\/\//i.test(value), 'a proxy URL is http:// or https://');
+
+/** What every proxy endpoint has besides its URL (docs/backend.md). */
+const proxyCall = {
+  /** How long one call may take, retries included; past it the client's command is answered `unavailable`. */
+  timeout: duration.refine((ms) => ms >= 1, 'a proxy timeout is at least 1 ms').default(3_000),
+  /** Headers of the connection's HTTP request (WebSocket upgrade, SSE or stream request) sent to the backend; a connection keeps only these. */
+  forwardHeaders: listOf(z.string().min(1).transform((name) => name.toLowerCase())).default([]),
+  /** Further attempts after a failure, only where a retry is safe (docs/backend.md), within `timeout`. */
+  retries: z.number().int().min(0).max(5).default(1),
+};
+
+/** A subscribe or publish proxy: the topics it is asked about (exact, or a prefix ending in `*`) and its endpoint. */
+const topicProxy = z.strictObject({ pattern: z.string().min(1), url: backendUrl, ...proxyCall });
+
 export const configSchema = z.strictObject({
   /** TCP port for HTTP and WebSocket. 0 picks a free port. */
   port: z.number().int().min(0).max(65535).default(8080),
@@ -261,6 +280,30 @@ export const configSchema = z.strictObject({
           timeout: duration.default(3_000),
           /** Request headers of the WebSocket upgrade forwarded to the backend. */
           forwardHeaders: listOf(z.string().min(1)).default(['cookie', 'authorization']),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /**
+   * Proxies to the application's backend over HTTP (docs/backend.md): a client's subscribe and publish on
+   * matching topics, its `rpc` commands, and a periodic refresh of connections the connect hook identified.
+   * The first rule whose pattern matches wins.
+   */
+  proxy: z
+    .strictObject({
+      /** Asked before a client subscribes to a matching topic: allow (with presence info, a payload to deliver first), refuse, or let Herald's rules decide. */
+      subscribe: z.array(topicProxy).default([]),
+      /** Asked before a client's publication on a matching topic is published: allow, refuse, or replace the message. */
+      publish: z.array(topicProxy).default([]),
+      /** `{"action":"rpc","method":...}` commands whose method matches (exact, or a prefix ending in `*`) go to this endpoint; its answer is the reply. */
+      rpc: z.array(z.strictObject({ method: z.string().min(1), url: backendUrl, ...proxyCall })).default([]),
+      refresh: z
+        .strictObject({
+          /** Asked periodically whether a connection the connect hook identified (no JWT) is still valid and what it may hold. */
+          url: backendUrl.optional(),
+          /** How often each such connection is checked (spread: up to 10% earlier). */
+          interval: duration.refine((ms) => ms >= 10, 'proxy.refresh.interval is at least 10 ms').default(60_000),
+          ...proxyCall,
         })
         .prefault({}),
     })
@@ -553,6 +596,10 @@ export function maskSecrets(config: HeraldConfig): HeraldConfig {
   if (copy.auth.jwt.secret !== undefined) copy.auth.jwt.secret = '***';
   copy.redis.url = maskUrl(copy.redis.url);
   copy.nats.url = copy.nats.url.split(',').map(maskUrl).join(',');
+  // A proxy URL is printed as written unless it holds a password.
+  const maskPassword = (value: string): string => (/\/\/[^/@]*:[^/@]*@/.test(value) ? maskUrl(value) : value);
+  for (const rule of [...copy.proxy.subscribe, ...copy.proxy.publish, ...copy.proxy.rpc]) rule.url = maskPassword(rule.url);
+  if (copy.proxy.refresh.url !== undefined) copy.proxy.refresh.url = maskPassword(copy.proxy.refresh.url);
   return copy;
 }
 
@@ -589,6 +636,9 @@ export function startupWarnings(config: HeraldConfig, facts: StartupFacts): Arra
   }
   if (config.auth.insecureUidLogin) {
     warnings.push({ message: 'auth.insecureUidLogin is on: any client can claim any uid with {"uid":...}; use it only on a trusted network' });
+  }
+  if (config.proxy.refresh.url !== undefined && config.auth.connectHook.url === undefined) {
+    warnings.push({ message: 'proxy.refresh.url is set but auth.connectHook.url is not: only connections the connect hook identified are refreshed, so none will be' });
   }
   if (facts.credentialsConfigured && config.allowedOrigins.length === 0) {
     warnings.push({ message: 'credentials are configured but allowedOrigins is empty: browsers on any origin may connect' });

@@ -192,6 +192,7 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
     const ip = this.parts.gate.clientIp(request);
     const session = new Session(id, transport, protocol.codec, protocol.handler, ip, this);
     this.parts.policy.attach(session);
+    this.parts.auth.keepHeaders(session, request);
     this.hub.add(session);
     this.parts.metrics.connects.inc({ protocol: protocol.codec.name });
     this.log.info({ conn: id, ip, protocol: protocol.codec.name }, 'connection opened');
@@ -223,6 +224,7 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
       return;
     }
     this.parts.auth.startLoginDeadline(session);
+    this.parts.auth.startRefresh(session);
     // The protocol's own start (a raw endpoint's subscriptions); it may close the connection.
     session.handler.onOpen?.(session);
     if (session.state !== 'connecting') return;

@@ -28,11 +28,13 @@ import { buildHttpApp } from './http/app.js';
 import { createClientAddressResolver } from './util/client-address.js';
 import { Flusher } from './hub/flusher.js';
 import { Hub } from './hub/hub.js';
+import type { Session } from './hub/session.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
 import { Policy } from './policy/policy.js';
 import { PresenceTracker } from './presence/tracker.js';
 import { Protocols } from './protocols/registry.js';
+import { Proxies } from './proxy/proxies.js';
 import { Publisher } from './publish/publisher.js';
 import { Pusher } from './publish/push.js';
 import { ConnectionGate, LocalAdmission } from './transport/admission.js';
@@ -80,6 +82,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     onSubscribed: (session, topic) => presence.changed('join', session, topic),
     onUnsubscribed: (session, topic) => {
       session.dropSubscribeGrant(topic);
+      session.dropTopicInfo(topic);
       presence.changed('leave', session, topic);
     },
     onUserOnline: (uid) => cluster.userOnline(uid),
@@ -128,8 +131,10 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   const presence: PresenceTracker = new PresenceTracker({ rules: config.presence, hub, share: cluster, topicProblem });
   const tokens = new TokenVerifier(config.auth.jwt);
   const permissions = new Permissions(config.auth, config.clientPublish);
-  const policy: Policy = new Policy({ config, hub, permissions, topicProblem, publish: (...args) => publisher.publish(...args), publishLhttp: (...args) => publisher.publishLhttp(...args) });
-  const auth = new Authenticator({ config, tokens, permissions, hub, onConnect, topicProblem, closeSession });
+  const proxies = new Proxies({ config: config.proxy, metrics, log: log.child({ component: 'proxy' }) });
+  const policy: Policy = new Policy({ config, hub, permissions, proxies, topicProblem, publish: (...args) => publisher.publish(...args), publishLhttp: (...args) => publisher.publishLhttp(...args) });
+  const refresh = proxies.refreshes ? { interval: proxies.refreshInterval, ask: (session: Session) => proxies.refresh(session) } : undefined;
+  const auth = new Authenticator({ config, tokens, permissions, hub, onConnect, topicProblem, closeSession, proxyHeaders: proxies.headerNames, refresh, log });
   const recovery: Recovery = new Recovery({
     config, history, broker, live: subscriptions.live, log, topicProblem,
     whenCarried: (topics) => subscriptions.whenCarried(topics),
@@ -149,6 +154,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       whenSubscribed: (topics) => subscriptions.whenCarried(topics),
       presence: (topic) => presence.view(topic),
       historyOf: (topic, options) => recovery.page(topic, options),
+      rpc: (session, method, data) => proxies.rpc(session, method, data),
       reportError,
     },
   });

@@ -8,6 +8,8 @@ import type { Session } from '../hub/session.js';
 import { askConnectHook } from './connect-hook.js';
 import type { Identity, TokenVerifier } from './jwt.js';
 import type { Permissions } from './permissions.js';
+import type { Logger } from '../log.js';
+import type { RefreshVerdict } from '../proxy/proxies.js';
 
 export interface AuthenticatorOptions {
   readonly config: HeraldConfig;
@@ -19,6 +21,11 @@ export interface AuthenticatorOptions {
   topicProblem(topic: string): string | null;
   /** Closes a connection from the server side (the gateway's lifecycle). */
   closeSession(session: Session, code: number, reason: string): void;
+  /** Header names of a connection's HTTP request the backend proxies forward: the only ones a connection keeps (none by default). */
+  readonly proxyHeaders?: readonly string[];
+  /** The refresh proxy (docs/backend.md), when `proxy.refresh.url` is set. */
+  readonly refresh?: { readonly interval: number; ask(session: Session): Promise<RefreshVerdict> } | undefined;
+  readonly log?: Logger;
 }
 
 
@@ -38,7 +45,24 @@ const MAX_TIMER = 2 ** 31 - 1;
  * connection's protocol, `auth.expiryGrace` to log in again, then 4001).
  */
 export class Authenticator {
+  /** Connections whose identity the connect hook gave (no token since): the ones the refresh proxy checks. */
+  private readonly hooked = new WeakSet<Session>();
+
   constructor(private readonly options: AuthenticatorOptions) {}
+
+  /**
+   * Keeps, of a new connection's HTTP request, the headers the backend
+   * proxies forward (`proxy.*.forwardHeaders`) and nothing else: a
+   * connection never holds on to its request.
+   */
+  keepHeaders(session: Session, request: IncomingMessage): void {
+    let kept: Record<string, string> | undefined;
+    for (const name of this.options.proxyHeaders ?? []) {
+      const value = request.headers[name];
+      if (value !== undefined) (kept ??= {})[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    session.keepHeaders(kept);
+  }
 
   /** Whether settling a new connection's identity needs any work (else it opens at once); `bearer` as for `connect`. */
   needed(request: IncomingMessage, bearer?: string): boolean {
@@ -69,6 +93,8 @@ export class Authenticator {
       } else {
         session.setIdentity({ ...session.identity, grants: { topics, publish: answer.publish ?? [] } });
       }
+      // The identity is the hook's unless a token gave the uid and the hook none.
+      if (answer.uid !== undefined || session.uid === undefined) this.hooked.add(session);
     }
     const onConnect = this.options.onConnect;
     if (onConnect) {
@@ -87,10 +113,60 @@ export class Authenticator {
     });
   }
 
+  /**
+   * With a refresh proxy, a connection the connect hook identified (and that
+   * has no login deadline running) is checked about every
+   * `proxy.refresh.interval` (up to 10% earlier, so that connections made
+   * together spread their calls): see `refreshNow`.
+   */
+  startRefresh(session: Session): void {
+    const refresh = this.options.refresh;
+    if (!refresh || !this.hooked.has(session) || session.identity.expiresAt !== undefined) return;
+    // The login deadline holds the identity timer: the connection must log in (with a token) first.
+    if (!this.options.config.auth.anonymous && session.uid === undefined) return;
+    this.after(refresh.interval * (1 - Math.random() / 10), session, () => void this.refreshNow(session));
+  }
+
+  /**
+   * Asks the refresh proxy about the connection. Valid: its info and grants
+   * are replaced by those the answer gives (subscriptions they no longer
+   * allow are dropped, and the connection is told with a `forbidden` error
+   * naming them), and the next check is scheduled. Refused: closed with
+   * 4002. A failed call keeps it until the next check (a backend outage
+   * must not close every connection at once). Nothing happens to a
+   * connection that logged in with a token meanwhile.
+   */
+  async refreshNow(session: Session): Promise<void> {
+    const refresh = this.options.refresh;
+    if (!refresh || session.state !== 'open' || !this.hooked.has(session)) return;
+    let verdict: RefreshVerdict;
+    try {
+      verdict = await refresh.ask(session);
+    } catch (err) {
+      if (!(err instanceof HeraldError)) this.options.log?.error({ conn: session.id, err }, 'refresh proxy failed');
+      verdict = { valid: true, info: undefined, topics: undefined, publish: undefined };
+    }
+    if (session.state !== 'open' || !this.hooked.has(session)) return;
+    if (!verdict.valid) return this.options.closeSession(session, CloseCode.IDENTITY_REVOKED, verdict.reason);
+    const { identity } = session;
+    if (verdict.info !== undefined || verdict.topics !== undefined || verdict.publish !== undefined) {
+      const topics = verdict.topics?.filter((topic) => this.options.topicProblem(topic) === null) ?? identity.grants.topics;
+      session.setIdentity({ ...identity, info: verdict.info ? verdict.info.value : identity.info, grants: { topics, publish: verdict.publish ?? identity.grants.publish } });
+      const dropped = this.dropDisallowed(session);
+      if (dropped.length > 0) {
+        const frame = session.codec.error('forbidden', `unsubscribed from ${dropped.join(', ')}: the backend's refresh no longer allows them`);
+        if (frame) session.write(frame);
+      }
+    }
+    this.startRefresh(session);
+  }
+
   /** Verifies a token sent with `login` and makes it the connection's identity. */
   async login(session: Session, token: unknown): Promise<{ uid: string; expiresAt?: number; unsubscribed?: string[] }> {
     const identity = await this.options.tokens.identity(token);
     if (session.state !== 'open') throw new HeraldError('unavailable', 'connection is closing');
+    // From now on the token is the identity: the refresh proxy no longer checks it.
+    this.hooked.delete(session);
     const unsubscribed = this.apply(session, identity);
     return {
       uid: identity.uid,
@@ -104,6 +180,7 @@ export class Authenticator {
     if (!this.options.config.auth.insecureUidLogin) {
       throw new HeraldError('unauthorized', 'login with a bare uid is disabled: send {"action":"login","token":...} (or enable auth.insecureUidLogin)');
     }
+    this.hooked.delete(session);
     this.apply(session, { uid, expiresAt: undefined, topics: [], publish: [], info: undefined });
     session.setIdentity({ ...session.identity, rawPush: true });
   }
@@ -114,16 +191,23 @@ export class Authenticator {
    * holds (same uid, not expired) grants are dropped; their topics are returned.
    */
   private apply(session: Session, identity: Identity): string[] {
-    const { hub, permissions } = this.options;
+    const { hub } = this.options;
     const limit = this.options.config.limits.maxConnectionsPerUser;
     if (session.uid !== identity.uid && hub.userSessions(identity.uid).size >= limit) {
       throw new HeraldError('rate_limited', `too many connections for user ${identity.uid} (limit ${limit})`);
     }
     hub.setUser(session, identity.uid);
     session.setIdentity({ grants: { topics: identity.topics, publish: identity.publish }, info: identity.info, rawPush: false, expiresAt: identity.expiresAt });
+    const dropped = this.dropDisallowed(session);
+    this.scheduleExpiry(session, identity.expiresAt);
+    return dropped;
+  }
+
+  /** Drops the subscriptions that neither the connection's identity nor a grant it still holds allows; returns their topics. */
+  private dropDisallowed(session: Session): string[] {
+    const { hub, permissions } = this.options;
     const dropped = [...session.topics].filter((topic) => permissions.subscribeProblem(session, topic, this.heldGrant(session, topic)) !== null);
     for (const topic of dropped) hub.unsubscribe(session, topic);
-    this.scheduleExpiry(session, identity.expiresAt);
     return dropped;
   }
 

@@ -121,6 +121,14 @@ export class Session {
   /** Commands the connection may still send, and new subscriptions it may still make (see Policy); unset: no limit. */
   private buckets: { commands: TokenBucket; subscriptions: TokenBucket } | undefined;
   private identityNow: SessionIdentity = ANONYMOUS;
+  /**
+   * The request headers the backend proxies forward (`proxy.*.forwardHeaders`),
+   * kept from the connection's HTTP request as it connected: only those names,
+   * never the request. Undefined when none is configured or none was sent.
+   */
+  private headersNow: Readonly<Record<string, string>> | undefined;
+  /** Presence info a subscribe proxy gave for one topic, by topic (null until one does). */
+  private topicInfos: Map<string, unknown> | null = null;
   private identityTimer: NodeJS.Timeout | undefined;
   /** Topics whose live publications are held back while a recovery reads the history store. */
   private held: Map<string, Publication[]> | null = null;
@@ -152,6 +160,32 @@ export class Session {
 
   get info(): unknown {
     return this.identityNow.info;
+  }
+
+  /** What presence shows of the connection on `topic`: the info a subscribe proxy gave for it, else the connection's. */
+  infoFor(topic: string): unknown {
+    return this.topicInfos?.has(topic) ? this.topicInfos.get(topic) : this.identityNow.info;
+  }
+
+  /** Sets the presence info of the connection on one topic (a subscribe proxy's `info`), before it subscribes. */
+  setTopicInfo(topic: string, info: unknown): void {
+    (this.topicInfos ??= new Map()).set(topic, info);
+  }
+
+  /** Forgets the topic's own info (the subscription ended). */
+  dropTopicInfo(topic: string): void {
+    this.topicInfos?.delete(topic);
+    if (this.topicInfos?.size === 0) this.topicInfos = null;
+  }
+
+  /** The headers of its HTTP request the connection keeps for the backend proxies (see `keepHeaders`). */
+  get requestHeaders(): Readonly<Record<string, string>> | undefined {
+    return this.headersNow;
+  }
+
+  /** Keeps these headers of the connection's HTTP request for the backend proxies (set once, as it is accepted). */
+  keepHeaders(headers: Readonly<Record<string, string>> | undefined): void {
+    this.headersNow = headers;
   }
 
   /** Where the session is in its life: connecting → open → closing → closed. */

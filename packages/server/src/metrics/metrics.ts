@@ -33,6 +33,14 @@ export class Metrics {
   readonly brokerReconnects: Counter;
   readonly gaps: Counter<'reason'>;
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
+  /** Calls to the backend proxies, by proxy (subscribe, publish, rpc, refresh): one per call, retries included. */
+  readonly proxyCalls: Counter<'proxy'>;
+  /** Proxy calls that failed (no usable answer), by proxy and reason (timeout, unreachable, status, malformed). */
+  readonly proxyErrors: Counter<'proxy' | 'reason'>;
+  /** Retries of proxy calls, by proxy. */
+  readonly proxyRetries: Counter<'proxy'>;
+  /** How long proxy calls took, answered or failed, by proxy. */
+  readonly proxySeconds: Histogram<'proxy'>;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -101,5 +109,20 @@ export class Metrics {
       registers,
     });
     this.httpRequests = new Counter({ name: 'herald_http_requests_total', help: 'HTTP API requests, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
+    this.proxyCalls = new Counter({ name: 'herald_proxy_calls_total', help: 'Calls to the backend proxies (docs/backend.md), by proxy: subscribe, publish, rpc, refresh.', labelNames: ['proxy'], registers });
+    this.proxyErrors = new Counter({
+      name: 'herald_proxy_errors_total',
+      help: 'Proxy calls that got no usable answer, by proxy and reason: timeout, unreachable, status (not 2xx, 401 or 403), malformed.',
+      labelNames: ['proxy', 'reason'],
+      registers,
+    });
+    this.proxyRetries = new Counter({ name: 'herald_proxy_retries_total', help: 'Proxy calls tried again after a failure where a retry is safe, by proxy.', labelNames: ['proxy'], registers });
+    this.proxySeconds = new Histogram({
+      name: 'herald_proxy_call_seconds',
+      help: 'Duration of proxy calls (answered or failed, retries included), by proxy.',
+      labelNames: ['proxy'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
   }
 }

@@ -47,7 +47,7 @@ export class PresenceTracker {
     if (!rule) return;
     let entry: PresenceEntry | undefined;
     if (change === 'join') {
-      entry = { conn: session.id, ...(session.uid !== undefined ? { uid: session.uid } : {}), ...(session.info !== undefined ? { info: session.info } : {}) };
+      entry = { conn: session.id, ...(session.uid !== undefined ? { uid: session.uid } : {}), ...(session.infoFor(topic) !== undefined ? { info: session.infoFor(topic) } : {}) };
       this.store.join(topic, entry);
       this.options.share.presenceJoin(topic, entry);
     } else {

@@ -3,7 +3,7 @@ import type { Publication } from '../broker/broker.js';
 import { HeraldError, toErrorBody } from '../errors.js';
 import { webSocketText } from '../hub/frame.js';
 import type { FrameHandler, Session } from '../hub/session.js';
-import type { Policy } from '../policy/policy.js';
+import type { Policy, SubscribeOutcome } from '../policy/policy.js';
 import { toJson } from '../util/json.js';
 import { framedCodec, type TextCodec } from './codec.js';
 import { messageText } from './protocol.js';
@@ -75,9 +75,25 @@ export class RawProtocol implements FrameHandler {
     readonly endpoint: RawEndpoint,
   ) {}
 
+  /**
+   * Subscribes the connection to the endpoint's topics. When a subscribe
+   * proxy covers one, the connection opens while the backend is asked, and
+   * is closed if it refuses; a payload it gives is written first.
+   */
   onOpen(session: Session): void {
-    const refused = this.host.policy.subscribe(session, this.endpoint.topics);
-    if (!refused) return;
+    const outcome = this.host.policy.subscribe(session, this.endpoint.topics, {
+      deliverFirst: (_topic, data) => session.sendText(messageText(toJson(data))),
+    });
+    if (outcome instanceof Promise) {
+      outcome.then((settled) => this.opened(session, settled)).catch((err: unknown) => this.host.reportError(session, err));
+    } else {
+      this.opened(session, outcome);
+    }
+  }
+
+  private opened(session: Session, outcome: SubscribeOutcome): void {
+    const refused = outcome.refused;
+    if (!refused || session.state === 'closing' || session.state === 'closed') return;
     const code = refused.code === 'forbidden' ? CloseCode.FORBIDDEN : refused.code === 'unauthorized' ? CloseCode.UNAUTHORIZED : CloseCode.RECONNECT;
     this.host.closeSession(session, code, refused.message);
   }

@@ -380,6 +380,40 @@ const SCENARIOS: Record<string, Scenario> = {
   },
 
   /**
+   * docs/backend.md: the proxies' configuration, the Node backend, and curl against it. Port 3000 becomes a
+   * free port, and the refresh interval (1m) 200ms, so that a refresh comes within the test. Checks what the
+   * text after the backend says: Alice's subscribe and its data, the refusal without a session, the replaced
+   * and the refused publication, room.members, and Bob closed with 4002 after session.logout.
+   */
+  'backend-proxies': {
+    async run(blocks) {
+      expectBlocks(blocks, ['yaml', 'js', 'sh'], 'backend-proxies');
+      const [config, backend, curl] = blocks as [Block, Block, Block];
+      const port = await freePort();
+      const program = Program.node('backend-proxies', substitute(backend.code, [['.listen(3000)', `.listen(${port})`]], where(backend)));
+      await listening(port);
+      await runShell(curl, cleanEnv(), (text) => substitute(text, [['localhost:3000', `127.0.0.1:${port}`]], where(curl)));
+      const yaml = substitute(config.code, [['localhost:3000', `127.0.0.1:${port}`], ['interval: 1m', 'interval: 200ms']], where(config));
+      const herald = await startHerald(parseYaml(yaml) as HeraldOptions);
+      const alice = await TestClient.open(wsUrl(herald), { headers: { cookie: 'session=a1' } });
+      assert.deepEqual(await alice.request({ action: 'subscribe', topic: 'room:5' }), { id: 1, action: 'subscribe', ok: true, data: { members: ['alice', 'bob'] } });
+      const stranger = await TestClient.open(wsUrl(herald));
+      assert.deepEqual((await stranger.request({ action: 'subscribe', topic: 'room:5' })).error, { code: 'forbidden', message: 'members only' });
+      assert.equal((await alice.request({ action: 'publish', topic: 'room:5', message: { text: 'hi' } })).ok, true);
+      assert.deepEqual(await alice.next(), { action: 'publish', topic: 'room:5', message: { text: 'hi', from: 'alice' } });
+      assert.deepEqual((await alice.request({ action: 'publish', topic: 'room:5', message: { text: 'buy spam' } })).error, { code: 'forbidden', message: 'no spam' });
+      assert.deepEqual((await alice.request({ action: 'rpc', method: 'room.members', data: { room: 'room:5' } })).result, ['alice', 'bob']);
+      const bob = await TestClient.open(wsUrl(herald), { headers: { cookie: 'session=b2' } });
+      assert.equal((await bob.request({ action: 'rpc', method: 'session.logout' })).result, 'bye');
+      assert.deepEqual(await deadline(bob.closed, 5000, 'the refresh that ends the session'), { code: 4002, reason: 'logged out' });
+      assert.equal((await alice.request({ action: 'ping' })).ok, true, "Alice's session is still valid");
+      await Promise.all([alice.close(), stranger.close()]);
+      await herald.close();
+      await program.stop('SIGTERM');
+    },
+  },
+
+  /**
    * docs/auth.md: the worked example with JWTs, end to end: Herald with the example's configuration,
    * the backend's token (Node, jose; supplies `user`, and HERALD_JWT_SECRET as configured), the page
    * (supplies `token`, `userId`, `teamId`; logs what it receives), the backend's push; and "giving the

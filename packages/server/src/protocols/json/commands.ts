@@ -2,7 +2,7 @@ import type { ErrorCode, Json } from '@herald/protocol';
 import { z } from 'zod';
 import type { TokenVerifier } from '../../auth/jwt.js';
 import { HeraldError, toErrorBody } from '../../errors.js';
-import type { Policy } from '../../policy/policy.js';
+import type { Policy, SubscribeOptions, SubscribeOutcome } from '../../policy/policy.js';
 import { describeIssue as describe } from '../../util/zod.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
 import { toJson } from '../../util/json.js';
@@ -27,18 +27,21 @@ export interface JsonCommandsHost {
   whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
   presence(topic: string): unknown;
   historyOf(topic: string, options: { since?: { offset: number; epoch: string }; limit?: number; reverse?: boolean }): Promise<unknown>;
+  /** `rpc`: calls the backend's RPC proxy (docs/backend.md); resolves with its `result`, rejects with its refusal, its failure, or `not_found` for a method no proxy takes. */
+  rpc(session: Session, method: string, data: unknown): Promise<{ result: unknown }>;
   reportError(session: Session, err: unknown): void;
 }
 
 /** Actions the protocol itself answers: an application cannot take their names. */
-const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave', 'gap', 'stream', 'close']);
+const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave', 'gap', 'stream', 'close', 'rpc']);
 
 const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string() });
 const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
-const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional() });
+const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional(), data: z.unknown().optional() });
 const unsubscribeSchema = z.object(topicFields);
 const historySchema = z.object({ topic: z.string(), since: since.optional(), limit: z.number().int().min(1).optional(), reverse: z.boolean().optional() });
 const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional() });
+const rpcSchema = z.object({ method: z.string().min(1).max(255), data: z.unknown().optional() });
 
 type Id = number | string | undefined;
 
@@ -145,6 +148,8 @@ export class JsonCommands implements FrameHandler {
         return this.history(session, id, raw);
       case 'presence':
         return this.presence(session, id, raw);
+      case 'rpc':
+        return this.rpc(session, id, raw);
       case 'ping':
         return this.reply(session, id, 'ping');
       case 'pong':
@@ -183,13 +188,14 @@ export class JsonCommands implements FrameHandler {
     const token = parsed.data.token;
     const recovery = parsed.data.since;
     if (recovery && topics.length !== 1) return this.fail(session, id, 'subscribe', 'bad_request', '"since" goes with a single "topic"');
-    if (token === undefined) return this.subscribeTopics(session, id, topics, [], recovery);
+    const data = parsed.data.data;
+    if (token === undefined) return this.subscribeTopics(session, id, topics, recovery, { data });
     // A subscribe token grants one topic (or prefix*) to this uid: verify it first.
     return this.host.tokens.subscribeGrant(token, session.uid).then(
       (grant) => {
         // Remembered for the topics it lets this command subscribe to, so that a later login keeps them.
         const granted = { grant: grant.topic, uid: session.uid, expiresAt: grant.expiresAt };
-        return this.subscribeTopics(session, id, topics, [grant.topic], recovery, granted);
+        return this.subscribeTopics(session, id, topics, recovery, { grants: [grant.topic], granted, data });
       },
       (err: unknown) => this.failWith(session, id, 'subscribe', err),
     );
@@ -199,26 +205,36 @@ export class JsonCommands implements FrameHandler {
     session: Session,
     id: Id,
     topics: string[],
-    extraGrants: string[],
     recovery: { offset: number; epoch: string } | undefined,
-    granted?: { grant: string; uid: string | undefined; expiresAt: number | undefined },
+    options: SubscribeOptions,
   ): void | Promise<void> {
     if (session.state !== 'open') return;
-    const refused = this.host.policy.subscribe(session, topics, extraGrants, granted);
-    if (refused) return this.failWith(session, id, 'subscribe', refused);
+    const outcome = this.host.policy.subscribe(session, topics, options);
+    if (outcome instanceof Promise) return outcome.then((settled) => this.subscribed(session, id, topics, recovery, settled));
+    return this.subscribed(session, id, topics, recovery, outcome);
+  }
+
+  /**
+   * The reply to a subscribe the policy settled. A subscribe proxy's
+   * payloads go in it as `data`: the value itself when the command named one
+   * topic, else an object by topic.
+   */
+  private subscribed(session: Session, id: Id, topics: string[], recovery: { offset: number; epoch: string } | undefined, outcome: SubscribeOutcome): void | Promise<void> {
+    if (outcome.refused) return this.failWith(session, id, 'subscribe', outcome.refused);
+    const data = outcome.data === null ? undefined : topics.length === 1 ? { data: outcome.data.get(topics[0]!) } : { data: Object.fromEntries(outcome.data) };
     // "Subscribed" only once publications from every node reach this one. For one topic with history,
     // the reply says where the topic stands (a client that loses the connection later can recover from
     // there even when nothing was published meanwhile) and, with "since", whether what was missed follows
     // it: then every publication after the reply's offset, once, in order (see Recovery.subscribe).
     if (recovery || topics.length === 1) {
       return this.host.recover(session, topics[0]!, recovery, (result, frames) => {
-        this.reply(session, id, 'subscribe', result as Record<string, unknown> | undefined);
+        this.reply(session, id, 'subscribe', data ? { ...(result as Record<string, unknown> | undefined), ...data } : (result as Record<string, unknown> | undefined));
         for (const frame of frames) session.write(frame);
       });
     }
     const ready = this.host.whenSubscribed(topics);
-    if (ready) return ready.then(() => this.reply(session, id, 'subscribe'));
-    this.reply(session, id, 'subscribe');
+    if (ready) return ready.then(() => this.reply(session, id, 'subscribe', data));
+    this.reply(session, id, 'subscribe', data);
   }
 
   private unsubscribe(session: Session, id: Id, raw: Record<string, unknown>): void {
@@ -273,6 +289,16 @@ export class JsonCommands implements FrameHandler {
     } catch (err) {
       this.failWith(session, id, 'presence', err);
     }
+  }
+
+  /** `{"action":"rpc","method":...,"data":...}`: the backend's RPC proxy answers; its `result` is the reply's. */
+  private rpc(session: Session, id: Id, raw: Record<string, unknown>): void | Promise<void> {
+    const parsed = rpcSchema.safeParse(raw);
+    if (!parsed.success) return this.fail(session, id, 'rpc', 'bad_request', describe(parsed.error));
+    return this.host.rpc(session, parsed.data.method, parsed.data.data).then(
+      ({ result }) => this.reply(session, id, 'rpc', result === undefined ? undefined : { result }),
+      (err: unknown) => this.failWith(session, id, 'rpc', err),
+    );
   }
 
   private login(session: Session, id: Id, raw: Record<string, unknown>): Promise<void> {

@@ -6,6 +6,8 @@ import type { Policy } from '../../policy/policy.js';
 import type { LhttpHandler } from './handler.js';
 import { writeLhttpError, type LhttpFilter } from './protocol.js';
 import { encodeLhttp } from '@herald/protocol';
+import { toJson } from '../../util/json.js';
+import { messageText } from '../protocol.js';
 
 export interface UpstreamOptions {
   /** URL prefixes upstream calls may go to; empty: upstream is off. */
@@ -32,6 +34,11 @@ function refuse(handler: LhttpHandler, err: unknown): void {
   fail(handler, err instanceof HeraldError ? err.code : 'internal', err instanceof HeraldError ? err.message : 'internal error');
 }
 
+/** A subscribe proxy's payload for an LHTTP connection: `LHTTP/1.0 subscribe`, `subscribe:<topic>`, its text as the body. */
+function subscribedText(topic: string, data: unknown): string {
+  return encodeLhttp({ command: 'subscribe', headers: [['subscribe', topic]], body: messageText(toJson(data)) });
+}
+
 /** The names of a subscribe/publish/unsubscribe header: split on single spaces, empty names skipped. */
 function topicsIn(value: string | undefined): string[] {
   return value ? splitList(value).filter((topic) => topic !== '') : [];
@@ -53,7 +60,8 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
       const { policy } = host;
       // Each topic on its own, as the original does: a refused one does not stop the others.
       for (const topic of topicsIn(handler.headers.get('subscribe'))) {
-        const refused = policy.subscribe(session, [topic]);
+        // A subscribe proxy's payload comes first, as LHTTP/1.0 subscribe (subscribe:<topic>, the payload's text).
+        const { refused } = await policy.subscribe(session, [topic], { deliverFirst: (named, data) => session.sendText(subscribedText(named, data)) });
         if (refused) refuse(handler, refused);
       }
       const publishTo = topicsIn(handler.headers.get('publish'));

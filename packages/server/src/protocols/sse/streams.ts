@@ -1,7 +1,7 @@
 import { CloseCode } from '@herald/protocol';
 import { HTTP_STATUS, type HeraldError } from '../../errors.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
-import type { Policy } from '../../policy/policy.js';
+import type { Policy, SubscribeOutcome } from '../../policy/policy.js';
 import type { Refusal } from '../../transport/transport.js';
 import { toJson } from '../../util/json.js';
 import type { Protocol } from '../protocol.js';
@@ -12,7 +12,7 @@ import { decodeEventId, encodePosition, StreamPositions, type EventPosition } fr
 export const SSE_RETRY_MS = 2000;
 
 /** What a subscribe reply holds (Recovery.subscribe's answer): a position, a recovery's outcome, or nothing. */
-type SubscribeResult = { offset?: number; epoch?: string; recovered?: boolean; reason?: string } | undefined;
+type SubscribeResult = { offset?: number; epoch?: string; recovered?: boolean; reason?: string; data?: unknown } | undefined;
 
 /** What the SSE streams need from the services: subscriptions go through the policy, positions through the recovery. */
 export interface SseStreamsHost {
@@ -104,17 +104,28 @@ export class SseStreams implements FrameHandler {
     return { protocol: { codec, handler: this }, start: Buffer.from(JSON.stringify(start)) };
   }
 
-  /** The start frame (the only frame a stream gets): subscribes, starts the stream, and asks for each topic's position. */
-  onFrame(session: Session, data: Buffer): void {
+  /**
+   * The start frame (the only frame a stream gets): subscribes (through the
+   * policy, and so the subscribe proxies: the stream waits for them before
+   * its first byte), starts the stream, and asks for each topic's position.
+   */
+  onFrame(session: Session, data: Buffer): void | Promise<void> {
     if (session.framesIn !== 1) return;
     const start = JSON.parse(data.toString('utf8')) as Start;
-    const refused = this.host.policy.subscribe(session, start.topics);
-    if (refused) return this.refuseStream(session, refused);
+    const outcome = this.host.policy.subscribe(session, start.topics);
+    if (outcome instanceof Promise) return outcome.then((settled) => this.started(session, start, settled));
+    this.started(session, start, outcome);
+  }
+
+  private started(session: Session, start: Start, outcome: SubscribeOutcome): void {
+    if (outcome.refused) return this.refuseStream(session, outcome.refused);
+    if (session.state !== 'open') return;
     session.write(retryFrame(SSE_RETRY_MS));
     const since = new Map(start.since);
     for (const topic of start.topics) {
       const from = since.get(topic);
-      const pending = this.host.recover(session, topic, from, (result, frames) => this.answer(session, topic, from, result as SubscribeResult, frames));
+      const first = outcome.data?.has(topic) ? { data: outcome.data.get(topic) } : undefined;
+      const pending = this.host.recover(session, topic, from, (result, frames) => this.answer(session, topic, from, first ? { ...(result as SubscribeResult), ...first } : (result as SubscribeResult), frames));
       if (pending) pending.catch((err: unknown) => this.host.reportError(session, err));
     }
   }
