@@ -13,9 +13,15 @@ import { bytesHandedOver } from './websocket.js';
  * response and parser, and Fastify's request and reply, are garbage once
  * the stream is open, and what an idle stream costs is its socket and its
  * session. The head is written on the socket, with `Connection: close`: the
- * body runs until the connection closes (close-delimited, RFC 9112 §6.3),
- * each write leaving as it is, with no chunk framing. Under HTTP/2 (or where
- * the socket cannot be taken) the response stays node's.
+ * body runs until the connection closes (close-delimited, RFC 9112 §6.3).
+ * Close-delimited rather than chunked: without its parser the connection
+ * cannot serve another request, so it ends with the stream either way; each
+ * flush leaves as the buffer it is (shared by every subscriber), in one
+ * write, with no size line and CRLF around it; HTTP/1.0 peers (nginx speaks
+ * it to upstreams by default) take it as HTTP/1.1 ones do; a proxy frames the
+ * body again for its client; and the stream's own last event (`event:
+ * close`, the close line) tells a deliberate end from a cut. Under HTTP/2
+ * (or where the socket cannot be taken) the response stays node's.
  */
 export interface LongResponse {
   /** True once the connection (or the HTTP/2 stream) is gone. */
@@ -24,12 +30,12 @@ export interface LongResponse {
   start(headers: OutgoingHttpHeaders, first: Buffer): void;
   /** Sends body bytes; `written` is called once the kernel took them (or with the error that lost them). */
   write(bytes: Buffer, written?: (err?: Error | null) => void): void;
-  /** Ends the body with `last`, after what is queued, and then the connection (HTTP/1.x) or the stream. */
+  /** Ends the body with `last`, after what is queued (a taken socket is closed once it is written). */
   end(last: Buffer): void;
   /**
    * Answers `status` with the JSON `body` instead of the stream (before
-   * `start` only) and ends the connection (HTTP/1.x) or the stream; the
-   * `Content-Length` is added.
+   * `start` only), adding its `Content-Length` (a taken socket is closed
+   * once it is written).
    */
   answer(status: number, headers: OutgoingHttpHeaders, body: string): void;
   /** Cuts the connection (or the HTTP/2 stream) at once, dropping what is queued. */

@@ -27,8 +27,9 @@ export function closeLine(code: number, reason: string): Buffer {
 /**
  * An HTTP streaming response (`POST /stream`, docs/transports.md) as a
  * session's transport: frames are NDJSON lines already framed by the
- * session's codec (`jsonStreamCodec`), written to the response as they
- * come; the peer's commands do not arrive here but as `POST /stream/send`
+ * session's codec (`jsonStreamCodec`), written to the stream's response
+ * as they come (its socket, taken from the HTTP server, under HTTP/1.x:
+ * see `LongResponse`); the peer's commands do not arrive here but as `POST /stream/send`
  * requests, fed to the session by the stream endpoint (stream-sessions.ts).
  *
  * Liveness: there are no pongs. `ping()` writes an empty line, and once the
