@@ -223,8 +223,9 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
 
 /**
  * `GET path`: SSE streams (transport/sse.ts), a route of the HTTP app that
- * takes the response over (`reply.hijack()`) and hands it to the gateway as
- * a connection, as the upgrade handler does with a WebSocket.
+ * takes the response over (`reply.hijack()`, then under HTTP/1.x the socket
+ * itself) and hands it to the gateway as a connection, as the upgrade
+ * handler does with a WebSocket.
  */
 function sseRoute(app: FastifyInstance, path: string, gateway: Gateway, protocols: Protocols): void {
   const handler = createSseHandler(
@@ -248,7 +249,7 @@ function sseRoute(app: FastifyInstance, path: string, gateway: Gateway, protocol
     childLoggerFactory: (logger) => logger,
     handler: (request, reply) => {
       reply.hijack();
-      handler(request.raw, reply.raw);
+      return handler(request.raw, reply.raw);
     },
   });
 }

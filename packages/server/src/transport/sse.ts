@@ -1,12 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { CloseCode } from '@herald/protocol';
 import type { Session } from '../hub/session.js';
 import type { Protocol } from '../protocols/protocol.js';
 import { closeEvent } from '../protocols/sse/codec.js';
 import { corsHeaders } from './cors.js';
+import { openLongResponse, type LongResponse } from './long-response.js';
 import type { Refusal, Transport } from './transport.js';
-import { bytesHandedOver } from './websocket.js';
 import { toJson } from '../util/json.js';
 
 /** What the SSE handler needs from the gateway and the protocols. */
@@ -59,93 +58,77 @@ function refusalFor(code: number, reason: string): Refusal {
   }
 }
 
-/** Answers a request that does not become a stream: its status and the HTTP API's JSON error body. */
+/** The error answer of a refusal: the HTTP API's JSON body and the headers that go with it. */
+function refusalAnswer(refusal: Refusal, cors: OutgoingHttpHeaders): { headers: OutgoingHttpHeaders; body: string } {
+  return {
+    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...cors, ...refusal.headers },
+    body: toJson({ ok: false, error: { code: refusal.code, message: refusal.message } }),
+  };
+}
+
+/** Answers a request that does not become a stream, on node's response: its status and the HTTP API's JSON error body. */
 function answer(response: ServerResponse, refusal: Refusal, cors: OutgoingHttpHeaders): void {
   if (response.headersSent || response.destroyed) {
     response.destroy();
     return;
   }
-  const body = toJson({ ok: false, error: { code: refusal.code, message: refusal.message } });
-  response.writeHead(refusal.status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-    ...cors,
-    ...refusal.headers,
-  });
+  const { headers, body } = refusalAnswer(refusal, cors);
+  response.writeHead(refusal.status, { ...headers, 'Content-Length': Buffer.byteLength(body) });
   response.end(body);
 }
 
+/** The stream's headers, after which come the CORS headers of the request. */
+const STREAM_HEADERS: OutgoingHttpHeaders = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-store',
+  // nginx passes each event on at once instead of buffering the response.
+  'X-Accel-Buffering': 'no',
+};
+
 /**
  * An SSE stream as a session's transport: the bytes are complete events,
- * framed by the session's codec, written to the HTTP response. The 200 and
- * its headers go out with the first bytes; until then the server can still
- * refuse the request with an HTTP error (`refuse`, and the close that
- * follows). Nothing is read from the client: its sign of life is outbound
- * progress, and the heartbeat comment handed to the kernel. The server ends
- * a stream with `event: close` (`{"code","reason"}`).
+ * framed by the session's codec, written to the stream's response (its
+ * socket, taken from the HTTP server, under HTTP/1.x: see `LongResponse`).
+ * The 200 and its headers go out with the first bytes; until then the
+ * server can still refuse the request with an HTTP error (`refuse`, and the
+ * close that follows). Nothing is read from the client: its sign of life is
+ * outbound progress, and the heartbeat comment handed to the kernel. The
+ * server ends a stream with `event: close` (`{"code","reason"}`).
  */
 export class SseTransport implements Transport {
   private state: 'waiting' | 'streaming' | 'ended' = 'waiting';
   private refusal: Refusal | null = null;
   private session: Session | null = null;
-  private readonly socket: Socket;
-  /** HTTP/1.x: the response owns its socket (under HTTP/2 the socket is the session's, shared by every stream). */
-  private readonly http1: boolean;
+  /** The request's CORS headers, until the head or the refusal went out. */
+  private cors: OutgoingHttpHeaders | null;
 
   constructor(
-    request: IncomingMessage,
-    private readonly response: ServerResponse,
-    private readonly cors: OutgoingHttpHeaders,
+    private readonly response: LongResponse,
+    cors: OutgoingHttpHeaders,
   ) {
-    this.socket = request.socket;
-    this.http1 = request.httpVersionMajor < 2;
+    this.cors = cors;
   }
 
   write(bytes: Buffer): void {
-    if (this.state === 'ended') return;
-    if (this.state === 'waiting') this.start();
-    this.send(bytes);
-  }
-
-  /**
-   * Hands bytes to the socket now. Node's response corks its socket on a
-   * write until the next tick (a chunk is its size line, the bytes and a
-   * CRLF): uncorked at once, the chunk leaves in one writev, as a WebSocket
-   * frame leaves in one write, and the socket's queue (the slow-consumer
-   * measure) holds only what the kernel did not take.
-   */
-  private send(bytes: Buffer, written?: (err?: Error | null) => void): void {
-    this.response.write(bytes, written);
-    if (this.http1) this.socket.uncork();
-  }
-
-  private start(): void {
-    this.state = 'streaming';
-    // The heartbeat watches a stream: the HTTP server's idle timeout (http.idleTimeout) does not apply to it.
-    if (this.http1) this.socket.setTimeout(0);
-    const headers: OutgoingHttpHeaders = {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-store',
-      // nginx passes each event on at once instead of buffering the response.
-      'X-Accel-Buffering': 'no',
-      ...this.cors,
-    };
-    // No Connection header is set: HTTP/1.1 keeps the connection (node says keep-alive), and HTTP/2 forbids the header.
-    this.response.writeHead(200, headers);
+    if (this.state === 'streaming') this.response.write(bytes);
+    else if (this.state === 'waiting') {
+      this.state = 'streaming';
+      this.response.start({ ...STREAM_HEADERS, ...this.cors }, bytes);
+      this.cors = null;
+    }
   }
 
   get queuedBytes(): number {
-    return this.response.writableLength;
+    return this.response.queuedBytes;
   }
 
   get bytesHandedOver(): number {
-    return bytesHandedOver(this.socket);
+    return this.response.bytesHandedOver;
   }
 
   /** A heartbeat comment; once the kernel took it, the client is alive (a stalled client's buffers are full: it never is). */
   ping(): void {
-    if (this.state === 'streaming') this.send(HEARTBEAT, this.pinged);
+    if (this.state === 'streaming') this.response.write(HEARTBEAT, this.pinged);
     else if (this.state === 'waiting') this.session?.alive();
   }
 
@@ -163,8 +146,11 @@ export class SseTransport implements Transport {
     if (this.state === 'ended') return;
     const started = this.state === 'streaming';
     this.state = 'ended';
-    if (!started) answer(this.response, this.refusal ?? refusalFor(code, reason), this.cors);
-    else this.response.end(closeEvent(code, reason));
+    if (started) return this.response.end(closeEvent(code, reason));
+    const refusal = this.refusal ?? refusalFor(code, reason);
+    const { headers, body } = refusalAnswer(refusal, this.cors ?? {});
+    this.cors = null;
+    this.response.answer(refusal.status, headers, body);
   }
 
   terminate(): void {
@@ -178,10 +164,10 @@ export class SseTransport implements Transport {
     return true;
   }
 
-  /** Reports the end of the response (the client went away, or the server ended it) to the session. */
+  /** Reports the end of the stream (the client went away, or the server ended it) to the session. */
   bind(session: Session): void {
     this.session = session;
-    this.response.once('close', () => session.transportClosed(1005, 'the client closed the stream'));
+    this.response.onClose(() => session.transportClosed(1005, 'the client closed the stream'));
   }
 }
 
@@ -191,36 +177,41 @@ export class SseTransport implements Transport {
  * (400 when it cannot be read), asks the gate (origin, per-address, rate),
  * and hands a `SseTransport` to the gateway with the start frame. Refusals
  * answer with the HTTP status and the HTTP API's JSON error body, so that a
- * bare `EventSource` stops retrying.
+ * bare `EventSource` stops retrying. The returned promise settles once the
+ * request is answered or became a stream.
  */
-export function createSseHandler(host: SseHost, options: SseOptions): (request: IncomingMessage, response: ServerResponse) => void {
-  return (request, response) => {
+export function createSseHandler(host: SseHost, options: SseOptions): (request: IncomingMessage, response: ServerResponse) => Promise<void> {
+  return async (request, response) => {
     const cors = corsHeaders(request.headers.origin, options.allowedOrigins);
     let query: URLSearchParams;
     try {
       query = new URL(request.url ?? '/', 'http://herald').searchParams;
     } catch {
-      answer(response, { status: 400, code: 'bad_request', message: 'the URL cannot be read' }, cors);
-      return;
+      return answer(response, { status: 400, code: 'bad_request', message: 'the URL cannot be read' }, cors);
     }
     const header = request.headers['last-event-id'];
     const asked = host.stream(query, typeof header === 'string' && header !== '' ? header : undefined);
     if ('status' in asked) return answer(response, asked, cors);
     if (host.closing) return answer(response, SHUTTING_DOWN, cors);
-    const admitted = (refusal: Refusal | null): void => {
-      if (refusal) return answer(response, refusal, cors);
-      if (response.destroyed || request.socket.destroyed || host.closing) {
-        host.release(request);
-        if (!response.destroyed) answer(response, SHUTTING_DOWN, cors);
-        return;
+    let refusal: Refusal | null;
+    try {
+      refusal = await host.admit(request);
+    } catch {
+      refusal = { status: 503, code: 'unavailable', message: 'admission failed: retry shortly' };
+    }
+    if (refusal) return answer(response, refusal, cors);
+    const stream = await openLongResponse(request, response);
+    if (stream.gone || host.closing) {
+      host.release(request);
+      if (!stream.gone) {
+        const { headers, body } = refusalAnswer(SHUTTING_DOWN, cors);
+        stream.answer(SHUTTING_DOWN.status, headers, body);
       }
-      const transport = new SseTransport(request, response, cors);
-      const session = host.accept(transport, request, asked.protocol);
-      transport.bind(session);
-      session.receive(asked.start, false);
-    };
-    const refusal = host.admit(request);
-    if (refusal instanceof Promise) refusal.then(admitted, () => answer(response, { status: 503, code: 'unavailable', message: 'admission failed: retry shortly' }, cors));
-    else admitted(refusal);
+      return;
+    }
+    const transport = new SseTransport(stream, cors);
+    const session = host.accept(transport, request, asked.protocol);
+    transport.bind(session);
+    session.receive(asked.start, false);
   };
 }

@@ -5,9 +5,11 @@ import type { Session } from '../hub/session.js';
 import type { Protocol } from '../protocols/protocol.js';
 import type { Refusal } from './admission.js';
 import { corsHeaders, preflightHeaders } from './cors.js';
+import { openLongResponse } from './long-response.js';
 import { StreamTransport, streamLine } from './stream.js';
 import { parseToken, type FeedResult, type StreamSessions } from './stream-sessions.js';
 import type { Transport } from './transport.js';
+import { toJson } from '../util/json.js';
 
 /** What the stream endpoint needs from the gateway (the same lifecycle as a WebSocket's, see UpgradeHost). */
 export interface StreamHost {
@@ -130,23 +132,20 @@ function streamRoutes(app: FastifyInstance, host: StreamHost, sessions: StreamSe
       refusal = { status: 503, code: 'unavailable', message: 'admission failed: retry shortly' };
     }
     if (refusal) return answer(reply, refusal.status, refusal.code, refusal.message, refusal.headers);
-    const socket = request.raw.socket;
-    if (socket.destroyed || host.closing) {
+    reply.hijack();
+    // The body was read (Fastify parsed it before this handler): under HTTP/1.x the socket can be taken from the HTTP server.
+    const response = await openLongResponse(request.raw, reply.raw);
+    const headers = { 'x-request-id': String(request.id), ...corsHeaders(request.headers.origin, options.allowedOrigins) };
+    if (response.gone || host.closing) {
       host.release(request.raw);
-      if (!socket.destroyed) return answer(reply, 503, 'unavailable', 'server is shutting down');
-      reply.hijack();
+      const body = toJson({ ok: false, error: { code: 'unavailable', message: 'server is shutting down' } });
+      if (!response.gone) response.answer(503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers }, body);
       return;
     }
-
-    reply.hijack();
-    const response = reply.raw;
-    // The heartbeat watches the stream: the HTTP server's idle timeout (http.idleTimeout) does not apply.
-    socket.setTimeout(0);
-    response.writeHead(200, { ...NDJSON_HEADERS, 'x-request-id': String(request.id), ...corsHeaders(request.headers.origin, options.allowedOrigins) });
     const { token } = sessions.mint();
-    const transport = new StreamTransport(response, socket);
-    // First, before anything of the session: the headers and the line naming the stream go out at once.
-    transport.write(streamLine(token));
+    // First, before anything of the session: the head and the line naming the stream go out at once.
+    response.start({ ...NDJSON_HEADERS, ...headers }, streamLine(token));
+    const transport = new StreamTransport(response);
     const bearer = bearerToken(request.headers.authorization);
     const session = host.accept(transport, request.raw, options.protocol, bearer === undefined ? undefined : { token: bearer });
     sessions.add(token, session, transport);

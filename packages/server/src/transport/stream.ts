@@ -1,10 +1,8 @@
-import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Session } from '../hub/session.js';
 import { toJson } from '../util/json.js';
+import type { LongResponse } from './long-response.js';
 import { encodeLine } from './ndjson.js';
 import type { Transport } from './transport.js';
-import { bytesHandedOver } from './websocket.js';
 
 /** The code a stream ends with when the peer dropped it: nothing said why (WebSocket's 1006, abnormal closure). */
 const DROPPED = 1006;
@@ -29,8 +27,9 @@ export function closeLine(code: number, reason: string): Buffer {
 /**
  * An HTTP streaming response (`POST /stream`, docs/transports.md) as a
  * session's transport: frames are NDJSON lines already framed by the
- * session's codec (`jsonStreamCodec`), written to the response as they
- * come; the peer's commands do not arrive here but as `POST /stream/send`
+ * session's codec (`jsonStreamCodec`), written to the stream's response
+ * as they come (its socket, taken from the HTTP server, under HTTP/1.x:
+ * see `LongResponse`); the peer's commands do not arrive here but as `POST /stream/send`
  * requests, fed to the session by the stream endpoint (stream-sessions.ts).
  *
  * Liveness: there are no pongs. `ping()` writes an empty line, and once the
@@ -49,39 +48,26 @@ export class StreamTransport implements Transport {
   /** Set when the server ended the stream (close or terminate) rather than the peer. */
   private endedByServer = false;
 
-  constructor(
-    private readonly response: ServerResponse,
-    private readonly socket: Socket,
-  ) {
-    // A write racing the peer's disconnection fails here; the end is reported by 'close'.
-    response.on('error', ignore);
-  }
+  /** `response` has started (its head and first line went out). */
+  constructor(private readonly response: LongResponse) {}
 
   write(bytes: Buffer): void {
-    if (this.ended) return;
-    // Corked around the write, so that the chunk's header, the bytes and its end leave in one writev now:
-    // left to itself, node corks the socket until the next tick, and a burst delivered in microtasks
-    // would sit in the socket's buffer, counted against the queue bound, until the burst ends.
-    this.socket.cork();
-    this.response.write(bytes);
-    this.socket.uncork();
+    if (!this.ended) this.response.write(bytes);
   }
 
   get queuedBytes(): number {
-    return this.response.writableLength;
+    return this.response.queuedBytes;
   }
 
   get bytesHandedOver(): number {
-    return bytesHandedOver(this.socket);
+    return this.response.bytesHandedOver;
   }
 
   ping(): void {
     if (this.ended) return;
-    this.socket.cork();
     this.response.write(HEARTBEAT, (err) => {
       if (!err && !this.ended) this.session?.alive();
     });
-    this.socket.uncork();
   }
 
   /** The session's inbox is full: commands wait (`whenReady`) until it is read again. */
@@ -109,9 +95,7 @@ export class StreamTransport implements Transport {
     if (this.ended) return;
     this.ended = true;
     this.endedByServer = true;
-    this.socket.cork();
     this.response.end(closeLine(code, reason));
-    this.socket.uncork();
     this.wake();
   }
 
@@ -129,7 +113,7 @@ export class StreamTransport implements Transport {
    */
   bind(session: Session, onEnd: () => void): void {
     this.session = session;
-    this.response.once('close', () => {
+    this.response.onClose(() => {
       this.ended = true;
       this.wake();
       // The session reports the code it closed with; a stream the peer dropped has no close code of its own.
@@ -144,5 +128,3 @@ export class StreamTransport implements Transport {
     for (const resolve of waiting) resolve();
   }
 }
-
-function ignore(): void {}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createConnection } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Herald, HeraldOptions } from '../../src/index.js';
 import { brokerReady, connect, deadline, startHerald } from '../helpers/helpers.js';
@@ -198,6 +199,40 @@ describe('SSE streams', () => {
     behind.destroy();
     elsewhere.destroy();
     await herald.close();
+  });
+
+  it('stays on node\'s response (chunked) when its connection carries another request behind it, and works the same', async () => {
+    // Under HTTP/1.x a stream's socket is taken from the HTTP server, unless the parser has already read a
+    // pipelined request behind it: then the stream is written through node's response, as under HTTP/2.
+    const herald = await startHerald();
+    const socket = createConnection(herald.port, '127.0.0.1');
+    let text = '';
+    const arrived = (what: string): Promise<void> =>
+      deadline(
+        new Promise<void>((resolve) => {
+          const check = (): void => {
+            if (!text.includes(what)) return;
+            socket.off('data', check);
+            resolve();
+          };
+          socket.on('data', check);
+          check();
+        }),
+        5000,
+        what,
+      );
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.write('GET /sse?topic=piped HTTP/1.1\r\nHost: herald\r\n\r\nGET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n');
+    await arrived('event: subscribe');
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(text, /\r\ntransfer-encoding: chunked\r\n/i);
+    assert.match(text, /\r\ncontent-type: text\/event-stream; charset=utf-8\r\n/i);
+    await herald.publish('piped', 'hello');
+    await arrived('"message":"hello"');
+    await herald.close();
+    await arrived('event: close');
+    socket.destroy();
   });
 });
 
