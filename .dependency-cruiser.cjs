@@ -75,25 +75,32 @@ module.exports = {
     {
       name: 'services-not-to-gateway-or-edges',
       severity: 'error',
-      comment: 'Services and adapters (layer 4) never import gateway.ts, server.ts, index.ts, internal.ts, http/, demo/ or cli/: they are handed what they need.',
+      comment: 'Services and adapters (layer 4) never import gateway.ts, server.ts, index.ts, internal.ts, http/, demo/, streams/ or cli/: they are handed what they need.',
       from: { path: SERVICES },
-      to: { path: `${SRC}(gateway\\.ts$|server\\.ts$|index\\.ts$|internal\\.ts$|http/|demo/|cli/)` },
+      to: { path: `${SRC}(gateway\\.ts$|server\\.ts$|index\\.ts$|internal\\.ts$|http/|demo/|streams/|cli/)` },
     },
     {
       name: 'gateway-not-to-edges',
       severity: 'error',
       comment: 'gateway.ts (layer 5) holds the services; the composition root (server.ts) builds the edges around it.',
       from: { path: `${SRC}gateway\\.ts$` },
-      to: { path: `${SRC}(server\\.ts$|index\\.ts$|internal\\.ts$|http/|demo/|cli/)` },
+      to: { path: `${SRC}(server\\.ts$|index\\.ts$|internal\\.ts$|http/|demo/|streams/|cli/)` },
     },
 
     // Layer 6: the edges depend on the Herald interface, never on the gateway or the hub.
     {
-      name: 'http-and-demo-import-only-the-interface',
+      name: 'http-and-streams-import-only-the-interface',
       severity: 'error',
-      comment: 'http/ and demo/ import layer 1, the Herald interface (herald.ts), http/ itself (demo/ its guard): no service, no adapter, not the gateway.',
-      from: { path: `${SRC}(http|demo)/` },
-      to: { path: SRC, pathNot: [FOUNDATION, `${SRC}herald\\.ts$`, `${SRC}http/`] },
+      comment: 'http/ and streams/ (helpers over the Herald interface) import layer 1, the Herald interface (herald.ts) and themselves: no service, no adapter, not the gateway.',
+      from: { path: `${SRC}(http|streams)/` },
+      to: { path: SRC, pathNot: [FOUNDATION, `${SRC}herald\\.ts$`, `${SRC}http/`, `${SRC}streams/`] },
+    },
+    {
+      name: 'demo-imports-only-the-interface',
+      severity: 'error',
+      comment: 'demo/ imports layer 1, the Herald interface (herald.ts), the API guard of http/, the helpers of streams/ and itself: no service, no adapter, not the gateway.',
+      from: { path: `${SRC}demo/` },
+      to: { path: SRC, pathNot: [FOUNDATION, `${SRC}herald\\.ts$`, `${SRC}http/`, `${SRC}streams/`, `${SRC}demo/`] },
     },
     {
       name: 'cli-through-the-roots',

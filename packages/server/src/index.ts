@@ -34,6 +34,8 @@ export type {
   PublicationSource,
 } from './herald.js';
 export type { LhttpMessage as LhttpHandler } from './herald.js';
+export { openResumableStream } from './streams/resumable.js';
+export type { ResumableStream, ResumableStreamOptions, StreamChunk, StreamEnd } from './streams/resumable.js';
 export type { Refusal } from './transport/transport.js';
 export type { Logger } from './log.js';
 export { HeraldError, HTTP_STATUS } from './errors.js';

@@ -8,13 +8,15 @@ import type { Herald } from '../herald.js';
 import type { ClientAddressResolver } from '../util/client-address.js';
 import { localCallerProblem } from '../http/auth.js';
 import { describeIssue as describe } from '../util/zod.js';
+import { registerAnswers } from './answers.js';
 
 /**
  * The demo pages' "backend": what an application's own server does around
- * Herald (mint tokens for its users, push task progress, publish bookings),
- * so that the demos work with `npm start` alone. On only with
- * `demo.backend: true` (the `npm start` configuration), and only for callers
- * on this machine: it signs a token for any uid it is asked for.
+ * Herald (mint tokens for its users, push task progress, publish bookings,
+ * stream a model's long answer), so that the demos work with `npm start`
+ * alone. On only with `demo.backend: true` (the `npm start` configuration),
+ * and only for callers on this machine: it signs a token for any uid it is
+ * asked for.
  */
 
 /** Where the demo backend publishes the booking feed's state, `{"feeding":true,"until":<ms>}` or `{"feeding":false}`. */
@@ -99,6 +101,9 @@ export function registerDemoBackend(app: FastifyInstance, herald: Herald, client
     });
     return { ok: true, task };
   });
+
+  // A model streaming a long answer token by token to a topic of its own (a resumable stream, demo/stream.html).
+  registerAnswers(app, herald, localOnly);
 
   // A booking system publishing each new booking to the `bookings` topic.
   // Whether the feed runs is the server's state: GET /demo/bookings tells a

@@ -5,7 +5,7 @@ import type { Herald } from '../../src/index.js';
 import { NPM_START_CONFIG, openAs, shot, useBrowser } from '../helpers/browser.js';
 import { http, startHerald } from '../helpers/helpers.js';
 
-const PAGES = ['/', '/chat.html', '/danmaku.html', '/task.html', '/bookings.html', '/playground.html', '/dashboard'];
+const PAGES = ['/', '/chat.html', '/danmaku.html', '/task.html', '/bookings.html', '/stream.html', '/playground.html', '/dashboard'];
 
 describe('demo apps in headless Chromium', () => {
   const chromium = useBrowser();
@@ -21,7 +21,7 @@ describe('demo apps in headless Chromium', () => {
     if (!chromium.browser()) return t.skip(chromium.skipped());
     const index = await open('/');
     const links = await index.$$eval('a.demo', (anchors) => anchors.map((anchor) => anchor.getAttribute('href')));
-    assert.deepEqual(links, ['/chat.html', '/danmaku.html', '/task.html', '/bookings.html', '/playground.html', '/dashboard']);
+    assert.deepEqual(links, ['/chat.html', '/danmaku.html', '/task.html', '/bookings.html', '/stream.html', '/playground.html', '/dashboard']);
     for (const link of links) assert.equal((await http(herald, 'GET', link!)).status, 200, link!);
     for (const path of PAGES) {
       await index.goto(`${herald.url}${path}`);

@@ -4,7 +4,7 @@ import type { Herald } from '../../src/index.js';
 import { assertFits, NPM_START_CONFIG, openIn, PHONE, shot, useBrowser } from '../helpers/browser.js';
 import { http, startHerald } from '../helpers/helpers.js';
 
-const PAGES = ['/', '/chat.html', '/danmaku.html', '/task.html', '/bookings.html', '/playground.html', '/dashboard'];
+const PAGES = ['/', '/chat.html', '/danmaku.html', '/task.html', '/bookings.html', '/stream.html', '/playground.html', '/dashboard'];
 
 describe('demo pages at a phone’s width in headless Chromium', () => {
   const chromium = useBrowser();

@@ -13,6 +13,7 @@ import {
   HTTP_STATUS,
   MemoryBroker,
   NatsBroker,
+  openResumableStream,
   RedisBroker,
   shouldReconnect,
   validateConfig,
@@ -28,6 +29,10 @@ import {
   type HeraldOptions,
   type HeraldStatus,
   type HistoryOptions,
+  type ResumableStream,
+  type ResumableStreamOptions,
+  type StreamChunk,
+  type StreamEnd,
   type HistoryPage,
   type LhttpFilter,
   type LhttpHandler,
@@ -88,6 +93,21 @@ export async function usePublicApi(logger: Logger): Promise<void> {
   void herald.accept;
 
   await herald.close();
+}
+
+/** A resumable stream: the writer over the public interface, and its messages' shapes. */
+export async function streamAnswer(herald: Herald, tokens: AsyncIterable<string>): Promise<StreamChunk[]> {
+  const options: ResumableStreamOptions = {};
+  const stream: ResumableStream = await openResumableStream(herald, 'answer:1', options);
+  const chunks: StreamChunk[] = [];
+  for await (const text of tokens) {
+    void stream.append(text);
+    chunks.push({ seq: stream.chunks, text });
+  }
+  const end: StreamEnd = { seq: stream.chunks + 1, end: 'done' };
+  const { offset, epoch } = await stream.end();
+  void [end, offset, epoch, stream.from, stream.capacity, stream.ended, stream.topic, stream.id];
+  return chunks;
 }
 
 export function buildBrokers(logger: Logger): Broker[] {
