@@ -72,7 +72,7 @@ function follow(id) {
   $('rate').textContent = '–';
   $('resumed').textContent = saved && !saved.end && saved.seq > 0 ? `resumed after token ${saved.seq} (offset ${saved.offset})` : '';
   $('lost').hidden = true;
-  $('es').textContent = `new EventSource('/sse?topic=answer:${id}&lastEventId=0.')`;
+  $('position').textContent = state.seq > 0 ? `${state.offset}.${state.epoch}` : '–';
   if (state.end) return ended(state);
   answerEl.dataset.state = state.seq > 0 ? 'streaming' : 'waiting';
   $('ended').textContent = '';
@@ -103,6 +103,7 @@ function follow(id) {
     sessionStorage.setItem(storageKey(id), JSON.stringify(state));
     answerEl.dataset.seq = String(state.seq);
     answerEl.dataset.state = 'streaming';
+    $('position').textContent = `${state.offset}.${state.epoch}`;
     $('count').textContent = String(countOf(state));
     times.push(performance.now());
     if (times.length > 20) times.shift();
@@ -116,7 +117,10 @@ function follow(id) {
     $('stop').disabled = true;
     setBadge('disconnected', 'lost');
     $('lost').hidden = false;
-    $('lost').textContent = `Herald no longer keeps this answer from where this page stopped (${reason}): its history expired, or the server restarted.`;
+    $('lost').textContent =
+      reason === 'history_off'
+        ? 'This server keeps no history for answer:* topics, so a stream cannot be resumed: give them a history rule (demo/herald.yaml has one).'
+        : `Herald no longer keeps this answer from where this page stopped (${reason}): its history expired, or the server restarted.`;
   };
   current = reader === 'sdk' ? readWithSdk(`answer:${id}`, state, handle, lost) : readWithEventSource(`answer:${id}`, state, handle, lost);
 }
@@ -134,6 +138,7 @@ function ended(state) {
   $('ended').className = state.end === 'done' ? 'ended-done' : 'ended-error';
   $('ended').textContent = state.end === 'done' ? `done · ${state.seq - 1} tokens` : `error: ${state.reason ?? 'unknown'}`;
   setBadge('connected', state.end === 'done' ? 'complete' : 'ended');
+  $('reading').textContent = 'nothing more: the answer has ended';
 }
 
 /**
@@ -147,6 +152,7 @@ function readWithEventSource(topic, state, handle, lost) {
   // A one-topic stream's event id is <offset>.<epoch> (docs/transports.md); Herald's epochs need no escaping.
   url.searchParams.set('lastEventId', `${state.offset}.${state.epoch}`);
   const source = new EventSource(url);
+  $('reading').textContent = `new EventSource('${url.pathname}${decodeURIComponent(url.search)}')`;
   setBadge('connecting', 'connecting…');
   source.addEventListener('subscribe', (event) => {
     const reply = JSON.parse(event.data);
@@ -168,7 +174,9 @@ function readWithEventSource(topic, state, handle, lost) {
 function readWithSdk(topic, state, handle, lost) {
   const client = sdkClient();
   showState(client, badge);
-  const subscription = client.subscribe(topic, { since: { offset: state.offset, epoch: state.epoch } });
+  const since = { offset: state.offset, epoch: state.epoch };
+  const subscription = client.subscribe(topic, { since });
+  $('reading').textContent = `client.subscribe('${topic}', { since: ${JSON.stringify(since)} })`;
   subscription.on('message', ({ message, context }) => handle(message, { offset: context.offset, epoch: context.epoch }));
   subscription.on('recoveryFailed', ({ reason }) => lost(reason));
   client.connect();
@@ -204,7 +212,7 @@ $('curl').textContent = [1, 2, 3]
     return `curl -X POST ${location.origin}/api/publish -H 'content-type: application/json' \\\n  -d '${JSON.stringify({ topic: 'answer:from-curl', message })}'`;
   })
   .join('\n');
-$('es').textContent = "new EventSource('/sse?topic=answer:<id>&lastEventId=0.')";
+$('es').textContent = "new EventSource('/sse?topic=answer:from-curl&lastEventId=0.')";
 
 if (answerId) follow(answerId);
 else setUrl();

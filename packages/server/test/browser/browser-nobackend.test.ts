@@ -54,4 +54,16 @@ describe('demo pages without the demo backend', () => {
     assert.deepEqual(calls, ['/demo/bookings']);
     await page.close();
   });
+
+  it('the stream page says that asking needs the backend; an answer on a topic without history is said to be unresumable', async (t) => {
+    if (!chromium.browser()) return t.skip(chromium.skipped());
+    const { page, calls } = await open('/stream.html');
+    await page.click('#send');
+    await page.waitForSelector('#note >> text=needs the demo backend');
+    assert.deepEqual(calls, ['/demo/answer']);
+    await page.goto(`${herald.url}/stream.html?answer=from-curl`);
+    await page.waitForSelector('#lost >> text=keeps no history for answer:* topics');
+    assert.equal(await page.getAttribute('#answer', 'data-state'), 'lost');
+    await page.close();
+  });
 });

@@ -35,6 +35,10 @@ describe('demo pages at a phone’s width in headless Chromium', () => {
         assert.equal((await http(herald, 'POST', '/api/publish', { topic: 'bookings', message: { id: 1, show: 'The Magic Flute', customer: 'Grace', seats: 2, amount: 150 } })).status, 200);
         await page.waitForSelector('#bookings tr');
       }
+      if (path === '/stream.html') {
+        await page.click('#send');
+        await page.waitForFunction("Number(document.querySelector('#answer').dataset.seq) >= 30", undefined, { timeout: 20_000 });
+      }
       if (path === '/dashboard') await page.waitForSelector('#chart-rate .tick');
       if (path === '/danmaku.html' || path === '/task.html') await page.waitForSelector('.state.connected');
       await assertFits(page, path);

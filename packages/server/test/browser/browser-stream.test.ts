@@ -126,4 +126,23 @@ describe('the resumable-stream demo in headless Chromium', () => {
     );
     await page.context().close();
   });
+
+  it('Stop ends the answer with an error that every reader sees, and the tab keeps it across a reload', async (t) => {
+    if (!chromium.browser()) return t.skip(chromium.skipped());
+    const page = await openAs(chromium.browser()!, herald, '/stream.html');
+    await page.click('#send');
+    await page.waitForFunction("Number(document.querySelector('#answer').dataset.seq) >= 5", undefined, { timeout: 20_000 });
+    const answer = new URL(page.url()).searchParams.get('answer')!;
+    await page.click('#stop');
+    await page.waitForSelector('#answer[data-state="error"]');
+    assert.equal(await page.textContent('#ended'), 'error: stopped by the reader');
+    const messages = (await herald.historyOf(`answer:${answer}`)).publications.map((p) => p.message as { seq: number; end?: string; reason?: string });
+    assert.deepEqual(messages.at(-1), { seq: messages.length, end: 'error', reason: 'stopped by the reader' });
+    // Reloaded, the tab shows what it saved, the end included, and opens no stream.
+    const text = await page.textContent('#answer');
+    await page.reload();
+    await page.waitForSelector('#answer[data-state="error"]');
+    assert.equal(await page.textContent('#answer'), text);
+    await page.context().close();
+  });
 });
