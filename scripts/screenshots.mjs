@@ -89,6 +89,14 @@ await bookings.click('#feed');
 await bookings.waitForFunction(() => document.querySelectorAll('#bookings tr').length >= 8);
 await save(bookings, 'bookings');
 
+// Resumable stream: an answer reloaded half way, going on from the token it had reached.
+const stream = await page('/stream.html');
+await stream.click('#send');
+await stream.waitForFunction(() => Number(document.querySelector('#answer').dataset.seq) >= 70);
+await stream.reload();
+await stream.waitForFunction(() => Number(document.querySelector('#answer').dataset.seq) >= 110);
+await save(stream, 'stream');
+
 // Playground: a subscription, a refused one, a publication from the page.
 const playground = await page('/playground.html');
 await playground.waitForSelector('.state.connected');

@@ -18,6 +18,7 @@ import { useBrowser } from '../helpers/browser.js';
 import { bash, type Block, blocks, matches, parseJson, Program, ROOT, runShell, steps, substitute, where, workdir } from '../helpers/docs-blocks.js';
 import { deadline, http, startHerald, brokerReady, TestClient, wsUrl } from '../helpers/helpers.js';
 import { eventually, freePort, RedisServer, requireBinary } from '../helpers/servers.js';
+import { openSse } from '../helpers/sse.js';
 
 /**
  * The examples of README.md and docs/*.md, run as written against live
@@ -542,6 +543,89 @@ const SCENARIOS: Record<string, Scenario> = {
       assert.deepEqual(await program.exited, { code: 0, signal: null }, program.stderr);
       assert.ok(!program.lines.includes('retryLater'));
       await herald.close();
+    },
+  },
+
+  /**
+   * docs/transports.md: resumable streams, end to end. The Node backend runs as a program (port 8080 becomes a
+   * free port); the test supplies `model`, whose stream yields the tokens of a known text 20 ms apart, asks
+   * once and reads the answer's topic from its start (`0.`): exactly those tokens, then the end. The curl
+   * block then writes answer:7f3a one step at a time while the EventSource page reads it; after the first
+   * chunk the page is reloaded: it shows what it saved and goes on from there, with no repeat. The SDK page
+   * then reads the whole answer from its start. Both pages get `render` (logs the text and the end) and
+   * `gone` (logs the reason).
+   */
+  'resumable-stream': {
+    browser: true,
+    async run(blocks, { openPage }) {
+      expectBlocks(blocks, ['js', 'sh', 'js', 'js'], 'resumable-stream');
+      const [backend, curl, eventSource, sdk] = blocks as [Block, Block, Block, Block];
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const tokens = ['Once', ' upon', ' a', ' time', ',', ' a', ' stream', ' — ✓'];
+      const program = Program.node(
+        'resumable-stream',
+        [
+          '// Supplied by the test: a model that streams a known text.',
+          `const model = { async *stream() { for (const token of ${JSON.stringify(tokens)}) { await new Promise((resolve) => setTimeout(resolve, 20)); yield token; } } };`,
+          substitute(backend.code, [['port: 8080', `port: ${port}`]], where(backend)),
+          "console.log(`topic ${await ask('why?')}`); // Added by the test.",
+          "process.on('SIGTERM', () => herald.close()); // Added by the test.",
+        ].join('\n'),
+      );
+      const topic = (await program.line(/^topic answer:/, 'the topic of the answer')).slice('topic '.length);
+      const reader = await openSse(url, [topic], { query: { lastEventId: '0.' } });
+      assert.equal((await reader.next()).json.recovered, true);
+      assert.deepEqual(
+        (await reader.take(tokens.length + 1)).map((event) => event.json.message),
+        [...tokens.map((text, i) => ({ seq: i + 1, text })), { seq: tokens.length + 1, end: 'done' }],
+        `${where(backend)}: the model's tokens in order, then the end`,
+      );
+      reader.destroy();
+
+      const supplied = [
+        "// Supplied by the test: your page's functions, which log their calls.",
+        'const render = (text, end) => console.log({ render: text, end });',
+        'const gone = (reason) => console.log({ gone: reason });',
+      ].join('\n');
+      const rendered = (text: string, end: string | null) => ({ render: text, end });
+      const page = await openPage!('/resumable-stream.html', modulePage([`${supplied}\n${live(eventSource.code, url)}`]));
+      let mark = 0;
+      /** Waits until the page logged `value` at or after `mark`. */
+      const shows = (value: unknown, what: string) => page.logs((v) => page.logged.indexOf(v) >= mark && matches(v, value), what);
+      try {
+        await shows(rendered('', null), 'the empty answer');
+        await runShell(curl, cleanEnv(), (text) => live(text, url), async (_step, index) => {
+          if (index === 0) {
+            await shows(rendered('Hello', null), 'the first chunk');
+            mark = page.logged.length;
+            await page.page.reload();
+            await shows(rendered('Hello', null), 'the saved text after the reload');
+          }
+          if (index === 1) await shows(rendered('Hello from curl', null), 'the second chunk, after the reload');
+          if (index === 2) await shows(rendered('Hello from curl', 'done'), 'the end');
+        });
+        assert.deepEqual(
+          page.logged.slice(mark),
+          [rendered('Hello', null), rendered('Hello from curl', null), rendered('Hello from curl', 'done')],
+          `${where(eventSource)}: after the reload, the saved text, then exactly what followed it`,
+        );
+      } finally {
+        await page.close();
+      }
+
+      const sdkPage = await openPage!('/resumable-stream-sdk.html', modulePage([`${supplied}\n${live(sdk.code, url)}`]));
+      try {
+        await sdkPage.logs((v) => v?.end === 'done', 'the end, with the SDK');
+        assert.deepEqual(
+          sdkPage.logged,
+          [rendered('', null), rendered('Hello', null), rendered('Hello from curl', null), rendered('Hello from curl', 'done')],
+          `${where(sdk)}: the whole answer from its start`,
+        );
+      } finally {
+        await sdkPage.close();
+      }
+      assert.deepEqual(await program.stop('SIGTERM'), { code: 0, signal: null }, program.stderr);
     },
   },
 
