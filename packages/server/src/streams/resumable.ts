@@ -83,11 +83,13 @@ export interface ResumableStream {
   /**
    * Publishes the next chunk. Resolves with its position (offset, epoch).
    * Rejects with `too_large` past `capacity` chunks (nothing published) or
-   * for a chunk over `limits.maxMessageBytes`, with `unavailable` when the
-   * broker or the history store failed, with `bad_request` after `end` or
-   * `fail`. Once a chunk failed, the stream cannot go on without a hole:
-   * later `append` and `end` calls reject with the same code, and `fail` is
-   * what is left, to tell the readers.
+   * for a chunk over `limits.maxMessageBytes`, `bad_request` for a text that
+   * is not a string, `unavailable` when the broker or the history store
+   * failed; `bad_request` after `end` or `fail`. Once a chunk is lost so,
+   * the stream cannot go on without a hole: later `append` and `end` calls
+   * reject with the same code, and `fail` is what is left, to tell the
+   * readers. It need not be awaited: a rejection nobody awaits is not an
+   * unhandled one, and shows in `end`'s.
    */
   append(text: string): Promise<StreamPosition>;
   /**
@@ -145,7 +147,7 @@ export async function openResumableStream(herald: Herald, topic: string, options
 class Writer implements ResumableStream {
   chunks = 0;
   ended = false;
-  /** The first failed publish: the stream has a hole from there on. */
+  /** The first chunk lost (refused, or its publish failed): the stream has a hole from there on. */
   private broken: HeraldError | null = null;
   /** The last publish in flight: each waits for the one before it. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -160,10 +162,10 @@ class Writer implements ResumableStream {
   ) {}
 
   append(text: string): Promise<StreamPosition> {
-    if (typeof text !== 'string') return Promise.reject(new HeraldError('bad_request', `a chunk is a string, not ${text === null ? 'null' : typeof text}`));
-    if (this.ended) return Promise.reject(this.over());
+    if (this.ended) return refused(this.over());
+    if (typeof text !== 'string') return this.lose(new HeraldError('bad_request', `a chunk is a string, not ${text === null ? 'null' : typeof text}`));
     if (this.chunks >= this.capacity) {
-      return Promise.reject(
+      return this.lose(
         new HeraldError(
           'too_large',
           `the stream on ${this.topic} is full: ${this.capacity} chunks (its history rule ${this.ruleText}, one kept for the end); a longer stream could not be read from its start: raise the rule's size, or send longer chunks`,
@@ -175,7 +177,7 @@ class Writer implements ResumableStream {
   }
 
   end(): Promise<StreamPosition> {
-    if (this.ended) return Promise.reject(this.over());
+    if (this.ended) return refused(this.over());
     this.ended = true;
     const ended = this.publish({ ...this.tag(), seq: this.chunks + 1, end: 'done' }, false);
     // An end that was not published leaves fail() to tell the readers.
@@ -184,7 +186,7 @@ class Writer implements ResumableStream {
   }
 
   fail(reason: string): Promise<StreamPosition> {
-    if (this.ended) return Promise.reject(this.over());
+    if (this.ended) return refused(this.over());
     this.ended = true;
     const text = String(reason).slice(0, MAX_REASON);
     return this.publish({ ...this.tag(), seq: this.chunks + 1, end: 'error', reason: text }, true);
@@ -192,6 +194,17 @@ class Writer implements ResumableStream {
 
   private tag(): { stream?: string } {
     return this.id === undefined ? {} : { stream: this.id };
+  }
+
+  /**
+   * A chunk refused before its publish is lost as surely as one the broker
+   * refused: the stream breaks there, after the chunks appended before it.
+   */
+  private lose(err: HeraldError): Promise<never> {
+    this.tail = this.tail.then(() => {
+      this.broken ??= err;
+    });
+    return refused(err);
   }
 
   private over(): HeraldError {
@@ -210,7 +223,18 @@ class Writer implements ResumableStream {
         throw err;
       }
     });
+    // Also marks `published` handled: an append nobody awaits does not end the process when it fails.
     this.tail = published.catch(() => {});
     return published;
   }
+}
+
+/**
+ * A rejected promise that counts as handled: `append` may be called without
+ * awaiting it (a token loop), and its failure then shows in `end`'s.
+ */
+function refused(err: HeraldError): Promise<never> {
+  const rejected = Promise.reject(err);
+  rejected.catch(() => {});
+  return rejected;
 }

@@ -71,18 +71,24 @@ describe('resumable streams: openResumableStream', () => {
     await herald.close();
   });
 
-  it('fail() ends with the reason; past its capacity a chunk is refused and the end still fits; a lost chunk leaves only fail()', async () => {
+  it('fail() ends with the reason; a chunk past capacity or one that fails to publish leaves only fail(), which still fits', async () => {
     const herald = await startHerald({ history: [{ pattern: 'answer:*', size: 3, ttl: 600_000 }], limits: { maxMessageBytes: 200 } });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
     const full = await openResumableStream(herald, 'answer:full');
-    await full.append('a');
-    await full.append('b');
-    await assert.rejects(full.append('c'), (err: HeraldError) => {
+    // As a token loop does: nothing awaited until the end.
+    for (const text of ['a', 'b', 'c', 'd']) void full.append(text);
+    await assert.rejects(full.end(), (err: HeraldError) => {
       assert.equal(err.code, 'too_large');
-      assert.match(err.message, /^the stream on answer:full is full: 2 chunks \(its history rule answer:\* keeps 3 publications per topic, one kept for the end\)/);
+      assert.match(err.message, /^the stream on answer:full lost a chunk \(the stream on answer:full is full: 2 chunks \(its history rule answer:\* keeps 3 publications per topic, one kept for the end\)/);
       return true;
     });
-    await full.end();
-    assert.deepEqual(await stored(herald, 'answer:full'), ['1 "a"', '2 "b"', '3 done'], 'a reader from the start still reads it all');
+    await full.fail('the answer is too long');
+    assert.deepEqual(await stored(herald, 'answer:full'), ['1 "a"', '2 "b"', '3 error: the answer is too long'], 'readers are told it is not complete, and read it all from its start');
+    await new Promise((resolve) => setImmediate(resolve));
+    process.off('unhandledRejection', onUnhandled);
+    assert.deepEqual(unhandled, [], 'appends nobody awaited leave no unhandled rejection');
 
     const failed = await openResumableStream(herald, 'answer:failed');
     await failed.append('x');
