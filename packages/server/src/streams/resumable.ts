@@ -128,9 +128,10 @@ export async function openResumableStream(herald: Herald, topic: string, options
   if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 200)) throw new HeraldError('bad_request', 'a stream id is a string of 1 to 200 characters');
   const rule = ruleFor(herald.config.history, topic);
   if (!rule) {
+    const pattern = topic.includes(':') ? `${topic.slice(0, topic.indexOf(':') + 1)}*` : topic;
     throw new HeraldError(
       'bad_request',
-      `topic ${topic} keeps no history, so a reader could not resume a stream on it: add a history rule that covers it (e.g. history: [{ pattern: "${topic.split(':')[0]}:*", size: 2000, ttl: 10m }])`,
+      `topic ${topic} keeps no history, so a reader could not resume a stream on it: add a history rule that covers it (e.g. history: [{ pattern: "${pattern}", size: 2000, ttl: 10m }])`,
     );
   }
   if (rule.size < 2) throw new HeraldError('bad_request', `topic ${topic} keeps ${rule.size} publication (history rule ${rule.pattern}): a stream needs room for a chunk and its end`);
