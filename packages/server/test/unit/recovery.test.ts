@@ -5,6 +5,7 @@ import { validateConfig, type HeraldConfigInput } from '../../src/config.js';
 import { HeraldError } from '../../src/errors.js';
 import { LiveStreams } from '../../src/history/catch-up.js';
 import { MemoryHistory, type HistoryRead, type HistoryStore, type Position } from '../../src/history/history.js';
+import { LatestValues } from '../../src/history/latest.js';
 import { merge, Recovery, type RecoveryResult } from '../../src/history/recovery.js';
 import { Hub } from '../../src/hub/hub.js';
 import type { Logger } from '../../src/log.js';
@@ -118,6 +119,7 @@ function setup(options: { history: HistoryStore; config?: HeraldConfigInput; whe
     history: options.history,
     broker,
     live,
+    latest: new LatestValues(config.historyMaxBytes),
     log,
     whenCarried: options.whenCarried ?? (() => undefined),
     topicProblem: (topic) => (topic.includes(' ') ? 'a topic has no spaces' : null),
