@@ -54,6 +54,12 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
   uid: string | undefined;
   /** The transport of the current connection or attempt (before the first, the one it will start with). The `transport` event tells changes. */
   transport: TransportName;
+  /**
+   * The server's id of the current connection, once logged in (undefined
+   * between connections): give it to your backend so that the publication
+   * it makes of what this client sent can `exclude` it.
+   */
+  connectionId: string | undefined;
   readonly #options: ResolvedOptions;
   readonly #platform: { WebSocket?: WebSocketConstructor | undefined; fetch?: FetchLike | undefined; EventSource?: EventSourceConstructor | undefined };
   readonly #urls: { stream: string; sse: string };
@@ -118,6 +124,14 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
   /** Subscribes to a topic; the subscription is kept across reconnects. One subscription per topic. On SSE, the stream reopens with the topic added. */
   subscribe(topic: string, options: SubscribeOptions = {}): Subscription {
     const existing = this.#subscriptions.get(topic);
+    if (existing?.server) {
+      // The server's subscription becomes the application's own: kept across reconnects by the client from now on.
+      existing.server = false;
+      if (this.state === 'connected' && existing.state !== 'subscribed') {
+        if (this.#canSend) this.#sendSubscribe(existing);
+        else this.#reopenSoon();
+      }
+    }
     if (existing) return existing;
     const subscription = new Subscription(topic, options, this);
     this.#subscriptions.set(topic, subscription);
@@ -372,8 +386,9 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     this.#everConnected = true;
     this.#attempt = 0;
     this.#setState('connected');
-    // Over SSE the topics are in the URL: the server sends their subscribe replies by itself.
-    if (transport.canSend) for (const subscription of this.#subscriptions.values()) this.#sendSubscribe(subscription);
+    // Over SSE the topics are in the URL: the server sends their subscribe replies by itself. The server's
+    // own subscriptions are the server's to make again (a persistent topic), not the client's.
+    if (transport.canSend) for (const subscription of this.#subscriptions.values()) if (!subscription.server) this.#sendSubscribe(subscription);
     const queued = this.#queue;
     this.#queue = [];
     for (const send of queued) send();
@@ -382,6 +397,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   #loggedIn(reply: Reply): { uid: string; expiresAt?: number } {
     this.uid = String(reply.uid);
+    if (typeof reply.conn === 'string') this.connectionId = reply.conn;
     // Subscriptions this login ended on the server: subscribe again with a fresh subscribe token, or end them here too.
     if (Array.isArray(reply.unsubscribed)) {
       for (const topic of reply.unsubscribed) {
@@ -501,6 +517,10 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'join':
       case 'leave':
         return subscription?.presence(frame.action, frame);
+      case 'subscribed':
+        return this.#serverSubscribed(frame, subscription);
+      case 'unsubscribed':
+        return this.#serverUnsubscribed(frame, subscription);
       case 'error': {
         const body = frame.error as { code?: unknown; message?: unknown } | undefined;
         const code = codeOf(body?.code);
@@ -510,6 +530,30 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       default:
         this.emit('frame', { frame });
     }
+  }
+
+  /** The server subscribed this connection to a topic: a subscription of the server's, new or confirmed again. */
+  #serverSubscribed(frame: Record<string, unknown>, existing: Subscription | undefined): void {
+    if (typeof frame.topic !== 'string') return;
+    // One of the application's own, not confirmed yet: its own reply confirms it.
+    if (existing && !existing.server) return;
+    let subscription = existing;
+    if (!subscription) {
+      subscription = new Subscription(frame.topic, {}, this);
+      subscription.server = true;
+      this.#subscriptions.set(frame.topic, subscription);
+      this.emit('serverSubscribed', { topic: frame.topic, subscription });
+    }
+    subscription.confirmed(frame, false);
+  }
+
+  /** The server ended a subscription: it is over here too, and not made again on the next connection. */
+  #serverUnsubscribed(frame: Record<string, unknown>, subscription: Subscription | undefined): void {
+    if (!subscription) return;
+    const reason = typeof frame.reason === 'string' ? frame.reason : 'server';
+    this.#subscriptions.delete(subscription.topic);
+    subscription.ended('server', reason);
+    this.emit('serverUnsubscribed', { topic: subscription.topic, reason });
   }
 
   /**
@@ -539,6 +583,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   #detach(): void {
     this.#conn = null;
+    this.connectionId = undefined;
     clearTimeout(this.#fallbackTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#deadTimer);
