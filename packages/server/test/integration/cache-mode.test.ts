@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import type { Herald, HeraldOptions } from '../../src/index.js';
 import { brokerReady, connect, deadline, startHerald, wsUrl, type TestClient } from '../helpers/helpers.js';
 import { internals } from '../helpers/internals.js';
-import { eventually, RedisServer, requireBinary } from '../helpers/servers.js';
+import { eventually, NatsServer, RedisServer, requireBinary } from '../helpers/servers.js';
 import { openSse } from '../helpers/sse.js';
 import { SECRET, signToken } from '../helpers/tokens.js';
 
@@ -82,7 +82,7 @@ function contract(nodes: () => Promise<Herald[]>, skip: () => string | null = ()
     }
   });
 
-  it('the SDK, an SSE stream and a server-side subscription get the latest value at once', async (t) => {
+  it('the SDK, an SSE stream, a server-side subscription and an LHTTP subscribe get the latest value at once', async (t) => {
     if (skip()) return t.skip(skip()!);
     const all = await nodes();
     const [publisher] = all;
@@ -105,6 +105,10 @@ function contract(nodes: () => Promise<Herald[]>, skip: () => string | null = ()
     const frames = [await tab.next(), await tab.next()];
     assert.equal(frames[0].action, 'subscribed');
     assert.deepEqual(frames[1].message, { price: 2 });
+    // An LHTTP subscribe too (its protocol has no reply: the value simply comes).
+    const lhttp = await connect(last, { path: '/' });
+    lhttp.send('LHTTP/1.0 s\r\nsubscribe:price:gbp\r\n\r\n');
+    assert.equal(await lhttp.next(), 'LHTTP/1.0 publish\r\npublish:price:gbp\r\n\r\n{"price":2}');
     client.close();
   });
 }
@@ -136,4 +140,29 @@ describe('cache mode with the Redis store, on every node', () => {
     async () => nodes,
     () => skip,
   );
+});
+
+describe('cache mode with the memory store on two NATS nodes', () => {
+  const skip = requireBinary('nats-server');
+  const nats = new NatsServer();
+  before(async () => {
+    if (!skip) await nats.start();
+  });
+  after(() => nats.stop());
+
+  it('a node that received the topic\'s publications serves the latest one to its late subscribers', async (t) => {
+    if (skip) return t.skip(skip);
+    const options: HeraldOptions = { broker: 'nats', nats: { url: nats.url, prefix: 'cache.' }, history: CACHE, cluster: { heartbeatInterval: 200 } };
+    const [a, b] = await Promise.all([startHerald(options), startHerald(options)]);
+    await Promise.all([brokerReady(a), brokerReady(b)]);
+    const reader = await connect(b);
+    await reader.request({ action: 'subscribe', topic: 'price:nok' });
+    await a.publish('price:nok', 1);
+    await a.publish('price:nok', 2);
+    assert.deepEqual([(await reader.next()).message, (await reader.next()).message], [1, 2]);
+    const late = await connect(b);
+    assert.equal((await late.request({ action: 'subscribe', topic: 'price:nok' })).ok, true);
+    assert.deepEqual(await late.next(), { action: 'publish', topic: 'price:nok', message: 2 }, 'the latest value B received from A');
+    await Promise.all([a.close(), b.close()]);
+  });
 });
