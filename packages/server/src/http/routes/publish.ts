@@ -67,8 +67,9 @@ export function publishRoutes(app: FastifyInstance, { herald, guard }: RouteCont
     const parsed = disconnectBody.safeParse(request.body);
     if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error));
     const { uid, ...options } = parsed.data;
-    const { connections, nodes } = await herald.disconnectUser(uid, options);
-    return { ok: true, closed: connections, nodes };
+    // `closed`: the user's connections closed on every node (the answer's shape predates the cluster-wide count).
+    const { connections } = await herald.disconnectUser(uid, options);
+    return { ok: true, closed: connections };
   });
 
   app.post('/api/publish', { onRequest: guard }, async (request) => {
