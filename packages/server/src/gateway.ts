@@ -131,6 +131,7 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
   listConnections(uid: string): Promise<ConnectionView[]> { return this.parts.users.list(uid); }
   async disconnectUser(uid: string, options?: DisconnectOptions): Promise<UserResult> { return this.parts.users.disconnect(uid, options).all; }
   disconnect(uid: string, reason = 'disconnected by the server'): number {
+    if (typeof uid !== 'string' || uid === '') return 0;
     const { local, all } = this.parts.users.disconnect(uid, { reason: reason.slice(0, 100) });
     all.catch((err: unknown) => this.log.warn({ uid, err: (err as Error).message }, 'disconnect: not every node answered'));
     return local;

@@ -41,7 +41,7 @@ export interface Herald {
    */
   publish(topic: string, message: unknown, source?: PublicationSource, options?: PublishOptions): Promise<PublishResult>;
   /**
-   * One message to several topics (at most 1000, each once), serialised to
+   * One message to several topics (each once, at most `limits.maxBatchSize`), serialised to
    * JSON once: each topic gets its own publication (and its own
    * `offset`/`epoch` where it keeps history), all carrying the same text.
    * Every topic is checked first; a refused one publishes nothing and
@@ -49,7 +49,8 @@ export interface Herald {
    * broker fails half way, the earlier topics stay published and the
    * rejection (`unavailable`) says how many. Resolves with one result per
    * topic, in order. `options.idempotencyKey` is remembered per topic;
-   * `options.exclude` applies to every topic. Errors as `publish`.
+   * `options.exclude` applies to every topic. Errors as `publish`, and
+   * `too_large` for more topics than `limits.maxBatchSize`.
    */
   broadcast(topics: readonly string[], message: unknown, source?: PublicationSource, options?: PublishOptions): Promise<PublishResult[]>;
   /**

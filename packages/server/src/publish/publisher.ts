@@ -91,6 +91,8 @@ export class Publisher {
    */
   async broadcast(topics: readonly string[], message: unknown, source: PublicationSource = 'library', options: PublishOptions = {}): Promise<PublishResult[]> {
     if (topics.length === 0) throw new HeraldError('bad_request', 'a broadcast needs at least one topic');
+    const max = this.options.config.limits.maxBatchSize;
+    if (topics.length > max) throw new HeraldError('too_large', `a broadcast to ${topics.length} topics is over limits.maxBatchSize (${max})`);
     if (new Set(topics).size !== topics.length) throw new HeraldError('bad_request', 'a broadcast names each topic once');
     for (const topic of topics) {
       try {

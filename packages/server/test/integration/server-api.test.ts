@@ -6,6 +6,7 @@ import type { Herald, HeraldOptions } from '../../src/index.js';
 import { brokerReady, connect, deadline, http, startHerald, wsUrl, type TestClient } from '../helpers/helpers.js';
 import { internals } from '../helpers/internals.js';
 import { eventually, NatsServer, RedisServer, requireBinary, type ServerProcess } from '../helpers/servers.js';
+import { decodeEventId } from '../../src/protocols/sse/event-id.js';
 import { openSse } from '../helpers/sse.js';
 import { SECRET, signToken } from '../helpers/tokens.js';
 
@@ -215,6 +216,8 @@ for (const kind of ['redis', 'nats'] as const) {
       const sse = await openSse(b, ['h:x'], { query: { token } });
       assert.equal((await sse.next()).event, 'subscribe');
       const lhttp = await connect(b, { path: `/?token=${token}`, protocols: 'lhttp' });
+      // Its token is checked once the socket is open: it is alice's a moment later.
+      await eventually(() => b.userConnections('alice') === 2, 'the LHTTP connection to be identified');
       await known([a, b], 'alice', [a, b]);
 
       const listed = await http(b, 'GET', '/api/users/connections?uid=alice');
@@ -295,6 +298,27 @@ for (const kind of ['redis', 'nats'] as const) {
 }
 
 describe('the server API on one node (memory broker)', () => {
+  it('an SSE stream of several topics takes a server-side subscription: event subscribed, then the topic in its event ids', async () => {
+    const herald = await startHerald({ auth: { jwt: { secret: SECRET } }, history: [{ pattern: 'h:*' }] });
+    const token = await signToken({ sub: 'sam' });
+    const stream = await openSse(herald, ['a', 'b'], { query: { token } });
+    assert.deepEqual([(await stream.next()).event, (await stream.next()).event], ['subscribe', 'subscribe']);
+    const published = await herald.publish('h:extra', 'before');
+    assert.deepEqual(await herald.subscribeUser('sam', 'h:extra'), { connections: 1, nodes: 0 });
+    const told = await stream.next();
+    assert.deepEqual([told.event, told.json], ['subscribed', { action: 'subscribed', topic: 'h:extra', offset: published.offset, epoch: published.epoch }]);
+    await herald.publish('h:extra', 'after');
+    const event = await stream.next();
+    assert.deepEqual([event.event, event.json.message], ['message', 'after']);
+    const positions = decodeEventId(event.lastEventId, ['h:extra']);
+    assert.ok(positions instanceof Map, `an id that names its topics: ${event.lastEventId}`);
+    assert.deepEqual(positions.get('h:extra'), { offset: published.offset! + 1, epoch: published.epoch }, 'a Last-Event-ID would hold the new topic\'s position');
+    assert.deepEqual(await herald.unsubscribeUser('sam', 'h:extra'), { connections: 1, nodes: 0 });
+    const ended = await stream.next();
+    assert.deepEqual([ended.event, ended.json], ['unsubscribed', { action: 'unsubscribed', topic: 'h:extra', reason: 'server' }]);
+    await herald.close();
+  });
+
   it('refuses bad calls with clear errors and harms no connection', async () => {
     const herald = await startHerald({ auth: { jwt: { secret: SECRET } }, limits: { maxTopicsPerConnection: 3 } });
     const alice = await tab(herald, 'alice');
