@@ -123,6 +123,7 @@ export class Users {
   /** A control message of the server API from another node (the registry checked that it is an object from another node). */
   receive(message: UserMessage): void {
     const { nodeId } = this.options;
+    if (typeof message.node !== 'string') return;
     switch (message.t) {
       case 'user': {
         if (typeof message.id !== 'number' || typeof message.uid !== 'string' || !Array.isArray(message.answer)) return;
