@@ -123,18 +123,14 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   /** Subscribes to a topic; the subscription is kept across reconnects. One subscription per topic. On SSE, the stream reopens with the topic added. */
   subscribe(topic: string, options: SubscribeOptions = {}): Subscription {
-    const existing = this.#subscriptions.get(topic);
-    if (existing?.server) {
-      // The server's subscription becomes the application's own: kept across reconnects by the client from now on.
-      existing.server = false;
-      if (this.state === 'connected' && existing.state !== 'subscribed') {
-        if (this.#canSend) this.#sendSubscribe(existing);
-        else this.#reopenSoon();
-      }
+    let subscription = this.#subscriptions.get(topic);
+    if (subscription && (!subscription.server || subscription.state === 'subscribed')) {
+      // One the server made becomes the application's own: subscribed again by the client after a reconnect.
+      subscription.server = false;
+      return subscription;
     }
-    if (existing) return existing;
-    const subscription = new Subscription(topic, options, this);
-    this.#subscriptions.set(topic, subscription);
+    if (subscription) subscription.server = false;
+    else this.#subscriptions.set(topic, (subscription = new Subscription(topic, options, this)));
     if (this.state === 'connected') {
       if (this.#canSend) this.#sendSubscribe(subscription);
       else this.#reopenSoon();
@@ -397,7 +393,8 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   #loggedIn(reply: Reply): { uid: string; expiresAt?: number } {
     this.uid = String(reply.uid);
-    if (typeof reply.conn === 'string') this.connectionId = reply.conn;
+    // The connection's id (a server without one: undefined).
+    this.connectionId = reply.conn as string | undefined;
     // Subscriptions this login ended on the server: subscribe again with a fresh subscribe token, or end them here too.
     if (Array.isArray(reply.unsubscribed)) {
       for (const topic of reply.unsubscribed) {
@@ -499,7 +496,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       const error = frame.error as { code?: unknown; message?: unknown } | undefined;
       return pending.settle(new RequestError(codeOf(error?.code), String(error?.message ?? 'request failed'), pending.action), null);
     }
-    const subscription = typeof frame.topic === 'string' ? this.#subscriptions.get(frame.topic) : undefined;
+    let subscription = typeof frame.topic === 'string' ? this.#subscriptions.get(frame.topic) : undefined;
     switch (frame.action) {
       case 'publish':
         return subscription?.deliver(frame);
@@ -518,9 +515,23 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'leave':
         return subscription?.presence(frame.action, frame);
       case 'subscribed':
-        return this.#serverSubscribed(frame, subscription);
-      case 'unsubscribed':
-        return this.#serverUnsubscribed(frame, subscription);
+        // The server subscribed this connection itself: a subscription of its own, new or confirmed again
+        // (one of the application's own that is not confirmed yet is confirmed by its own reply).
+        if (!subscription && typeof frame.topic === 'string') {
+          this.#subscriptions.set(frame.topic, (subscription = new Subscription(frame.topic, {}, this)));
+          subscription.server = true;
+          this.emit('serverSubscribed', { topic: frame.topic, subscription });
+        }
+        if (subscription?.server) subscription.confirmed(frame, false);
+        return;
+      case 'unsubscribed': {
+        // The server ended a subscription: over here too, and not made again on the next connection.
+        if (!subscription) return;
+        const reason = String(frame.reason ?? 'server');
+        this.#subscriptions.delete(subscription.topic);
+        subscription.ended('server', reason);
+        return this.emit('serverUnsubscribed', { topic: subscription.topic, reason });
+      }
       case 'error': {
         const body = frame.error as { code?: unknown; message?: unknown } | undefined;
         const code = codeOf(body?.code);
@@ -530,30 +541,6 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       default:
         this.emit('frame', { frame });
     }
-  }
-
-  /** The server subscribed this connection to a topic: a subscription of the server's, new or confirmed again. */
-  #serverSubscribed(frame: Record<string, unknown>, existing: Subscription | undefined): void {
-    if (typeof frame.topic !== 'string') return;
-    // One of the application's own, not confirmed yet: its own reply confirms it.
-    if (existing && !existing.server) return;
-    let subscription = existing;
-    if (!subscription) {
-      subscription = new Subscription(frame.topic, {}, this);
-      subscription.server = true;
-      this.#subscriptions.set(frame.topic, subscription);
-      this.emit('serverSubscribed', { topic: frame.topic, subscription });
-    }
-    subscription.confirmed(frame, false);
-  }
-
-  /** The server ended a subscription: it is over here too, and not made again on the next connection. */
-  #serverUnsubscribed(frame: Record<string, unknown>, subscription: Subscription | undefined): void {
-    if (!subscription) return;
-    const reason = typeof frame.reason === 'string' ? frame.reason : 'server';
-    this.#subscriptions.delete(subscription.topic);
-    subscription.ended('server', reason);
-    this.emit('serverUnsubscribed', { topic: subscription.topic, reason });
   }
 
   /**
