@@ -162,7 +162,9 @@ export class Recovery {
         if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
         if (rule.cache) {
           const cached = mergeCached(since, this.options.latest.get(topic, rule), read.position, held ?? []);
-          return respond(cached.result, encode(cached.publications));
+          // The latest value this process saw, which another node's may have overtaken: not vouched for as the current one.
+          const result = since && this.options.vouches?.() === false ? { recovered: false, reason: 'not_shared' as const, offset: read.position.offset, epoch: read.position.epoch } : cached.result;
+          return respond(result, encode(cached.publications));
         }
         // Without since, merge from the read position itself: nothing is replayed, the held ones it does not cover follow.
         const partial = since !== undefined && this.options.vouches?.() === false;
