@@ -517,21 +517,21 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'subscribed':
         // The server subscribed this connection itself: a subscription of its own, new or confirmed again
         // (one of the application's own that is not confirmed yet is confirmed by its own reply).
-        if (!subscription && typeof frame.topic === 'string') {
-          this.#subscriptions.set(frame.topic, (subscription = new Subscription(frame.topic, {}, this)));
+        if (!subscription) {
+          this.#subscriptions.set(frame.topic as string, (subscription = new Subscription(frame.topic as string, {}, this)));
           subscription.server = true;
-          this.emit('serverSubscribed', { topic: frame.topic, subscription });
+          this.emit('serverSubscribed', { topic: subscription.topic, subscription });
         }
         if (subscription?.server) subscription.confirmed(frame, false);
         return;
-      case 'unsubscribed': {
-        // The server ended a subscription: over here too, and not made again on the next connection.
-        if (!subscription) return;
-        const reason = String(frame.reason ?? 'server');
-        this.#subscriptions.delete(subscription.topic);
-        subscription.ended('server', reason);
-        return this.emit('serverUnsubscribed', { topic: subscription.topic, reason });
-      }
+      case 'unsubscribed':
+        // The server ended a subscription (its own or the application's): over here too, and not made again on the
+        // next connection; the subscription says so (`unsubscribed`, reason `server`, the backend's reason as `detail`).
+        if (subscription) {
+          this.#subscriptions.delete(subscription.topic);
+          subscription.ended('server', String(frame.reason ?? 'server'));
+        }
+        return;
       case 'error': {
         const body = frame.error as { code?: unknown; message?: unknown } | undefined;
         const code = codeOf(body?.code);

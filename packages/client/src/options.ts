@@ -80,8 +80,6 @@ export interface ClientEvents {
    * subscription is confirmed again (its `subscribed` event).
    */
   serverSubscribed: { topic: string; subscription: Subscription };
-  /** The server ended a subscription (yours or its own); the subscription emits `unsubscribed` with reason `server` too. */
-  serverUnsubscribed: { topic: string; reason: string };
   /** Something went wrong that no promise reports: an error frame, a failed token refresh, an unreadable frame, a refused connection. */
   error: { error: Error; context: string };
   /** A frame the client has no use for (e.g. from an application's command handler). */

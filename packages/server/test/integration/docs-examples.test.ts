@@ -565,7 +565,7 @@ const SCENARIOS: Record<string, Scenario> = {
           `const client = new HeraldClient({ url: ${JSON.stringify(wsUrl(herald))}, WebSocket, token: ${JSON.stringify(token)} }); // Supplied by the test.`,
           block.code,
           "client.on('connected', () => console.log('connected')); // Added by the test.",
-          "client.on('serverUnsubscribed', () => client.close()); // Added by the test.",
+          "client.on('serverSubscribed', ({ subscription }) => subscription.on('unsubscribed', () => client.close())); // Added by the test.",
           'client.connect(); // Added by the test.',
         ].join('\n'),
       );
