@@ -54,6 +54,12 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
   uid: string | undefined;
   /** The transport of the current connection or attempt (before the first, the one it will start with). The `transport` event tells changes. */
   transport: TransportName;
+  /**
+   * The server's id of the current connection, once logged in (undefined
+   * between connections): give it to your backend so that the publication
+   * it makes of what this client sent can `exclude` it.
+   */
+  connectionId: string | undefined;
   readonly #options: ResolvedOptions;
   readonly #platform: { WebSocket?: WebSocketConstructor | undefined; fetch?: FetchLike | undefined; EventSource?: EventSourceConstructor | undefined };
   readonly #urls: { stream: string; sse: string };
@@ -117,10 +123,14 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   /** Subscribes to a topic; the subscription is kept across reconnects. One subscription per topic. On SSE, the stream reopens with the topic added. */
   subscribe(topic: string, options: SubscribeOptions = {}): Subscription {
-    const existing = this.#subscriptions.get(topic);
-    if (existing) return existing;
-    const subscription = new Subscription(topic, options, this);
-    this.#subscriptions.set(topic, subscription);
+    let subscription = this.#subscriptions.get(topic);
+    if (subscription && (!subscription.server || subscription.state === 'subscribed')) {
+      // One the server made becomes the application's own: subscribed again by the client after a reconnect.
+      subscription.server = false;
+      return subscription;
+    }
+    if (subscription) subscription.server = false;
+    else this.#subscriptions.set(topic, (subscription = new Subscription(topic, options, this)));
     if (this.state === 'connected') {
       if (this.#canSend) this.#sendSubscribe(subscription);
       else this.#reopenSoon();
@@ -372,8 +382,9 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     this.#everConnected = true;
     this.#attempt = 0;
     this.#setState('connected');
-    // Over SSE the topics are in the URL: the server sends their subscribe replies by itself.
-    if (transport.canSend) for (const subscription of this.#subscriptions.values()) this.#sendSubscribe(subscription);
+    // Over SSE the topics are in the URL: the server sends their subscribe replies by itself. The server's
+    // own subscriptions are the server's to make again (a persistent topic), not the client's.
+    if (transport.canSend) for (const subscription of this.#subscriptions.values()) if (!subscription.server) this.#sendSubscribe(subscription);
     const queued = this.#queue;
     this.#queue = [];
     for (const send of queued) send();
@@ -382,6 +393,8 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   #loggedIn(reply: Reply): { uid: string; expiresAt?: number } {
     this.uid = String(reply.uid);
+    // The connection's id (a server without one: undefined).
+    this.connectionId = reply.conn as string | undefined;
     // Subscriptions this login ended on the server: subscribe again with a fresh subscribe token, or end them here too.
     if (Array.isArray(reply.unsubscribed)) {
       for (const topic of reply.unsubscribed) {
@@ -483,7 +496,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       const error = frame.error as { code?: unknown; message?: unknown } | undefined;
       return pending.settle(new RequestError(codeOf(error?.code), String(error?.message ?? 'request failed'), pending.action), null);
     }
-    const subscription = typeof frame.topic === 'string' ? this.#subscriptions.get(frame.topic) : undefined;
+    let subscription = typeof frame.topic === 'string' ? this.#subscriptions.get(frame.topic) : undefined;
     switch (frame.action) {
       case 'publish':
         return subscription?.deliver(frame);
@@ -501,6 +514,24 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'join':
       case 'leave':
         return subscription?.presence(frame.action, frame);
+      case 'subscribed':
+        // The server subscribed this connection itself: a subscription of its own, new or confirmed again
+        // (one of the application's own that is not confirmed yet is confirmed by its own reply).
+        if (!subscription) {
+          this.#subscriptions.set(frame.topic as string, (subscription = new Subscription(frame.topic as string, {}, this)));
+          subscription.server = true;
+          this.emit('serverSubscribed', { topic: subscription.topic, subscription });
+        }
+        if (subscription?.server) subscription.confirmed(frame, false);
+        return;
+      case 'unsubscribed':
+        // The server ended a subscription (its own or the application's): over here too, and not made again on the
+        // next connection; the subscription says so (`unsubscribed`, reason `server`, the backend's reason as `detail`).
+        if (subscription) {
+          this.#subscriptions.delete(subscription.topic);
+          subscription.ended('server', String(frame.reason ?? 'server'));
+        }
+        return;
       case 'error': {
         const body = frame.error as { code?: unknown; message?: unknown } | undefined;
         const code = codeOf(body?.code);
@@ -539,6 +570,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
 
   #detach(): void {
     this.#conn = null;
+    this.connectionId = undefined;
     clearTimeout(this.#fallbackTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#deadTimer);

@@ -4,6 +4,7 @@ import type { FetchLike } from './http-stream.js';
 import type { EventSourceConstructor } from './sse.js';
 import type { TransportName } from './transport.js';
 import type { WebSocketConstructor } from './websocket.js';
+import type { Subscription } from './subscription.js';
 
 /** `disconnected` (waiting to reconnect, or not started), `connecting`, `connected`, `closed` (stopped for good until `connect()`). */
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'closed';
@@ -71,6 +72,14 @@ export interface ClientEvents {
   closed: { code: number; reason: string };
   /** A message pushed to this user (`/api/send`). */
   push: { message: Json };
+  /**
+   * The server subscribed this connection to a topic (the backend's server
+   * API, or a topic it keeps for the user): `subscription` is new, listen
+   * to it as to your own. Emitted once per subscription; when the server
+   * subscribes a later connection again (a persistent topic) the same
+   * subscription is confirmed again (its `subscribed` event).
+   */
+  serverSubscribed: { topic: string; subscription: Subscription };
   /** Something went wrong that no promise reports: an error frame, a failed token refresh, an unreadable frame, a refused connection. */
   error: { error: Error; context: string };
   /** A frame the client has no use for (e.g. from an application's command handler). */

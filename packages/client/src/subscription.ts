@@ -63,9 +63,10 @@ export interface SubscriptionEvents {
    * unsubscribed, `login` when a token refresh (`login`) ended it on the
    * server (the new token does not grant the topic, and no subscribe token
    * the connection holds does) and the subscription has no `getToken` to ask
-   * for a fresh subscribe token.
+   * for a fresh subscribe token, `server` when the backend ended it (the
+   * server API; `detail` is the backend's reason).
    */
-  unsubscribed: { topic: string; reason: 'client' | 'login' };
+  unsubscribed: { topic: string; reason: 'client' | 'login' | 'server'; detail?: string };
 }
 
 export type SubscriptionState = 'pending' | 'subscribed' | 'unsubscribed';
@@ -104,6 +105,12 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   readonly ready: Promise<SubscribedEvent>;
   #settle!: { resolve: (event: SubscribedEvent) => void; reject: (error: HeraldClientError) => void };
   #subscribedOnce = false;
+  /**
+   * Made by the server (the backend's server API), not by `client.subscribe`:
+   * the client does not subscribe it again after a reconnect; the server
+   * does, for a topic it keeps for the user, and confirms it again.
+   */
+  server = false;
 
   constructor(
     readonly topic: string,
@@ -203,9 +210,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   }
 
   /** @internal */
-  ended(reason: 'client' | 'login' = 'client'): void {
+  ended(reason: 'client' | 'login' | 'server' = 'client', detail?: string): void {
     if (this.state === 'unsubscribed') return;
     this.state = 'unsubscribed';
-    this.emit('unsubscribed', { topic: this.topic, reason });
+    this.emit('unsubscribed', { topic: this.topic, reason, ...(detail !== undefined ? { detail } : {}) });
   }
 }

@@ -314,6 +314,78 @@ describe('subscriptions', () => {
   });
 });
 
+describe('server-side subscriptions', () => {
+  it('a subscribed frame makes a subscription of the server\'s, told once; the client does not resubscribe it, the server confirms it again; an unsubscribed frame ends it', async () => {
+    const made = client();
+    made.connect();
+    const socket = await connected(made);
+    const announced = next<{ topic: string; subscription: { topic: string; server: boolean } }>(made, 'serverSubscribed');
+    socket.receive({ action: 'subscribed', topic: 'news', offset: 3, epoch: 'e' });
+    const { topic, subscription } = await announced;
+    assert.equal(topic, 'news');
+    assert.equal(subscription.server, true);
+    assert.equal(made.subscription('news'), subscription);
+    const seen: unknown[] = [];
+    const confirmations: unknown[] = [];
+    const sub = made.subscription('news')!;
+    sub.on('message', ({ message }) => seen.push(message));
+    sub.on('subscribed', (event) => confirmations.push(event));
+    socket.receive({ action: 'publish', topic: 'news', message: 'hello', offset: 4, epoch: 'e' });
+    assert.deepEqual(seen, ['hello']);
+
+    // A new connection: nothing is sent for it; the server's own subscribed frame confirms the same subscription.
+    let told = 0;
+    made.on('serverSubscribed', () => told++);
+    socket.serverClose(1012);
+    await new Promise<void>((resolve) => made.once('connecting', () => resolve()));
+    const second = FakeSocket.latest();
+    const reconnected = next(made, 'connected');
+    second.open();
+    await reconnected;
+    assert.deepEqual(second.sent, [], 'the client does not subscribe it itself');
+    second.receive({ action: 'subscribed', topic: 'news', offset: 4, epoch: 'e' });
+    assert.deepEqual(confirmations, [{ topic: 'news', resubscribed: true, position: { offset: 4, epoch: 'e' } }]);
+    assert.equal(told, 0, 'not a new subscription');
+
+    const ended = new Promise((resolve) => sub.once('unsubscribed', resolve));
+    second.receive({ action: 'unsubscribed', topic: 'news', reason: 'kicked' });
+    assert.deepEqual(await ended, { topic: 'news', reason: 'server', detail: 'kicked' });
+    assert.equal(made.subscription('news'), undefined);
+    second.receive({ action: 'publish', topic: 'news', message: 'late' });
+    assert.deepEqual(seen, ['hello'], 'nothing after the end');
+  });
+
+  it('client.subscribe on a topic the server subscribed makes it the application\'s own; an unsubscribed frame ends an own one too', async () => {
+    const made = client();
+    made.connect();
+    const socket = await connected(made);
+    socket.receive({ action: 'subscribed', topic: 'a' });
+    const own = made.subscribe('a');
+    assert.equal(own.server, false);
+    socket.serverClose(1012);
+    await new Promise<void>((resolve) => made.once('connecting', () => resolve()));
+    const second = FakeSocket.latest();
+    second.open();
+    assert.deepEqual((await second.nextSent()).topic, 'a', 'resubscribed by the client from now on');
+    const ended = new Promise((resolve) => own.once('unsubscribed', resolve));
+    second.receive({ action: 'unsubscribed', topic: 'a', reason: 'server' });
+    assert.deepEqual(await ended, { topic: 'a', reason: 'server', detail: 'server' });
+  });
+
+  it('connectionId comes with the login reply and is cleared when the connection goes', async () => {
+    const made = client({ token: 't' });
+    made.connect();
+    FakeSocket.latest().open();
+    const login = await FakeSocket.latest().nextSent();
+    const done = next(made, 'connected');
+    FakeSocket.latest().receive({ id: login.id, action: 'login', ok: true, uid: 'ann', conn: 'n1-7' });
+    await done;
+    assert.equal(made.connectionId, 'n1-7');
+    FakeSocket.latest().serverClose(1012);
+    assert.equal(made.connectionId, undefined);
+  });
+});
+
 describe('tokens', () => {
   it('logs in before anything else on each connection and refreshes the token before it expires', async () => {
     let issued = 0;

@@ -115,4 +115,24 @@ export interface ServerPingFrame {
   action: 'ping';
 }
 
-export type ServerFrame = ReplyFrame | ErrorFrame | PublicationFrame | PushFrame | ServerPingFrame | GapFrame;
+/**
+ * The server subscribed the connection to a topic on its own (the backend's
+ * server API, or a topic it keeps for the user): publications of the topic
+ * follow. `offset`/`epoch`: the topic's position where it keeps history
+ * (on a cache-mode topic its latest publication follows at once).
+ */
+export interface SubscribedFrame {
+  action: 'subscribed';
+  topic: string;
+  offset?: number;
+  epoch?: string;
+}
+
+/** The server ended the connection's subscription to a topic (the backend's server API); `reason` is the backend's. */
+export interface UnsubscribedFrame {
+  action: 'unsubscribed';
+  topic: string;
+  reason: string;
+}
+
+export type ServerFrame = ReplyFrame | ErrorFrame | PublicationFrame | PushFrame | ServerPingFrame | GapFrame | SubscribedFrame | UnsubscribedFrame;

@@ -173,6 +173,12 @@ export const configSchema = z.strictObject({
         size: z.number().int().min(1).max(1_000_000).default(100),
         /** How long a publication is kept. */
         ttl: duration.default(300_000),
+        /**
+         * Cache mode, for topics that carry a state (a price, a score, a task's progress): a new subscriber is
+         * sent the latest publication right after its subscribe reply, and a recovery sends only the latest
+         * one rather than every missed publication (docs/backend.md#cache-mode).
+         */
+        cache: z.boolean().default(false),
       }),
     )
     .default([]),
@@ -202,6 +208,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** How often a node tells the others it is alive (a node silent for three intervals is forgotten). */
       heartbeatInterval: duration.default(5_000),
+      /** How long a server API call on a user's connections (subscribe, unsubscribe, disconnect, list) waits for the other nodes that hold the user. */
+      requestTimeout: duration.refine((ms) => ms >= 1, 'cluster.requestTimeout must be at least 1 ms').default(5_000),
     })
     .prefault({}),
   /** Who may publish from a WebSocket connection; a token's `publish` claim grants more. */

@@ -7,7 +7,7 @@ import type { Broker, LhttpPublication, PublishResult } from './broker/broker.js
 import type { ClusterRegistry, NodeStats, NodeView } from './cluster/registry.js';
 import type { HeraldConfig } from './config.js';
 import { HeraldError } from './errors.js';
-import type { BatchItem, Herald, HeraldEvents, HeraldStatus, HistoryOptions, HistoryPage, PublishOptions, PushResult } from './herald.js';
+import type { BatchItem, ConnectionView, DisconnectOptions, Herald, HeraldEvents, HeraldStatus, HistoryOptions, HistoryPage, PublishOptions, PushResult, UserResult, UserSubscribeOptions, UserUnsubscribeOptions } from './herald.js';
 import type { HistoryStore } from './history/history.js';
 import type { Recovery } from './history/recovery.js';
 import type { TopicSubscriptions } from './broker/subscriptions.js';
@@ -28,6 +28,7 @@ import type { ConnectionGate, Refusal } from './transport/admission.js';
 import type { Heartbeat } from './transport/heartbeat.js';
 import type { Transport } from './transport/transport.js';
 import type { UpgradeHost } from './transport/websocket.js';
+import type { Users } from './users/users.js';
 import { nodeStats, nodeStatus, type StatusSource } from './cluster/status.js';
 
 /** The services the gateway holds, built by the composition root (server.ts). */
@@ -51,6 +52,8 @@ export interface GatewayParts {
   readonly protocols: Protocols;
   readonly gate: ConnectionGate;
   readonly heartbeat: Heartbeat;
+  /** The server API on users' connections (users/users.ts). */
+  readonly users: Users;
   /** Set under `herald serve --workers`: the node this worker is part of. */
   readonly workerOf: string | undefined;
   topicProblem(topic: string): string | null;
@@ -98,54 +101,40 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
   // ---- library API: one-line delegations ---------------------------------
 
   get address(): AddressInfo { return this.endpoint?.address() as AddressInfo; }
-
   get port(): number { return this.address.port; }
-
   get url(): string {
     const { address, port, family } = this.address;
     const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : family === 'IPv6' ? `[${address}]` : address;
     return `http://${host}:${port}`;
   }
-
   get closing(): boolean { return this.closingPromise !== null; }
-
   get ready(): boolean { return !this.closing && this.broker.state === 'ready' && this.endpoint?.listening === true; }
 
-  publish(topic: string, message: unknown, source?: PublicationSource, options?: PublishOptions): Promise<PublishResult> {
-    return this.parts.publisher.publish(topic, message, source, options);
-  }
+  publish(topic: string, message: unknown, source?: PublicationSource, options?: PublishOptions): Promise<PublishResult> { return this.parts.publisher.publish(topic, message, source, options); }
   publishMany(items: ReadonlyArray<BatchItem>, source?: PublicationSource): Promise<PublishResult[]> { return this.parts.publisher.publishMany(items, source); }
-  publishLhttp(topic: string, message: LhttpPublication, body: string, source?: PublicationSource): Promise<PublishResult> {
-    return this.parts.publisher.publishLhttp(topic, message, body, source);
-  }
+  broadcast(topics: readonly string[], message: unknown, source?: PublicationSource, options?: PublishOptions): Promise<PublishResult[]> { return this.parts.publisher.broadcast(topics, message, source, options); }
+  publishLhttp(topic: string, message: LhttpPublication, body: string, source?: PublicationSource): Promise<PublishResult> { return this.parts.publisher.publishLhttp(topic, message, body, source); }
   send(uid: string | readonly string[], message: unknown): Promise<PushResult> { return this.parts.pusher.send(uid, message); }
   sendSeed(uid: string, text: string): Promise<PushResult> { return this.parts.pusher.sendSeed(uid, text); }
   historyOf(topic: string, options?: HistoryOptions): Promise<HistoryPage> { return this.parts.recovery.page(topic, options); }
   presence(topic: string): PresenceView { return this.parts.presence.view(topic); }
-  busiestTopics(limit: number): Array<{ topic: string; subscribers: number }> {
-    return this.hub.busiestTopics(limit);
-  }
+  busiestTopics(limit: number): Array<{ topic: string; subscribers: number }> { return this.hub.busiestTopics(limit); }
   topicProblem(topic: string): string | null { return this.parts.topicProblem(topic); }
   clusterView(): NodeView[] { return this.parts.cluster.view(); }
   isUserConnected(uid: string): boolean { return this.hub.userSessions(uid).size > 0 || this.parts.cluster.nodesHolding(uid).length > 0; }
   userConnections(uid: string): number { return this.hub.userSessions(uid).size; }
-  handle(action: string, handler: CommandHandler): this {
-    this.parts.protocols.json.handle(action, handler);
-    return this;
-  }
-  on<E extends keyof HeraldEvents>(event: E, listener: (...args: HeraldEvents[E]) => void): this {
-    this.events.on(event, listener as never);
-    return this;
-  }
-  off<E extends keyof HeraldEvents>(event: E, listener: (...args: HeraldEvents[E]) => void): this {
-    this.events.off(event, listener as never);
-    return this;
-  }
-
+  handle(action: string, handler: CommandHandler): this { this.parts.protocols.json.handle(action, handler); return this; }
+  on<E extends keyof HeraldEvents>(event: E, listener: (...args: HeraldEvents[E]) => void): this { this.events.on(event, listener as never); return this; }
+  off<E extends keyof HeraldEvents>(event: E, listener: (...args: HeraldEvents[E]) => void): this { this.events.off(event, listener as never); return this; }
+  subscribeUser(uid: string, topics: string | readonly string[], options?: UserSubscribeOptions): Promise<UserResult> { return this.parts.users.subscribe(uid, topics, options); }
+  unsubscribeUser(uid: string, topics: string | readonly string[], options?: UserUnsubscribeOptions): Promise<UserResult> { return this.parts.users.unsubscribe(uid, topics, options); }
+  listConnections(uid: string): Promise<ConnectionView[]> { return this.parts.users.list(uid); }
+  async disconnectUser(uid: string, options?: DisconnectOptions): Promise<UserResult> { return this.parts.users.disconnect(uid, options).all; }
   disconnect(uid: string, reason = 'disconnected by the server'): number {
-    const sessions = [...this.hub.userSessions(uid)];
-    for (const session of sessions) this.closeSession(session, CloseCode.DISCONNECTED, reason);
-    return sessions.length;
+    if (typeof uid !== 'string' || uid === '') return 0;
+    const { local, all } = this.parts.users.disconnect(uid, { reason: reason.slice(0, 100) });
+    all.catch((err: unknown) => this.log.warn({ uid, err: (err as Error).message }, 'disconnect: not every node answered'));
+    return local;
   }
 
   /** This process's figures, as its cluster heartbeats tell them to the other nodes. */
@@ -229,6 +218,7 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
     session.handler.onOpen?.(session);
     if (session.state !== 'connecting') return;
     session.open();
+    this.parts.users.opened(session);
     this.events.emit('connect', session);
   }
 

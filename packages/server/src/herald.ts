@@ -35,11 +35,24 @@ export interface Herald {
    * first, then the other nodes through the broker. Resolves with the
    * publication's `offset`/`epoch` on a topic with history (else `{}`) once
    * the broker accepted it. Rejects with `HeraldError` `invalid_topic`,
-   * `bad_request` (not JSON), `too_large` (over `limits.maxMessageBytes`) or
-   * `unavailable` (broker down, shutting down, or no answer within
-   * `publishTimeout`).
+   * `bad_request` (not JSON, or an `exclude` that is no connection id),
+   * `too_large` (over `limits.maxMessageBytes`) or `unavailable` (broker
+   * down, shutting down, or no answer within `publishTimeout`).
    */
   publish(topic: string, message: unknown, source?: PublicationSource, options?: PublishOptions): Promise<PublishResult>;
+  /**
+   * One message to several topics (each once, at most `limits.maxBatchSize`), serialised to
+   * JSON once: each topic gets its own publication (and its own
+   * `offset`/`epoch` where it keeps history), all carrying the same text.
+   * Every topic is checked first; a refused one publishes nothing and
+   * rejects naming it (`topic <name>: ...`). Published in order; when the
+   * broker fails half way, the earlier topics stay published and the
+   * rejection (`unavailable`) says how many. Resolves with one result per
+   * topic, in order. `options.idempotencyKey` is remembered per topic;
+   * `options.exclude` applies to every topic. Errors as `publish`, and
+   * `too_large` for more topics than `limits.maxBatchSize`.
+   */
+  broadcast(topics: readonly string[], message: unknown, source?: PublicationSource, options?: PublishOptions): Promise<PublishResult[]>;
   /**
    * Publishes several publications in order. Every item is checked (topic,
    * JSON, size) before any is published: a bad item publishes nothing and
@@ -78,8 +91,57 @@ export interface Herald {
   isUserConnected(uid: string): boolean;
   /** How many connections a user has on this node. */
   userConnections(uid: string): number;
-  /** Closes every connection of a user on this node with 4504. Returns how many were closed. */
+  /**
+   * Closes every connection of a user on this node with 4504 and returns
+   * how many it closed; the other nodes that hold the user are asked to
+   * close theirs too, without waiting for them (`disconnectUser` waits and
+   * counts them).
+   */
   disconnect(uid: string, reason?: string): number;
+  /**
+   * Closes every connection of a user, on every node, with `options.code`
+   * (4000–4999, default 4504: "do not reconnect"; 4000 asks the client to
+   * reconnect) and `options.reason` (at most 100 characters, default
+   * "disconnected by the server"). Resolves once every node that holds the
+   * user answered, with the connections closed in all. Rejects with
+   * `bad_request` (a code outside 4000–4999, a reason too long) or
+   * `unavailable` (a node holding the user did not answer within
+   * `cluster.requestTimeout`, or the broker is down; what this node and the
+   * nodes that answered did stays done, and the message says so).
+   */
+  disconnectUser(uid: string, options?: DisconnectOptions): Promise<UserResult>;
+  /**
+   * Subscribes every open connection of a user, on every node, to `topics`
+   * (server-side subscriptions: no permission check, the backend decides),
+   * through the same path as a client's subscribe, so history, cache mode
+   * and presence work as usual. Each connection is told in its protocol's
+   * words (the JSON protocol: `{"action":"subscribed","topic":...}` with the
+   * topic's `offset`/`epoch` where it keeps history, then the latest value
+   * of a cache-mode topic); LHTTP and raw connections simply start receiving.
+   * A single-topic SSE stream and a connection at `limits.maxTopicsPerConnection`
+   * are left out. With `options.persistent`, the user's connections that
+   * open later, on any node, are subscribed too as they get their identity,
+   * until `unsubscribeUser`. Resolves with the connections that hold every
+   * topic now. Rejects with `invalid_topic`, `too_many_topics` (more topics
+   * than one connection may hold), `bad_request` or `unavailable` (as
+   * `disconnectUser`).
+   */
+  subscribeUser(uid: string, topics: string | readonly string[], options?: UserSubscribeOptions): Promise<UserResult>;
+  /**
+   * Ends the subscriptions of every connection of a user, on every node, to
+   * `topics`, whoever made them (the client or the server), and forgets them
+   * as persistent topics of the user. Each connection is told
+   * (`{"action":"unsubscribed","topic":...,"reason":...}` in the JSON
+   * protocol; the SDK ends the subscription). Resolves with the connections
+   * that left at least one of the topics. Errors as `subscribeUser`.
+   */
+  unsubscribeUser(uid: string, topics: string | readonly string[], options?: UserUnsubscribeOptions): Promise<UserResult>;
+  /**
+   * Every connection of a user, on every node, oldest first. Rejects with
+   * `unavailable` when a node holding the user does not answer within
+   * `cluster.requestTimeout`.
+   */
+  listConnections(uid: string): Promise<ConnectionView[]>;
   /** The live nodes of the cluster, this one included, with their figures. */
   clusterView(): NodeView[];
   /** The topics with the most subscribers on this node, busiest first (at most `limit`). */
@@ -152,6 +214,8 @@ export interface BatchItem {
   /** Any JSON value. */
   message: unknown;
   idempotencyKey?: string | undefined;
+  /** A connection that must not receive it (see `PublishOptions.exclude`). */
+  exclude?: string | undefined;
   /** How errors name the item (default `item <index>`). */
   label?: string;
 }
@@ -159,6 +223,56 @@ export interface BatchItem {
 export interface PublishOptions {
   /** A retry with the same key within `idempotencyWindow` publishes nothing and answers the first result. */
   idempotencyKey?: string;
+  /**
+   * A connection id (`ConnectionInfo.id`, a `listConnections` entry's `id`)
+   * that must not receive the publication, on whatever node it is: its
+   * sender, which already knows. A live-delivery filter only: the
+   * publication is stored in history as any other, and a recovery (or a
+   * node catching up from the shared history) hands it to every subscriber.
+   */
+  exclude?: string;
+}
+
+export interface UserSubscribeOptions {
+  /** Also subscribe the user's connections that open later, on any node, until `unsubscribeUser` (default false: the open ones only). */
+  persistent?: boolean;
+}
+
+export interface UserUnsubscribeOptions {
+  /** Why, as the connections are told (at most 100 characters, default "server"). */
+  reason?: string;
+}
+
+export interface DisconnectOptions {
+  /** The close code, 4000–4999 (default 4504). */
+  code?: number;
+  /** The close reason (at most 100 characters, default "disconnected by the server"). */
+  reason?: string;
+}
+
+/** What a server API call on a user's connections did, cluster-wide. */
+export interface UserResult {
+  /** The user's connections it concerned, on this node and on the nodes that answered (see each method). */
+  connections: number;
+  /** Other nodes that hold the user and answered (0 on a single node). */
+  nodes: number;
+}
+
+/** One connection of a user, as `listConnections` lists it. */
+export interface ConnectionView {
+  /** The connection id (what `PublishOptions.exclude` takes). */
+  id: string;
+  /** The node that holds it (`nodeId`). */
+  node: string;
+  uid: string;
+  /** The protocol it speaks: `json`, `lhttp`, `raw`, `sse`. */
+  protocol: string;
+  /** What carries it: `websocket`, `sse`, `http-stream`. */
+  transport: string;
+  /** The topics it is subscribed to. */
+  topics: string[];
+  /** When it opened (ms since the epoch). */
+  connectedAt: number;
 }
 
 /** A topic's position: the offset of its latest publication in an epoch (a history's lifetime). */

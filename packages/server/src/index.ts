@@ -7,7 +7,9 @@ export type {
   BatchItem,
   ConnectHook,
   ConnectInfo,
+  ConnectionView,
   DisconnectInfo,
+  DisconnectOptions,
   Herald,
   HeraldEvents,
   HeraldOptions,
@@ -17,6 +19,9 @@ export type {
   PublishOptions,
   PushResult,
   StreamPosition,
+  UserResult,
+  UserSubscribeOptions,
+  UserUnsubscribeOptions,
 } from './herald.js';
 export type {
   Admission,

@@ -18,6 +18,14 @@ export interface Publication {
   /** Position in the topic's history, when history is on for the topic. */
   offset?: number;
   epoch?: string;
+  /**
+   * A connection id that must not receive this publication (its sender),
+   * honoured by every node: it travels in the broker envelope. A delivery
+   * filter only: the publication is stored in history as any other, and a
+   * recovery or a node's catch-up from history delivers it to every
+   * subscriber.
+   */
+  exclude?: string;
 }
 
 export interface PublishResult {

@@ -23,6 +23,7 @@ import { Gateway } from './gateway.js';
 import type { Herald, HeraldOptions } from './herald.js';
 import { MemoryHistory, type HistoryStore } from './history/history.js';
 import { ruleFor } from './topics.js';
+import { LatestValues } from './history/latest.js';
 import { Recovery } from './history/recovery.js';
 import { buildHttpApp } from './http/app.js';
 import { createClientAddressResolver } from './util/client-address.js';
@@ -43,6 +44,7 @@ import { createSseHandler } from './transport/sse.js';
 import { registerStreamRoutes } from './transport/stream-routes.js';
 import { StreamSessions } from './transport/stream-sessions.js';
 import { createUpgradeHandler } from './transport/websocket.js';
+import { Users, type UserMessage } from './users/users.js';
 import { VERSION } from './version.js';
 
 /** The repository's demo/ folder (demo pages and the dashboard), when Herald runs from a checkout or a package that ships it. */
@@ -87,6 +89,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     },
     onUserOnline: (uid) => cluster.userOnline(uid),
     onUserOffline: (uid) => cluster.userOffline(uid),
+    onIdentified: (session) => users.identified(session),
   });
   const metrics: Metrics = new Metrics({
     connectionsByProtocol: (): Map<string, number> => {
@@ -102,7 +105,9 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     brokerName: () => broker.name,
     brokerReady: () => broker.state === 'ready',
   });
-  const publisher: Publisher = new Publisher({ config, broker, history, hub, metrics, topicProblem, closing });
+  // Cache-mode topics' latest values, for a history store that is not shared (history/latest.ts).
+  const latest = new LatestValues(config.historyMaxBytes);
+  const publisher: Publisher = new Publisher({ config, broker, history, hub, metrics, latest, topicProblem, closing });
   // History kept per process with a broker other processes publish through: a recovery vouches for what
   // this process stored, so not once a publication it did not store (another node's, a raw publisher's)
   // reached one of its history topics, nor once another node was heard of.
@@ -136,10 +141,18 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   const refresh = proxies.refreshes ? { interval: proxies.refreshInterval, ask: (session: Session) => proxies.refresh(session) } : undefined;
   const auth = new Authenticator({ config, tokens, permissions, hub, onConnect, topicProblem, closeSession, proxyHeaders: proxies.headerNames, refresh, log });
   const recovery: Recovery = new Recovery({
-    config, history, broker, live: subscriptions.live, log, topicProblem,
+    config, history, broker, live: subscriptions.live, latest, log, topicProblem,
     whenCarried: (topics) => subscriptions.whenCarried(topics),
     vouches: () => broker.name === 'memory' || Boolean(history.appendPublishes) || (!foreignHistory && !cluster.peersSeen),
   });
+  // The server API on users' connections, here and on the nodes that hold them (docs/backend.md).
+  const users: Users = new Users({
+    nodeId, hub, broker, cluster, log, topicProblem, closeSession, reportError,
+    timeout: config.cluster.requestTimeout,
+    maxTopicsPerConnection: config.limits.maxTopicsPerConnection,
+    recover: (session, topic, since, respond) => recovery.subscribe(session, topic, since, respond),
+  });
+  for (const type of ['user', 'user-done', 'user-topics?', 'user-topics'] as const) cluster.route<UserMessage>(type, (message) => users.receive(message));
   const protocols: Protocols = new Protocols({
     config,
     policy,
@@ -165,7 +178,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   );
   gateway = new Gateway({
     config, log, nodeId, broker, hub, flusher: new Flusher(), metrics, cluster, policy, publisher, pusher: new Pusher({ hub, cluster, metrics, closing, encodeMessage: (message) => publisher.encodeMessage(message) }),
-    recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, workerOf, topicProblem,
+    recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, users, workerOf, topicProblem,
   });
 
   // HTTP streaming: the streams this node holds, and commands for them relayed from the node a POST landed on.
@@ -207,7 +220,10 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       if (state === 'ready' && brokerWasDown) metrics.brokerReconnects.inc();
       if (state === 'down') brokerWasDown = true;
       log[state === 'down' ? 'warn' : 'info']({ broker: broker.name, state, detail }, 'broker state');
-      if (state === 'ready') cluster.announce();
+      if (state === 'ready') {
+        cluster.announce();
+        users.announce();
+      }
       gateway.brokerState(state, detail);
     },
   });

@@ -11,8 +11,18 @@ import { escapeJsonText, toJson } from '../util/json.js';
  * Anything else is a raw payload from another publisher (a PHP backend's
  * `PUBLISH channel "data from PHP"`): its text is the message when it is valid
  * JSON, otherwise it becomes a JSON string.
+ *
+ * A publication that excludes a connection (its sender, `Publication.exclude`)
+ * carries the connection id in front of its text, in both envelopes:
+ *
+ *     \x1d<connection id>\x1f<message JSON or LHTTP text>
+ *
+ * (neither JSON text nor LHTTP text starts with \x1d).
  */
 const MARK = '\x1eherald\x1f';
+
+/** The start of the optional exclusion in front of a publication's text in an envelope. */
+const EXCLUDE_MARK = '\x1d';
 
 /**
  * A publication on a topic with history in Redis, published by the history
@@ -24,7 +34,36 @@ const MARK = '\x1eherald\x1f';
 export const HISTORY_MARK = '\x1eherald-h\x1f';
 
 export function encodeEnvelope(nodeId: string, publication: Publication): string {
-  return `${MARK}${nodeId}\x1f${wireText(publication)}`;
+  return `${MARK}${nodeId}\x1f${withExclusion(publication)}`;
+}
+
+/** The publication's wire text with its exclusion in front, if it has one (what follows the envelope's header). */
+export function withExclusion(publication: Publication): string {
+  const text = wireText(publication);
+  return publication.exclude === undefined ? text : `${EXCLUDE_MARK}${publication.exclude}\x1f${text}`;
+}
+
+/** Why a connection id cannot travel as an exclusion (1 to 128 characters, no control character), or null. */
+export function exclusionProblem(id: string): string | null {
+  if (id.length === 0 || id.length > 128) return 'a connection id is 1 to 128 characters';
+  if (/[\x00-\x1f\x7f]/.test(id)) return 'a connection id holds no control characters';
+  return null;
+}
+
+/** Takes the exclusion off the front of an envelope's text: the connection id (or undefined) and the rest. */
+function splitExclusion(text: string): { exclude: string | undefined; text: string } {
+  if (!text.startsWith(EXCLUDE_MARK)) return { exclude: undefined, text };
+  const end = text.indexOf('\x1f', EXCLUDE_MARK.length);
+  if (end === -1) return { exclude: undefined, text };
+  return { exclude: text.slice(EXCLUDE_MARK.length, end), text: text.slice(end + 1) };
+}
+
+/** A Herald publication from its envelope's text (exclusion and wire text). */
+function fromEnvelope(topic: string, envelopeText: string): Publication {
+  const { exclude, text } = splitExclusion(envelopeText);
+  const publication = publicationFromWire(topic, text, true);
+  if (exclude !== undefined) publication.exclude = exclude;
+  return publication;
 }
 
 /**
@@ -66,7 +105,7 @@ export function decodeEnvelope(topic: string, text: string): Decoded {
     const offset = epochEnd === -1 ? '' : text.slice(HISTORY_MARK.length, offsetEnd);
     // An offset that is not a positive integer is no position (NaN would stop the stream's gap checks): a raw payload.
     if (/^[1-9][0-9]*$/.test(offset) && Number.isSafeInteger(Number(offset))) {
-      const publication = publicationFromWire(topic, text.slice(epochEnd + 1), true);
+      const publication = fromEnvelope(topic, text.slice(epochEnd + 1));
       publication.offset = Number(offset);
       publication.epoch = text.slice(offsetEnd + 1, epochEnd);
       return { node: null, publication };
@@ -74,7 +113,7 @@ export function decodeEnvelope(topic: string, text: string): Decoded {
   }
   if (text.startsWith(MARK)) {
     const end = text.indexOf('\x1f', MARK.length);
-    if (end !== -1) return { node: text.slice(MARK.length, end), publication: publicationFromWire(topic, text.slice(end + 1), true) };
+    if (end !== -1) return { node: text.slice(MARK.length, end), publication: fromEnvelope(topic, text.slice(end + 1)) };
   }
   return { node: null, publication: publicationFromWire(topic, text, false) };
 }

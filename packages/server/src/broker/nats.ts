@@ -10,6 +10,8 @@ const decoder = new TextDecoder();
 
 /** The NATS header naming the Herald node a publication came from. */
 const NODE_HEADER = 'Herald-Node';
+/** The NATS header naming the connection a publication must not reach (`Publication.exclude`). */
+const EXCLUDE_HEADER = 'Herald-Exclude';
 
 export interface NatsBrokerOptions {
   url: string;
@@ -154,11 +156,19 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     if (!nc || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker nats is ${this.currentState}`));
     try {
-      nc.publish(this.namespace.nameOf(publication.topic), wireText(publication), { headers: this.origin });
+      nc.publish(this.namespace.nameOf(publication.topic), wireText(publication), { headers: publication.exclude === undefined ? this.origin : this.excluding(publication.exclude) });
     } catch (err) {
       return Promise.reject(new HeraldError('unavailable', `broker nats refused the publication: ${(err as Error).message}`, { cause: err }));
     }
     return (this.batch ??= this.newBatch(nc)).promise;
+  }
+
+  /** The headers of a publication that must not reach one connection: the node's, plus the exclusion. */
+  private excluding(connection: string) {
+    const marked = headers();
+    marked.set(NODE_HEADER, this.options.nodeId);
+    marked.set(EXCLUDE_HEADER, connection);
+    return marked;
   }
 
   /** A batch for this turn's publications: flushed once the turn ends, answered when the server confirms it. */
@@ -208,7 +218,10 @@ export class NatsBroker implements Broker {
       const node = msg.headers?.get(NODE_HEADER);
       if (node === this.options.nodeId) return;
       // Herald's own publications are JSON (or LHTTP) already; anything else is a raw payload.
-      this.sink?.deliver(publicationFromWire(topic, decoder.decode(msg.data), Boolean(node)));
+      const publication = publicationFromWire(topic, decoder.decode(msg.data), Boolean(node));
+      const exclude = node ? msg.headers?.get(EXCLUDE_HEADER) : undefined;
+      if (exclude) publication.exclude = exclude;
+      this.sink?.deliver(publication);
     });
     this.subscriptions.set(topic, sub);
     // The server has the subscription once it has answered a flush sent after it.

@@ -62,8 +62,18 @@ export function continuationProblem(since: Position, current: Position): string 
  */
 export interface HistoryStore {
   readonly appendPublishes: boolean;
-  /** `idempotency`: a shared store remembers the key for `window` ms and answers a repeat with the first position, appending nothing. */
-  append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined, idempotency?: { key: string; window: number }): Position | Promise<Position>;
+  /**
+   * `idempotency`: a shared store remembers the key for `window` ms and answers a repeat with the first position, appending nothing.
+   * `exclude`: a connection the publication that a publishing store sends out must not reach (it is not stored).
+   */
+  append(
+    topic: string,
+    rule: HistoryRule,
+    payload: string,
+    lhttp: LhttpPublication | undefined,
+    idempotency?: { key: string; window: number },
+    exclude?: string,
+  ): Position | Promise<Position>;
   /** Entries after `after` (oldest first), at most `limit`; or the newest `limit` when reverse. */
   read(topic: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): HistoryRead | Promise<HistoryRead>;
 }

@@ -5,8 +5,9 @@ import type { HistoryOptions, HistoryPage, StreamPosition } from '../herald.js';
 import type { Session } from '../hub/session.js';
 import type { Logger } from '../log.js';
 import type { LiveStreams } from './catch-up.js';
+import type { LatestValues } from './latest.js';
 import { ruleFor } from '../topics.js';
-import { continuationProblem, type HistoryRead, type HistoryRule, type HistoryStore, type Position, type RecoveryFailure } from './history.js';
+import { continuationProblem, type HistoryEntry, type HistoryRead, type HistoryRule, type HistoryStore, type Position, type RecoveryFailure } from './history.js';
 
 /** What a recovery answers in the subscribe reply. */
 export interface RecoveryResult {
@@ -24,6 +25,8 @@ export interface RecoveryOptions {
   readonly history: HistoryStore;
   readonly broker: Broker;
   readonly live: LiveStreams;
+  /** The latest value of each cache-mode topic seen on this node, for a store that is not shared. */
+  readonly latest: LatestValues;
   readonly log: Logger;
   /** Resolves once the broker carries these topics here (TopicSubscriptions.whenCarried). */
   whenCarried(topics: readonly string[]): Promise<void> | undefined;
@@ -60,8 +63,35 @@ export function merge(topic: string, since: Position, read: HistoryRead, held: r
   const live = held.filter((publication) => publication.offset === undefined || publication.epoch !== position.epoch || publication.offset > position.offset);
   if (continuationProblem(since, position)) return { result: { recovered: false, reason: 'epoch_changed', ...here }, publications: live };
   if (since.offset + 1 < read.oldest) return { result: { recovered: false, reason: 'too_far_behind', ...here }, publications: live };
-  const replay = read.entries.map((entry): Publication => ({ topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch: position.epoch }));
+  const replay = read.entries.map((entry) => toPublication(topic, entry, position.epoch));
   return { result: { recovered: true, ...here }, publications: [...replay, ...live] };
+}
+
+/**
+ * What follows a subscribe reply on a topic in cache mode (`history[].cache`):
+ * its latest publication (`latest`, at or before the reply's `position`)
+ * rather than what was missed, then the held live publications the read did
+ * not cover. Without `since`: the latest, then the live ones. With `since`:
+ * the latest only if the client does not have it yet (it is newer than
+ * `since` in the same epoch, or in another epoch), and the recovery counts as
+ * done (`recovered: true`) whenever the client ends up with the current
+ * value; `epoch_changed` only when there is no latest value to give it and
+ * `since` does not continue the topic's history. When live publications
+ * follow, the newest value is among them: the stored one is not sent. Pure.
+ */
+export function mergeCached(
+  since: Position | undefined,
+  latest: Publication | undefined,
+  position: Position,
+  held: readonly Publication[],
+): { result: RecoveryResult | StreamPosition; publications: Publication[] } {
+  const here = { offset: position.offset, epoch: position.epoch };
+  const live = held.filter((publication) => publication.offset === undefined || publication.epoch !== position.epoch || publication.offset > position.offset);
+  const has = since !== undefined && latest?.offset !== undefined && latest.epoch === since.epoch && latest.offset <= since.offset;
+  const publications = live.length === 0 && latest !== undefined && !has ? [latest, ...live] : live;
+  if (!since) return { result: here, publications };
+  if (publications.length > 0 || has || !continuationProblem(since, position)) return { result: { recovered: true, ...here }, publications };
+  return { result: { recovered: false, reason: 'epoch_changed', ...here }, publications };
 }
 
 /**
@@ -128,8 +158,14 @@ export class Recovery {
         if (held) session.releaseLive(topic, held);
         if (!answering()) return;
         if (!rule) return respond(since ? { recovered: false, reason: 'history_off' } : undefined, []);
-        const read = history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 });
+        const read = history.read(topic, rule, { after: since?.offset, limit: since && !rule.cache ? rule.size : 0 });
         if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
+        if (rule.cache) {
+          const cached = mergeCached(since, this.options.latest.get(topic, rule), read.position, held ?? []);
+          // The latest value this process saw, which another node's may have overtaken: not vouched for as the current one.
+          const result = since && this.options.vouches?.() === false ? { recovered: false, reason: 'not_shared' as const, offset: read.position.offset, epoch: read.position.epoch } : cached.result;
+          return respond(result, encode(cached.publications));
+        }
         // Without since, merge from the read position itself: nothing is replayed, the held ones it does not cover follow.
         const partial = since !== undefined && this.options.vouches?.() === false;
         const merged = merge(topic, since && !partial ? since : read.position, since && !partial ? read : { ...read, entries: [] }, held ?? []);
@@ -146,7 +182,8 @@ export class Recovery {
     const held = session.holdLive(topic);
     let read: HistoryRead;
     return Promise.resolve(this.options.whenCarried([topic]))
-      .then(() => readRetrying(() => history.read(topic, rule, { after: since?.offset, limit: since ? rule.size : 0 }), SUBSCRIBE_READ_RETRY))
+      // Cache mode reads the newest entry only: the topic's latest value.
+      .then(() => readRetrying(() => history.read(topic, rule, rule.cache ? { limit: 1, reverse: true } : { after: since?.offset, limit: since ? rule.size : 0 }), SUBSCRIBE_READ_RETRY))
       .then((done) => {
         read = done;
         return this.options.broker.caughtUp?.(topic);
@@ -157,6 +194,12 @@ export class Recovery {
         () => {
           session.releaseLive(topic, held);
           if (!answering()) return;
+          if (rule.cache) {
+            const newest = read.entries[0];
+            const latest = newest && toPublication(topic, newest, read.position.epoch);
+            const cached = mergeCached(since, latest, read.position, held);
+            return respond(cached.result, encode(cached.publications));
+          }
           if (!since) {
             const { offset, epoch } = read.position;
             return respond({ offset, epoch }, encode(held.filter((p) => p.epoch !== epoch || p.offset === undefined || p.offset > offset)));
@@ -193,9 +236,14 @@ export class Recovery {
     if (read.position.epoch !== epoch) return;
     const missing = read.entries
       .filter((entry) => entry.offset < first.offset!)
-      .map((entry): Publication => ({ topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch }));
+      .map((entry) => toPublication(topic, entry, epoch));
     held.splice(held.indexOf(first), 0, ...missing);
   }
+}
+
+/** A stored entry of `topic` as the publication it was, in `epoch`. */
+function toPublication(topic: string, entry: HistoryEntry, epoch: string): Publication {
+  return { topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch };
 }
 
 /** Runs `read` until it succeeds or `within` ms have passed, every 200 ms. */

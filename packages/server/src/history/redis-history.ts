@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { LhttpPublication } from '../broker/broker.js';
-import { HISTORY_MARK, wireText } from '../broker/envelope.js';
+import { HISTORY_MARK, withExclusion } from '../broker/envelope.js';
 import { HeraldError } from '../errors.js';
 import type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position } from './history.js';
 
@@ -116,7 +116,14 @@ export class RedisHistory implements HistoryStore {
     return [`${base}|meta`, `${base}|stream`];
   }
 
-  async append(topic: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined, idempotency?: { key: string; window: number }): Promise<Position> {
+  async append(
+    topic: string,
+    rule: HistoryRule,
+    payload: string,
+    lhttp: LhttpPublication | undefined,
+    idempotency?: { key: string; window: number },
+    exclude?: string,
+  ): Promise<Position> {
     const redis = this.client();
     const [meta, stream] = this.keys(topic);
     try {
@@ -131,9 +138,9 @@ export class RedisHistory implements HistoryStore {
         lhttp ? JSON.stringify(lhttp) : '',
         Date.now(),
         this.channelOf(topic),
-        // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f <text>.
+        // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f [exclusion] <text>.
         HISTORY_MARK,
-        wireText({ topic, payload, ...(lhttp ? { lhttp } : {}) }),
+        withExclusion({ topic, payload, ...(lhttp ? { lhttp } : {}), ...(exclude !== undefined ? { exclude } : {}) }),
         idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
         idempotency?.window ?? 0,
       );

@@ -12,6 +12,7 @@ import { opsRoutes } from './routes/ops.js';
 import { publishRoutes } from './routes/publish.js';
 import { readRoutes } from './routes/read.js';
 import { seedRoutes } from './routes/seeds.js';
+import { userRoutes } from './routes/users.js';
 
 export type { HttpMetrics } from './routes/context.js';
 
@@ -112,6 +113,7 @@ export function buildHttpApp(herald: Herald, options: HttpAppOptions): FastifyIn
   opsRoutes(app, context, metrics);
   readRoutes(app, context);
   publishRoutes(app, context);
+  userRoutes(app, context);
   seedRoutes(app, context);
   for (const plugin of options.plugins ?? []) plugin(app);
   assetRoutes(app, context, options);

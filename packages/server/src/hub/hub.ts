@@ -17,6 +17,8 @@ export interface TopicListener {
   onUserOnline?(uid: string): void;
   /** A uid lost its last connection on this node. */
   onUserOffline?(uid: string): void;
+  /** A session got a uid (a new one: at connect, or by a login as another user). */
+  onIdentified?(session: Session): void;
 }
 
 /**
@@ -85,6 +87,7 @@ export class Hub {
       this.listener.onUserOnline?.(uid);
     }
     set.add(session);
+    this.listener.onIdentified?.(session);
   }
 
   /** Every uid with a session on this node. */
@@ -169,16 +172,22 @@ export class Hub {
     return all.slice(0, limit);
   }
 
-  /** Writes a publication to every local subscriber of its topic; returns how many got it. */
+  /**
+   * Writes a publication to every local subscriber of its topic but the
+   * connection it excludes (`publication.exclude`, its sender, looked up
+   * once); returns how many got it.
+   */
   deliver(publication: Publication): number {
     this.publications++;
     const subscribers = this.topics.get(publication.topic);
     if (!subscribers) return 0;
+    const excluded = publication.exclude === undefined ? undefined : this.sessions.get(publication.exclude);
     let codec: Codec | null = null;
     let frame: Buffer | null = null;
     let cache: Map<Codec, Buffer> | null = null;
     let written = 0;
     for (const session of subscribers) {
+      if (session === excluded) continue;
       // A recovery is reading history for this connection: the publication waits in its hold.
       if (session.hold(publication)) continue;
       if (session.codec !== codec) {

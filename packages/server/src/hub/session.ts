@@ -36,6 +36,11 @@ export interface FrameHandler {
   onOpen?(session: Session): void;
   /** The connection closed. */
   onClose?(session: Session): void;
+  /**
+   * Whether the server may subscribe this connection to topics it did not
+   * ask for (the server API, a user's persistent topics). Absent: it may.
+   */
+  acceptsServerTopics?(session: Session): boolean;
 }
 
 /** What a session needs from the gateway that owns it. */

@@ -25,6 +25,7 @@ export class Metrics {
   readonly connects: Counter<'protocol'>;
   readonly disconnects: Counter<'code' | 'by'>;
   readonly published: Counter<'source'>;
+  readonly encoded: Counter;
   readonly delivered: Counter;
   readonly dropped: Counter;
   readonly pushes: Counter;
@@ -91,6 +92,11 @@ export class Metrics {
     this.connects = new Counter({ name: 'herald_connects_total', help: 'Connections accepted (WebSocket, SSE streams), by protocol (json, lhttp, raw, sse).', labelNames: ['protocol'], registers });
     this.disconnects = new Counter({ name: 'herald_disconnects_total', help: 'Connections closed, by close code and by whom.', labelNames: ['code', 'by'], registers });
     this.published = new Counter({ name: 'herald_messages_published_total', help: 'Publications received, by source (client, http, library, broker: from other nodes).', labelNames: ['source'], registers });
+    this.encoded = new Counter({
+      name: 'herald_messages_encoded_total',
+      help: 'Messages serialised to JSON text for publication: once per publish, once for a whole multi-topic broadcast.',
+      registers,
+    });
     this.delivered = new Counter({ name: 'herald_messages_delivered_total', help: 'Publication frames written to connections.', registers });
     this.dropped = new Counter({ name: 'herald_messages_dropped_total', help: 'Publication frames not written: the connection was closing or over its queue limit.', registers });
     this.pushes = new Counter({ name: 'herald_pushes_total', help: 'Pushes to users (/api/send, /send, library).', registers });

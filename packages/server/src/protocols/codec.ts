@@ -50,6 +50,15 @@ export interface TextCodec {
   presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo): string | null;
   /** Subscribers of `topic` may have missed publications. */
   gap(topic: string, reason: GapReason): string | null;
+  /**
+   * The server subscribed the connection to `topic` on its own (the server
+   * API, a user's persistent topics): `fields` are what a subscribe reply
+   * would hold (the topic's position). null: the protocol cannot say it, its
+   * publications simply start arriving.
+   */
+  subscribed(topic: string, fields: object | undefined): string | null;
+  /** The server ended the connection's subscription to `topic`, saying why. null: the protocol cannot say it. */
+  unsubscribed(topic: string, reason: string): string | null;
 }
 
 /**
@@ -76,6 +85,8 @@ export interface Codec {
   ping(): Buffer | null;
   presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo): Buffer | null;
   gap(topic: string, reason: GapReason): Buffer | null;
+  subscribed(topic: string, fields: object | undefined): Buffer | null;
+  unsubscribed(topic: string, reason: string): Buffer | null;
   /** Any other text of this protocol (a command's reply, an error answer), in this framing. */
   frame(text: string): Buffer;
 }
@@ -95,6 +106,8 @@ export function framedCodec(text: TextCodec, framing: Framing): Codec {
     ping: () => ping,
     presence: (change, topic, entry) => maybe(text.presence(change, topic, entry)),
     gap: (topic, reason) => maybe(text.gap(topic, reason)),
+    subscribed: (topic, fields) => maybe(text.subscribed(topic, fields)),
+    unsubscribed: (topic, reason) => maybe(text.unsubscribed(topic, reason)),
     frame: (value) => framing.frame(value),
   };
 }

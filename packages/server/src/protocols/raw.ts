@@ -31,7 +31,7 @@ export interface RawProtocolHost {
 /**
  * What a raw connection receives: each publication or push as one text frame
  * holding the message's plain text, and errors as the JSON protocol's error
- * frame. No ping, presence or gap frame: a raw client would take them for data.
+ * frame. No ping, presence, gap or subscription notice: a raw client would take them for data.
  */
 export const rawText = {
   name: 'raw',
@@ -42,6 +42,8 @@ export const rawText = {
   ping: () => null,
   presence: () => null,
   gap: () => null,
+  subscribed: () => null,
+  unsubscribed: () => null,
 } satisfies TextCodec;
 
 /** Raw over WebSocket: one text frame per message. */

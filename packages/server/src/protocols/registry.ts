@@ -3,6 +3,7 @@ import type { HeraldConfig } from '../config.js';
 import { ConfigError } from '../config.js';
 import type { Session } from '../hub/session.js';
 import type { Policy } from '../policy/policy.js';
+import { ruleFor } from '../topics.js';
 import { PathPatterns } from '../util/paths.js';
 import { jsonCodec, jsonStreamCodec } from './json/codec.js';
 import { JsonCommands, type JsonCommandsHost } from './json/commands.js';
@@ -54,7 +55,15 @@ export class Protocols {
     this.defaultProtocol = { codec: jsonCodec, handler: this.json };
     this.byName.set(SUBPROTOCOL_JSON, this.defaultProtocol);
     this.stream = { codec: jsonStreamCodec, handler: this.json };
-    this.lhttp = new LhttpProtocol([pubSubFilter({ policy }), upstreamFilter(config.lhttp.upstream)], options.reportError);
+    // A cache-mode topic's latest value follows an LHTTP subscribe too (the JSON and SSE ones get it from the recovery's answer).
+    const subscribed = (session: Session, topic: string): void => {
+      if (!ruleFor(config.history, topic)?.cache) return;
+      const pending = options.json.recover(session, topic, undefined, (_result, frames) => {
+        for (const frame of frames) session.write(frame);
+      });
+      if (pending) pending.catch((err: unknown) => options.reportError(session, err));
+    };
+    this.lhttp = new LhttpProtocol([pubSubFilter({ policy, subscribed }), upstreamFilter(config.lhttp.upstream)], options.reportError);
     this.byName.set(SUBPROTOCOL_LHTTP, { codec: lhttpCodec, handler: this.lhttp });
     this.lhttpPaths = new PathPatterns(config.lhttp.paths);
     this.sse = new SseStreams({

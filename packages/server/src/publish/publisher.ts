@@ -1,7 +1,9 @@
 import type { Broker, LhttpPublication, Publication, PublishResult } from '../broker/broker.js';
+import { exclusionProblem } from '../broker/envelope.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError } from '../errors.js';
 import type { HistoryStore, Position } from '../history/history.js';
+import type { LatestValues } from '../history/latest.js';
 import { ruleFor } from '../topics.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics, PublicationSource } from '../metrics/metrics.js';
@@ -15,6 +17,8 @@ export interface PublisherOptions {
   readonly history: HistoryStore;
   readonly hub: Hub;
   readonly metrics: Metrics;
+  /** The latest publication of each cache-mode topic seen here, kept when the history store is not shared (history/latest.ts). */
+  readonly latest: LatestValues;
   /** Herald's topic rule plus the broker's namespace: why a topic is refused, or null. */
   topicProblem(topic: string): string | null;
   /** True once the node is shutting down: publications are refused with `unavailable`. */
@@ -42,38 +46,79 @@ export class Publisher {
   readonly idempotency: IdempotencyCache<PublishResult>;
   /** Publications made on this node. */
   publications = 0;
+  /** Whether any history rule is in cache mode (else nothing is kept as a topic's latest value). */
+  private readonly cacheRules: boolean;
 
   constructor(private readonly options: PublisherOptions) {
     const { config } = options;
+    this.cacheRules = config.history.some((rule) => rule.cache);
     this.idempotency = new IdempotencyCache({ window: config.idempotencyWindow, maxKeys: config.idempotencyMaxKeys, maxBytes: config.idempotencyMaxBytes });
   }
 
   /** One publication of any JSON value; see `Herald.publish`. */
   publish(topic: string, message: unknown, source: PublicationSource = 'library', options: PublishOptions = {}): Promise<PublishResult> {
     const key = options.idempotencyKey;
-    if (key === undefined) return this.publishNow(topic, message, source);
-    return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key));
+    if (key === undefined) return this.publishNow(topic, message, source, undefined, options.exclude);
+    return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key, options.exclude));
   }
 
   /** Several publications, every item checked before any is published; see `Herald.publishMany`. */
   async publishMany(items: ReadonlyArray<BatchItem>, source: PublicationSource = 'library'): Promise<PublishResult[]> {
     const label = (index: number): string => items[index]!.label ?? (items.length > 1 ? `item ${index}` : '');
+    // Consecutive items carrying the same message (one HTTP item to several topics) share its encoding.
+    let last: { message: unknown; payload: string } | null = null;
     const checked = items.map((item, index) => {
       const where = label(index) ? `${label(index)}: ` : '';
-      const problem = this.options.topicProblem(item.topic);
-      if (problem) throw new HeraldError('invalid_topic', `${where}${problem}`);
       try {
-        return { topic: item.topic, payload: this.encodeMessage(item.message), key: item.idempotencyKey };
+        this.check(item.topic, item.exclude);
+        const same = last !== null && last.message === item.message && typeof item.message === 'object' && item.message !== null;
+        const payload = same ? last!.payload : this.encodePublication(item.message);
+        last = { message: item.message, payload };
+        return { topic: item.topic, payload, key: item.idempotencyKey, exclude: item.exclude };
       } catch (err) {
         if (err instanceof HeraldError) throw new HeraldError(err.code, `${where}${err.message}`, { cause: err });
         throw err;
       }
     });
+    return this.publishChecked(checked, source, label);
+  }
+
+  /**
+   * One message to several topics, serialised once: every topic is checked
+   * first (nothing is published when one is refused), then each topic gets
+   * its own publication (its own offset where it keeps history) carrying
+   * the same JSON text; see `Herald.broadcast`.
+   */
+  async broadcast(topics: readonly string[], message: unknown, source: PublicationSource = 'library', options: PublishOptions = {}): Promise<PublishResult[]> {
+    if (topics.length === 0) throw new HeraldError('bad_request', 'a broadcast needs at least one topic');
+    const max = this.options.config.limits.maxBatchSize;
+    if (topics.length > max) throw new HeraldError('too_large', `a broadcast to ${topics.length} topics is over limits.maxBatchSize (${max})`);
+    if (new Set(topics).size !== topics.length) throw new HeraldError('bad_request', 'a broadcast names each topic once');
+    for (const topic of topics) {
+      try {
+        this.check(topic, options.exclude);
+      } catch (err) {
+        if (err instanceof HeraldError && topics.length > 1) throw new HeraldError(err.code, `topic ${topic}: ${err.message}`, { cause: err });
+        throw err;
+      }
+    }
+    const payload = this.encodePublication(message);
+    const checked = topics.map((topic) => ({ topic, payload, key: options.idempotencyKey, exclude: options.exclude }));
+    return this.publishChecked(checked, source, (index) => (topics.length > 1 ? `topic ${topics[index]}` : ''));
+  }
+
+  /** Publishes checked items in order; a failure half way says how many were published before it. */
+  private async publishChecked(
+    checked: ReadonlyArray<{ topic: string; payload: string; key: string | undefined; exclude: string | undefined }>,
+    source: PublicationSource,
+    label: (index: number) => string,
+  ): Promise<PublishResult[]> {
     const results: PublishResult[] = [];
     for (const [index, item] of checked.entries()) {
       try {
         if (this.options.closing()) throw new HeraldError('unavailable', 'server is shutting down');
-        const publish = () => this.distribute({ topic: item.topic, payload: item.payload }, source, item.key);
+        const publication: Publication = { topic: item.topic, payload: item.payload, ...(item.exclude !== undefined ? { exclude: item.exclude } : {}) };
+        const publish = () => this.distribute(publication, source, item.key);
         results.push(await (item.key === undefined ? publish() : this.idempotency.remember(item.topic, item.key, publish)));
       } catch (err) {
         if (!(err instanceof HeraldError) || checked.length === 1) throw err;
@@ -82,6 +127,16 @@ export class Publisher {
       }
     }
     return results;
+  }
+
+  /** A topic's name (Herald's rule and the broker's) and an exclusion's connection id: throws `invalid_topic` or `bad_request`. */
+  private check(topic: string, exclude: string | undefined): void {
+    const problem = this.options.topicProblem(topic);
+    if (problem) throw new HeraldError('invalid_topic', problem);
+    if (exclude !== undefined) {
+      const bad = typeof exclude === 'string' ? exclusionProblem(exclude) : 'exclude must be a connection id (a string)';
+      if (bad) throw new HeraldError('bad_request', `exclude: ${bad}`);
+    }
   }
 
   /** An LHTTP message: `message.text` for LHTTP subscribers, `body` (a JSON string) for the others. */
@@ -96,7 +151,21 @@ export class Publisher {
 
   /** A publication from another node (or a raw broker publisher), in order: to this node's subscribers. */
   receive(publication: Publication): void {
+    if (this.cacheRules && !this.options.history.appendPublishes) this.keepLatest(publication);
     this.deliverLocally(publication, 'broker');
+  }
+
+  /** Keeps the publication as its topic's latest value when the topic is in cache mode (a store that is not shared only). */
+  private keepLatest(publication: Publication): void {
+    const rule = ruleFor(this.options.config.history, publication.topic);
+    if (rule?.cache) this.options.latest.remember(publication);
+  }
+
+  /** The message's JSON text for a publication, counted (`herald_messages_encoded_total`). */
+  private encodePublication(message: unknown): string {
+    const payload = this.encodeMessage(message);
+    this.options.metrics.encoded.inc();
+    return payload;
   }
 
   /** JSON text of a message, checked against `limits.maxMessageBytes`. Throws `bad_request` or `too_large`. */
@@ -122,23 +191,24 @@ export class Publisher {
     return null;
   }
 
-  private publishNow(topic: string, message: unknown, source: PublicationSource, idempotencyKey?: string): Promise<PublishResult> {
-    const problem = this.refusal(topic);
-    if (problem) return Promise.reject(problem);
+  private publishNow(topic: string, message: unknown, source: PublicationSource, idempotencyKey?: string, exclude?: string): Promise<PublishResult> {
     let payload: string;
     try {
-      payload = this.encodeMessage(message);
+      this.check(topic, exclude);
+      if (this.options.closing()) throw new HeraldError('unavailable', 'server is shutting down');
+      payload = this.encodePublication(message);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.distribute({ topic, payload }, source, idempotencyKey);
+    return this.distribute({ topic, payload, ...(exclude !== undefined ? { exclude } : {}) }, source, idempotencyKey);
   }
 
   /** Hands a publication to this node's subscribers, with its metrics. Returns how many connections got it. */
   private deliverLocally(publication: Publication, source: PublicationSource): number {
     const started = process.hrtime.bigint();
     const { hub, metrics } = this.options;
-    const attempted = hub.subscriberCount(publication.topic);
+    let attempted = hub.subscriberCount(publication.topic);
+    if (publication.exclude !== undefined && hub.sessions.get(publication.exclude)?.topics.has(publication.topic)) attempted--;
     const written = hub.deliver(publication);
     metrics.published.inc({ source });
     if (attempted > 0) {
@@ -157,7 +227,7 @@ export class Publisher {
       // The shared store's append publishes to every node, this one included, in offset order.
       // The key is kept in the shared store too, so that a retry reaching another node is a no-op as well.
       const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, window: config.idempotencyWindow };
-      return Promise.resolve(history.append(publication.topic, rule, publication.payload, publication.lhttp, idempotency)).then((position) => {
+      return Promise.resolve(history.append(publication.topic, rule, publication.payload, publication.lhttp, idempotency, publication.exclude)).then((position) => {
         this.publications++;
         return { offset: position.offset, epoch: position.epoch };
       });
@@ -176,6 +246,7 @@ export class Publisher {
       publication.epoch = position.epoch;
     }
     this.publications++;
+    if (this.cacheRules) this.keepLatest(publication);
     // Local subscribers first, then the other nodes: local delivery keeps
     // working while the broker is down, and the caller is told the truth.
     const local = this.deliverLocally(publication, source);

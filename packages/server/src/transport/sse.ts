@@ -96,6 +96,7 @@ const STREAM_HEADERS: OutgoingHttpHeaders = {
  * server ends a stream with `event: close` (`{"code","reason"}`).
  */
 export class SseTransport implements Transport {
+  readonly name = 'sse';
   private state: 'waiting' | 'streaming' | 'ended' = 'waiting';
   private refusal: Refusal | null = null;
   private session: Session | null = null;

@@ -41,6 +41,7 @@ export function closeLine(code: number, reason: string): Buffer {
  * WebSocket.
  */
 export class StreamTransport implements Transport {
+  readonly name = 'http-stream';
   private session: Session | null = null;
   private ended = false;
   private paused = false;

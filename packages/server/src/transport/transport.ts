@@ -15,6 +15,8 @@ export interface Refusal {
  * (The shape of centrifuge's `Transport`.)
  */
 export interface Transport {
+  /** What carries the bytes, as connection listings name it: `websocket`, `sse`, `http-stream`. */
+  readonly name: string;
   /** Hands complete frames to the peer, in order. Never throws; after close, the bytes are dropped. */
   write(bytes: Buffer): void;
   /** Bytes handed to `write` that the kernel has not taken yet (the slow-consumer measure). */

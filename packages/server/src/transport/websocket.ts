@@ -61,6 +61,7 @@ export function bytesHandedOver(socket: Duplex): number {
  * the close handshake.
  */
 export class WebSocketTransport implements Transport {
+  readonly name = 'websocket';
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,

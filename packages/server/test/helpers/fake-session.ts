@@ -7,13 +7,14 @@ import { Session, type FrameHandler, type SessionHost } from '../../src/hub/sess
 import type { Codec, GapReason, PresenceInfo } from '../../src/protocols/codec.js';
 import { FakeTransport } from './fake-transport.js';
 
-type Optional = 'plainPush' | 'error' | 'ping' | 'presence' | 'gap';
+type Optional = 'plainPush' | 'error' | 'ping' | 'presence' | 'gap' | 'subscribed' | 'unsubscribed';
 
 /**
  * A codec that records every call and answers readable text frames:
  * `<name>:pub <topic> <payload>[ @<offset>/<epoch>]`, `<name>:push <payload>`,
  * `<name>:error <code> <message>`, `<name>:ping`,
- * `<name>:<join|leave> <topic> <conn>[ <uid>]`, `<name>:gap <topic> <reason>`.
+ * `<name>:<join|leave> <topic> <conn>[ <uid>]`, `<name>:gap <topic> <reason>`,
+ * `<name>:subscribed <topic>[ <fields JSON>]`, `<name>:unsubscribed <topic> <reason>`.
  * The kinds named in `none` answer null (the protocol has no such frame).
  */
 export class RecordingCodec implements Codec {
@@ -74,6 +75,16 @@ export class RecordingCodec implements Codec {
   gap(topic: string, reason: GapReason): Buffer | null {
     this.calls.push({ method: 'gap', args: [topic, reason] });
     return this.none.includes('gap') ? null : encodeTextFrame(`${this.name}:gap ${topic} ${reason}`);
+  }
+
+  subscribed(topic: string, fields: object | undefined): Buffer | null {
+    this.calls.push({ method: 'subscribed', args: [topic, fields] });
+    return this.none.includes('subscribed') ? null : encodeTextFrame(`${this.name}:subscribed ${topic}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
+  }
+
+  unsubscribed(topic: string, reason: string): Buffer | null {
+    this.calls.push({ method: 'unsubscribed', args: [topic, reason] });
+    return this.none.includes('unsubscribed') ? null : encodeTextFrame(`${this.name}:unsubscribed ${topic} ${reason}`);
   }
 }
 

@@ -20,6 +20,7 @@ export type TransportCall =
  * listener given to `onClose` (normally `session.transportClosed`), once.
  */
 export class FakeTransport implements Transport {
+  readonly name = 'fake';
   readonly calls: TransportCall[] = [];
   /** Buffers accepted by `write`, in order (the very objects passed in). */
   readonly writes: Buffer[] = [];

@@ -33,6 +33,8 @@ export interface HeraldInternals {
   whenSubscribed(topics: readonly string[]): Promise<void> | undefined;
   /** Closes a session from the server side with this close code and reason, as Herald itself does. */
   closeSession(session: Session, code: number, reason: string): void;
+  /** The topics this node keeps as a user's persistent topics (the server API's `persistent` subscriptions). */
+  persistentTopics(uid: string): string[];
 }
 
 /** The internals of `herald` (read when used, so they are never stale). */
@@ -63,5 +65,6 @@ export function internals(herald: Herald): HeraldInternals {
     liveStream: (topic) => gateway.parts.subscriptions.live.position(topic),
     whenSubscribed: (topics) => gateway.parts.subscriptions.whenCarried(topics),
     closeSession: (session, code, reason) => gateway.closeSession(session, code, reason),
+    persistentTopics: (uid) => [...gateway.parts.users.persistent.of(uid)],
   };
 }

@@ -630,6 +630,42 @@ const SCENARIOS: Record<string, Scenario> = {
   },
 
   /**
+   * docs/client.md: the server-side subscriptions block, in a Node program: supplied a client logged in as
+   * ann (a token the test signs), connected once the block ran. The test subscribes ann to task:7 through
+   * the server API, publishes to it, and ends the subscription; the program prints what the block logs.
+   */
+  'client-server-subscriptions': {
+    async run(blocks) {
+      expectBlocks(blocks, ['js'], 'client-server-subscriptions');
+      const [block] = blocks as [Block];
+      const secret = 'a-docs-secret-that-is-at-least-32-chars';
+      const herald = await startHerald({ auth: { jwt: { secret } } });
+      const token = await new SignJWT({ sub: 'ann' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+      const program = Program.node(
+        'client-server-subscriptions',
+        [
+          "import WebSocket from 'ws'; // Supplied by the test.",
+          "import { HeraldClient } from '@herald/client'; // Supplied by the test.",
+          `const client = new HeraldClient({ url: ${JSON.stringify(wsUrl(herald))}, WebSocket, token: ${JSON.stringify(token)} }); // Supplied by the test.`,
+          block.code,
+          "client.on('connected', () => console.log('connected')); // Added by the test.",
+          "client.on('serverSubscribed', ({ subscription }) => subscription.on('unsubscribed', () => client.close())); // Added by the test.",
+          'client.connect(); // Added by the test.',
+        ].join('\n'),
+      );
+      await program.line(/^connected$/, 'connected');
+      await eventually(() => herald.userConnections('ann') === 1, 'ann on the server');
+      assert.deepEqual(await herald.subscribeUser('ann', 'task:7'), { connections: 1, nodes: 0 });
+      await herald.publish('task:7', { progress: 50 });
+      assert.equal(await program.line(/^task:7 /, 'the message'), 'task:7 {"progress":50}');
+      await herald.unsubscribeUser('ann', 'task:7', { reason: 'done' });
+      assert.equal(await program.line(/^left /, 'the end'), 'left task:7 done');
+      assert.deepEqual(await program.exited, { code: 0, signal: null }, program.stderr);
+      await herald.close();
+    },
+  },
+
+  /**
    * docs/deployment.md: the configuration of a production install. The YAML and the environment file are
    * written as they are under /etc/herald (a temporary folder); the check command must read both and
    * print them with keys and secrets masked.

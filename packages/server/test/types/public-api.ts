@@ -23,7 +23,12 @@ import {
   type CommandHandler,
   type ConnectHook,
   type ConnectInfo,
+  type ConnectionView,
   type DisconnectInfo,
+  type DisconnectOptions,
+  type UserResult,
+  type UserSubscribeOptions,
+  type UserUnsubscribeOptions,
   type Herald,
   type HeraldConfig,
   type HeraldOptions,
@@ -80,6 +85,14 @@ export async function usePublicApi(logger: Logger): Promise<void> {
   const filter: LhttpFilter = { beforeRequest: (h: LhttpHandler) => void h.getCommand() };
   herald.lhttp.register('echo', processor);
   herald.lhttp.addFilter(filter);
+
+  // The server API on users' connections, and publications that skip their sender.
+  const subscribed: UserResult = await herald.subscribeUser('alice', ['room:1', 'room:2'], { persistent: true } satisfies UserSubscribeOptions);
+  const left: UserResult = await herald.unsubscribeUser('alice', 'room:2', { reason: 'kicked' } satisfies UserUnsubscribeOptions);
+  const closed: UserResult = await herald.disconnectUser('mallory', { code: 4000, reason: 'reconnect' } satisfies DisconnectOptions);
+  const connections: ConnectionView[] = await herald.listConnections('alice');
+  const sent: PublishResult[] = await herald.broadcast(['a', 'b'], { once: true }, 'library', { exclude: connections[0]?.id ?? '' });
+  void [subscribed.connections, left.nodes, closed, sent, herald.publish('a', 1, 'library', { exclude: 'x' })];
 
   const config: HeraldConfig = herald.config;
   const ready: boolean = herald.ready && !herald.closing && herald.broker.state === 'ready';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeLhttp } from '@herald/protocol';
 import type { Publication } from '../../src/broker/broker.js';
-import { decodeEnvelope, encodeEnvelope, HISTORY_MARK, publicationFromWire, rawPayload, wireText } from '../../src/broker/envelope.js';
+import { decodeEnvelope, encodeEnvelope, exclusionProblem, HISTORY_MARK, publicationFromWire, rawPayload, wireText, withExclusion } from '../../src/broker/envelope.js';
 
 const lhttpText = encodeLhttp({ command: 'publish', headers: [['publish', 'room'], ['x-id', '7']], body: 'hello <b>' });
 
@@ -26,6 +26,17 @@ describe('broker envelope', () => {
     const text = encodeEnvelope('a-b.c:d', { topic: 't', payload: '{"x":"\\u001f"}' });
     assert.equal(decodeEnvelope('t', text).node, 'a-b.c:d');
     assert.equal(decodeEnvelope('t', text).publication.payload, '{"x":"\\u001f"}');
+  });
+
+  it('an exclusion travels in front of the text, in both envelopes, and comes back on the publication', () => {
+    const publication: Publication = { topic: 'news', payload: '{"a":1}', exclude: 'n1-3f' };
+    assert.deepEqual(decodeEnvelope('news', encodeEnvelope('node-1', publication)), { node: 'node-1', publication });
+    assert.equal(withExclusion(publication), '\x1dn1-3f\x1f{"a":1}');
+    const history = decodeEnvelope('h:t', `${HISTORY_MARK}4\x1fe\x1f${withExclusion({ topic: 'h:t', payload: '"x"', exclude: 'c-1' })}`);
+    assert.deepEqual(history.publication, { topic: 'h:t', payload: '"x"', exclude: 'c-1', offset: 4, epoch: 'e' });
+    assert.equal(withExclusion({ topic: 't', payload: '1' }), '1', 'none: the text alone');
+    assert.equal(exclusionProblem('ok-1'), null);
+    for (const bad of ['', 'a\x1fb', 'x'.repeat(129)]) assert.notEqual(exclusionProblem(bad), null, JSON.stringify(bad));
   });
 
   it('a history publication carries its offset and epoch, and no node: every node delivers it', () => {

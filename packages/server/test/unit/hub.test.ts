@@ -179,6 +179,16 @@ describe('Hub: deliver', () => {
     assert.deepEqual([hub.publications, hub.deliveries], [1, 5]);
   });
 
+  it('skips the connection a publication excludes (its sender), and only that one', () => {
+    const { hub, host, join } = setup();
+    const members = [join('sender'), join('other'), join('third')];
+    for (const { session } of members) hub.subscribe(session, 't');
+    assert.equal(hub.deliver(pub('t', '"m"', { exclude: 'sender' })), 2);
+    assert.equal(hub.deliver(pub('t', '"n"', { exclude: 'not-here' })), 3, 'an id of another node excludes nobody here');
+    host.flush();
+    assert.deepEqual(members.map(({ transport }) => transport.texts()), [['c:pub t "n"'], ['c:pub t "m"', 'c:pub t "n"'], ['c:pub t "m"', 'c:pub t "n"']]);
+  });
+
   it('a topic with no subscriber encodes nothing and delivers to none, but counts the publication', () => {
     const { hub, join } = setup();
     const codec = new RecordingCodec('c');

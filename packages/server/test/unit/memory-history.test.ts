@@ -3,7 +3,7 @@ import { afterEach, describe, it, mock } from 'node:test';
 import { continuationProblem, MemoryHistory, type HistoryRule } from '../../src/history/history.js';
 import { ruleFor } from '../../src/topics.js';
 
-const rule = (size = 100, ttl = 300_000): HistoryRule => ({ pattern: '*', size, ttl });
+const rule = (size = 100, ttl = 300_000): HistoryRule => ({ pattern: '*', size, ttl, cache: false });
 /** What one entry counts against maxBytes: its text plus a fixed 64 (history.ts). */
 const cost = (payload: string, lhttp = ''): number => payload.length + lhttp.length + 64;
 

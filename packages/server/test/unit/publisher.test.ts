@@ -4,6 +4,7 @@ import type { Publication, PublishResult } from '../../src/broker/broker.js';
 import { validateConfig, type HeraldConfigInput } from '../../src/config.js';
 import { HeraldError } from '../../src/errors.js';
 import { MemoryHistory, type HistoryStore } from '../../src/history/history.js';
+import { LatestValues } from '../../src/history/latest.js';
 import { Hub } from '../../src/hub/hub.js';
 import { Metrics, type MetricsSource } from '../../src/metrics/metrics.js';
 import { Publisher } from '../../src/publish/publisher.js';
@@ -61,6 +62,7 @@ function setup(options: { config?: HeraldConfigInput; history?: HistoryStore } =
     history,
     hub,
     metrics,
+    latest: new LatestValues(config.historyMaxBytes),
     topicProblem: (topic) => (topic.startsWith('bad') ? `${topic} is not a topic` : null),
     closing: () => closing,
   });

@@ -5,7 +5,8 @@ import { validateConfig, type HeraldConfigInput } from '../../src/config.js';
 import { HeraldError } from '../../src/errors.js';
 import { LiveStreams } from '../../src/history/catch-up.js';
 import { MemoryHistory, type HistoryRead, type HistoryStore, type Position } from '../../src/history/history.js';
-import { merge, Recovery, type RecoveryResult } from '../../src/history/recovery.js';
+import { LatestValues } from '../../src/history/latest.js';
+import { merge, mergeCached, Recovery, type RecoveryResult } from '../../src/history/recovery.js';
 import { Hub } from '../../src/hub/hub.js';
 import type { Logger } from '../../src/log.js';
 import type { StreamPosition } from '../../src/herald.js';
@@ -83,6 +84,40 @@ describe('merge (pure)', () => {
   });
 });
 
+describe('mergeCached (pure): cache mode', () => {
+  const at = { offset: 9, epoch: 'e' };
+  const latest: Publication = { topic: T, payload: '9', offset: 9, epoch: 'e' };
+  const live = (offset: number): Publication => ({ topic: T, payload: `${offset}`, offset, epoch: 'e' });
+  const offsets = (publications: Publication[]): Array<number | undefined> => publications.map((p) => p.offset);
+
+  it('without since: the position, then the latest value; nothing when nothing was published', () => {
+    assert.deepEqual(mergeCached(undefined, latest, at, []), { result: { offset: 9, epoch: 'e' }, publications: [latest] });
+    assert.deepEqual(mergeCached(undefined, undefined, { offset: 0, epoch: '' }, []), { result: { offset: 0, epoch: '' }, publications: [] });
+  });
+
+  it('with since behind: only the latest, however many were missed, and recovered', () => {
+    const { result, publications } = mergeCached({ offset: 2, epoch: 'e' }, latest, at, []);
+    assert.deepEqual(result, { recovered: true, offset: 9, epoch: 'e' });
+    assert.deepEqual(offsets(publications), [9]);
+  });
+
+  it('with since at the latest: nothing to send, recovered', () => {
+    assert.deepEqual(mergeCached({ offset: 9, epoch: 'e' }, latest, at, []), { result: { recovered: true, offset: 9, epoch: 'e' }, publications: [] });
+  });
+
+  it('with a lost epoch: the latest value all the same, recovered; epoch_changed only when there is no value to give', () => {
+    assert.deepEqual(offsets(mergeCached({ offset: 4, epoch: 'old' }, latest, at, []).publications), [9]);
+    assert.equal((mergeCached({ offset: 4, epoch: 'old' }, latest, at, []).result as { recovered: boolean }).recovered, true);
+    assert.deepEqual(mergeCached({ offset: 4, epoch: 'old' }, undefined, at, []).result, { recovered: false, reason: 'epoch_changed', offset: 9, epoch: 'e' });
+  });
+
+  it('live publications held meanwhile follow, newer than the read; then the stored latest is not sent (the newest is among them)', () => {
+    const { publications } = mergeCached(undefined, latest, at, [live(9), live(10), live(11)]);
+    assert.deepEqual(offsets(publications), [10, 11]);
+    assert.deepEqual(offsets(mergeCached(undefined, latest, at, [live(8), live(9)]).publications), [9], 'held ones the read covers are dropped');
+  });
+});
+
 /** A logger that keeps its warnings. */
 function recordingLog(): { log: Logger; warnings: string[] } {
   const warnings: string[] = [];
@@ -118,6 +153,7 @@ function setup(options: { history: HistoryStore; config?: HeraldConfigInput; whe
     history: options.history,
     broker,
     live,
+    latest: new LatestValues(config.historyMaxBytes),
     log,
     whenCarried: options.whenCarried ?? (() => undefined),
     topicProblem: (topic) => (topic.includes(' ') ? 'a topic has no spaces' : null),

@@ -10,6 +10,8 @@ const publishItem = z.strictObject({
   message: z.unknown().optional(),
   /** A retry with the same key within the idempotency window publishes nothing and answers the first result. */
   idempotencyKey: z.string().min(1).max(200).optional(),
+  /** A connection id that must not receive the publication (its sender), on any node. */
+  exclude: z.string().min(1).max(128).optional(),
 });
 type PublishItem = z.infer<typeof publishItem>;
 
@@ -19,11 +21,15 @@ const sendBody = z.strictObject({
   message: z.unknown().optional(),
 });
 
-const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string().max(100).optional() });
+const disconnectBody = z.strictObject({ uid: z.string().min(1), reason: z.string().max(100).optional(), code: z.number().int().min(4000).max(4999).optional() });
 
 
 /** Checks one publish item; returns its topics or throws a HeraldError naming the problem. */
-function topicsOf(item: unknown, topicRule: (topic: string) => string | null, where: string): { topics: string[]; message: unknown; idempotencyKey?: string | undefined } {
+function topicsOf(
+  item: unknown,
+  topicRule: (topic: string) => string | null,
+  where: string,
+): { topics: string[]; message: unknown; idempotencyKey?: string | undefined; exclude?: string | undefined } {
   const parsed = publishItem.safeParse(item);
   if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error, where));
   const data: PublishItem = parsed.data;
@@ -36,12 +42,12 @@ function topicsOf(item: unknown, topicRule: (topic: string) => string | null, wh
     const problem = topicRule(topic);
     if (problem) throw new HeraldError('invalid_topic', `${where}${problem}`);
   }
-  return { topics, message: data.message, idempotencyKey: data.idempotencyKey };
+  return { topics, message: data.message, idempotencyKey: data.idempotencyKey, exclude: data.exclude };
 }
 
-/** Publish options carrying an item's idempotency key (kept per topic: one item to several topics is several publications). */
-function keyOf(item: { idempotencyKey?: string | undefined }): { idempotencyKey?: string } {
-  return item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey };
+/** Publish options of an item: its idempotency key (kept per topic: one item to several topics is several publications) and its exclusion. */
+function optionsOf(item: { idempotencyKey?: string | undefined; exclude?: string | undefined }): { idempotencyKey?: string; exclude?: string } {
+  return { ...(item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey }), ...(item.exclude === undefined ? {} : { exclude: item.exclude }) };
 }
 
 /** The write side of the API, all guarded: publish (one, several topics, a batch), push to users, disconnect users. */
@@ -60,7 +66,10 @@ export function publishRoutes(app: FastifyInstance, { herald, guard }: RouteCont
   app.post('/api/disconnect', { onRequest: guard }, async (request) => {
     const parsed = disconnectBody.safeParse(request.body);
     if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error));
-    return { ok: true, closed: herald.disconnect(parsed.data.uid, parsed.data.reason) };
+    const { uid, ...options } = parsed.data;
+    // `closed`: the user's connections closed on every node (the answer's shape predates the cluster-wide count).
+    const { connections } = await herald.disconnectUser(uid, options);
+    return { ok: true, closed: connections };
   });
 
   app.post('/api/publish', { onRequest: guard }, async (request) => {
@@ -74,7 +83,7 @@ export function publishRoutes(app: FastifyInstance, { herald, guard }: RouteCont
       // Validate everything first (shape here; topic, size and JSON in publishMany): a bad item rejects the whole batch, nothing half-published.
       const items = body.map((item, index) => topicsOf(item, topicRule, `item ${index}: `));
       const publications = items.flatMap((item, index) =>
-        item.topics.map((topic) => ({ topic, message: item.message, ...keyOf(item), label: item.topics.length > 1 ? `item ${index} (${topic})` : `item ${index}` })),
+        item.topics.map((topic) => ({ topic, message: item.message, ...optionsOf(item), label: item.topics.length > 1 ? `item ${index} (${topic})` : `item ${index}` })),
       );
       await herald.publishMany(publications, 'http');
       return { ok: true, count: publications.length };
@@ -82,11 +91,12 @@ export function publishRoutes(app: FastifyInstance, { herald, guard }: RouteCont
     if (typeof body !== 'object' || body === null) throw new HeraldError('bad_request', 'body must be a JSON object or an array of them');
     const item = topicsOf(body, topicRule, '');
     if (item.topics.length === 1) {
-      const result = await herald.publish(item.topics[0]!, item.message, 'http', keyOf(item));
+      const result = await herald.publish(item.topics[0]!, item.message, 'http', optionsOf(item));
       return { ok: true, ...result };
     }
+    // Several topics: one broadcast, the message serialised once.
     const offsets: Record<string, number> = {};
-    const results = await herald.publishMany(item.topics.map((topic) => ({ topic, message: item.message, ...keyOf(item), label: `topic ${topic}` })), 'http');
+    const results = await herald.broadcast(item.topics, item.message, 'http', optionsOf(item));
     results.forEach((result, index) => {
       if (result.offset !== undefined) offsets[item.topics[index]!] = result.offset;
     });

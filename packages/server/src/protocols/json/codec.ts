@@ -34,6 +34,8 @@ export const jsonText: TextCodec = {
   ping: () => '{"action":"ping"}',
   presence: (change: 'join' | 'leave', topic: string, entry: PresenceInfo) => toJson({ action: change, topic, info: entry }),
   gap: (topic: string, reason: GapReason) => toJson({ action: 'gap', topic, reason }),
+  subscribed: (topic: string, fields: object | undefined) => toJson({ action: 'subscribed', topic, ...fields }),
+  unsubscribed: (topic: string, reason: string) => toJson({ action: 'unsubscribed', topic, reason }),
 };
 
 /** The JSON protocol over WebSocket: one text frame per message. */

@@ -33,7 +33,11 @@ export interface JsonCommandsHost {
 }
 
 /** Actions the protocol itself answers: an application cannot take their names. */
-const BUILT_IN_ACTIONS = new Set(['subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave', 'gap', 'stream', 'close', 'rpc']);
+const BUILT_IN_ACTIONS = new Set([
+  'subscribe', 'unsubscribe', 'publish', 'ping', 'pong', 'login', 'history', 'presence', 'error', 'push', 'join', 'leave', 'gap', 'stream', 'close', 'rpc',
+  // Server frames of the server API: a subscription the server made, or ended (docs/backend.md).
+  'subscribed', 'unsubscribed',
+]);
 
 const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string() });
 const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
@@ -303,7 +307,8 @@ export class JsonCommands implements FrameHandler {
 
   private login(session: Session, id: Id, raw: Record<string, unknown>): Promise<void> {
     return this.host.login(session, raw.token).then(
-      (result) => this.reply(session, id, 'login', result),
+      // `conn`: the connection's id, which a backend's publish may `exclude` (the sender of a message).
+      (result) => this.reply(session, id, 'login', { ...result, conn: session.id }),
       (err: unknown) => this.failWith(session, id, 'login', err),
     );
   }

@@ -20,6 +20,8 @@ export interface UpstreamOptions {
 /** What the built-in filters need from the gateway: subscriptions and publications go through the policy only. */
 export interface LhttpHost {
   readonly policy: Policy;
+  /** A connection subscribed to `topic`: on a cache-mode topic, its latest value is written to it (the recovery's answer). */
+  subscribed?(session: Session, topic: string): void;
 }
 
 function sessionOf(handler: LhttpHandler): Session {
@@ -61,8 +63,10 @@ export function pubSubFilter(host: LhttpHost): LhttpFilter {
       // Each topic on its own, as the original does: a refused one does not stop the others.
       for (const topic of topicsIn(handler.headers.get('subscribe'))) {
         // A subscribe proxy's payload comes first, as LHTTP/1.0 subscribe (subscribe:<topic>, the payload's text).
+        const fresh = !session.topics.has(topic);
         const { refused } = await policy.subscribe(session, [topic], { deliverFirst: (named, data) => session.sendText(subscribedText(named, data)) });
         if (refused) refuse(handler, refused);
+        else if (fresh) host.subscribed?.(session, topic);
       }
       const publishTo = topicsIn(handler.headers.get('publish'));
       if (publishTo.length > 0) {

@@ -13,8 +13,8 @@ export function lhttpErrorText(code: ErrorCode, message: string): string {
  * LHTTP/1.0 server messages (PROTOCOL.md §3, docs/lhttp.md). A publication
  * made by an LHTTP client is delivered as the text it published; any other
  * as `LHTTP/1.0 publish` with a `publish` header and the message's plain text
- * as body. LHTTP has an error message but no plain push, ping, presence or
- * gap message: its connections are not sent those.
+ * as body. LHTTP has an error message but no plain push, ping, presence,
+ * gap or subscription notice: its connections are not sent those.
  */
 export const lhttpText: TextCodec = {
   name: 'lhttp',
@@ -30,6 +30,8 @@ export const lhttpText: TextCodec = {
   ping: () => null,
   presence: () => null,
   gap: () => null,
+  subscribed: () => null,
+  unsubscribed: () => null,
 };
 
 /** LHTTP over WebSocket: one text frame per message. */

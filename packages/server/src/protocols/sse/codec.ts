@@ -122,6 +122,8 @@ export class SseStreamCodec implements Codec {
   readonly push = sharedPush;
   readonly presence = sharedPresence;
   readonly gap = sharedGap;
+  readonly subscribed = sseCodec.subscribed;
+  readonly unsubscribed = sseCodec.unsubscribed;
   readonly frame = sseCodec.frame;
 
   constructor(readonly positions: StreamPositions) {}

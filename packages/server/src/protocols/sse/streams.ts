@@ -130,6 +130,14 @@ export class SseStreams implements FrameHandler {
     }
   }
 
+  /**
+   * A stream whose event ids name their topics (several topics, or topics from the connect hook) may be
+   * given more by the server; a stream of one topic may not: its ids hold that topic's position alone.
+   */
+  acceptsServerTopics(session: Session): boolean {
+    return session.codec instanceof SseStreamCodec;
+  }
+
   /** Over the command rate before the stream started (it has one frame): answered with its status. */
   refuse(session: Session, refusal: HeraldError): void {
     this.refuseStream(session, refusal);
