@@ -1,4 +1,4 @@
-import { InDoubtError } from '../errors.js';
+import { HeraldError, InDoubtError } from '../errors.js';
 
 /** The estimated memory of one remembered key beyond its text: map entry, record, promise and result. */
 export const IDEMPOTENCY_ENTRY_BYTES = 256;
@@ -35,8 +35,9 @@ interface Entry<T> {
  * InDoubtError: the broker may still make it, or may have made it) keeps its
  * key, and a retry joins it instead of publishing again: it waits up to
  * `wait` for the outcome and answers the first attempt's result if it was
- * made, publishes if it surely was not, and is answered `unavailable` while
- * the doubt lasts (until the key is forgotten, when it never will be known).
+ * made, and is answered `unavailable` while the doubt lasts (until the key
+ * is forgotten, when it never will be known). Once the first attempt turns
+ * out surely not made, its key is forgotten: the next retry publishes.
  */
 export class IdempotencyCache<T> {
   private readonly entries = new Map<string, Entry<T>>();
@@ -64,7 +65,7 @@ export class IdempotencyCache<T> {
     this.forgetExpired();
     const id = `${topic}\n${key}`;
     const known = this.entries.get(id);
-    if (known) return known.doubt ? this.join(known.doubt, () => this.remember(topic, key, run, keepDoubt)) : known.result;
+    if (known) return known.doubt ? this.join(known.doubt) : known.result;
     const result = run();
     const entry: Entry<T> = { at: Date.now(), bytes: IDEMPOTENCY_ENTRY_BYTES + 2 * id.length, result, doubt: null };
     this.entries.set(id, entry);
@@ -102,8 +103,14 @@ export class IdempotencyCache<T> {
     );
   }
 
-  /** A retry of a key whose first attempt is in doubt: that attempt's outcome within `wait`; `again` when it surely was not made. */
-  private join(doubt: InDoubtError, again: () => Promise<T>): Promise<T> {
+  /**
+   * A retry of a key whose first attempt is in doubt: that attempt's outcome
+   * within `wait`. When it turns out surely not made while the retry waits,
+   * the retry is answered `unavailable` rather than publishing then (its
+   * answer would take longer than `wait`); the key is forgotten, so the next
+   * retry publishes.
+   */
+  private join(doubt: InDoubtError): Promise<T> {
     const outcome = doubt.outcome;
     if (!outcome) {
       return Promise.reject(
@@ -126,8 +133,8 @@ export class IdempotencyCache<T> {
         (failure: unknown) => {
           clearTimeout(timer);
           // keepInDoubt's handler ran first (registered earlier): the entry is forgotten, or holds the final doubt.
-          if (failure instanceof InDoubtError) resolve(this.join(failure, again));
-          else resolve(again());
+          if (failure instanceof InDoubtError) resolve(this.join(failure));
+          else reject(new HeraldError('unavailable', `an earlier publish with this idempotency key failed (${(failure as Error)?.message ?? failure}): the key is forgotten, retry to publish`));
         },
       );
     });

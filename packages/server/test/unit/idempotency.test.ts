@@ -157,13 +157,15 @@ describe('IdempotencyCache', () => {
       assert.equal(calls(), 0);
     });
 
-    it('is forgotten once it surely was not made: a waiting retry, and later ones, publish', async () => {
+    it('is forgotten once it surely was not made: a retry waiting then is answered unavailable (within `wait`), the next one publishes', async () => {
       const cache = new IdempotencyCache<number>(roomy);
       const outcome = await inDoubt(cache);
       const { run, calls } = counter();
       const retry = cache.remember('t', 'k', run);
       outcome.reject(new HeraldError('unavailable', 'Redis refused it'));
-      assert.equal(await retry, 1);
+      await assert.rejects(retry, /failed \(Redis refused it\): the key is forgotten, retry to publish/);
+      assert.equal(calls(), 0);
+      assert.equal(await cache.remember('t', 'k', run), 1);
       assert.equal(await cache.remember('t', 'k', run), 1, 'the retry\'s result is remembered');
       assert.equal(calls(), 1);
     });
