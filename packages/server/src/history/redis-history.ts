@@ -130,22 +130,22 @@ export class RedisHistory implements HistoryStore {
     const redis = this.client();
     const [meta, stream] = this.keys(topic);
     const appended = redis.heraldHistoryAppend(
-        meta,
-        stream,
-        newEpoch(),
-        rule.size,
-        rule.ttl,
-        rule.ttl + META_GRACE,
-        payload,
-        lhttp ? JSON.stringify(lhttp) : '',
-        Date.now(),
-        this.channelOf(topic),
-        // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f [exclusion] <text>.
-        HISTORY_MARK,
-        withExclusion({ topic, payload, ...(lhttp ? { lhttp } : {}), ...(exclude !== undefined ? { exclude } : {}) }),
-        idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
-        idempotency?.window ?? 0,
-      );
+      meta,
+      stream,
+      newEpoch(),
+      rule.size,
+      rule.ttl,
+      rule.ttl + META_GRACE,
+      payload,
+      lhttp ? JSON.stringify(lhttp) : '',
+      Date.now(),
+      this.channelOf(topic),
+      // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f [exclusion] <text>.
+      HISTORY_MARK,
+      withExclusion({ topic, payload, ...(lhttp ? { lhttp } : {}), ...(exclude !== undefined ? { exclude } : {}) }),
+      idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
+      idempotency?.window ?? 0,
+    );
     const [offset, epoch] = await redisAnswer(appended, this.timeout, 'history store redis');
     return { offset: Number(offset), epoch };
   }
