@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // npm run soak [-- --seconds 300 --rate 300 --clients 12]
-// Two Herald nodes on Redis and one on NATS (history in Redis), HTTP and WebSocket publishers,
-// SDK clients that drop and recover at random, Redis and NATS killed and restarted, Redis
-// subscriber links cut. Prints the figures; exits 1 on any violation. Needs redis-server and
+// Two Herald nodes on Redis and one on NATS (history in Redis), a fourth on Redis with history in
+// its memory, HTTP and WebSocket publishers, SDK clients that drop and recover at random and
+// subscribe afresh, Redis and NATS killed and restarted, Redis subscriber links cut. Prints the
+// figures; exits 1 on any violation. Needs redis-server and
 // nats-server on the PATH (it starts its own, on free ports). See packages/server/test/helpers/soak-run.ts.
 import { parseArgs } from 'node:util';
 import { describeFigures, runSoak } from '../packages/server/dist/test/helpers/soak-run.js';

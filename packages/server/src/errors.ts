@@ -20,6 +20,31 @@ export class HeraldError extends Error {
   }
 }
 
+/**
+ * An `unavailable` answer given while the operation may still have taken, or
+ * still take, effect: a command written to Redis that did not answer within
+ * `publishTimeout`, a NATS publication whose flush was not answered, one
+ * whose connection dropped before the broker answered. The caller is told
+ * 503 at once; `outcome` says what became of the operation, once that is
+ * known:
+ * - a promise that resolves with the operation's result if it completes,
+ *   and rejects once it surely did not take effect (a plain HeraldError), or
+ *   once it never will be known (an InDoubtError whose outcome is null);
+ * - null: it will never be known (the connection dropped with it unanswered).
+ * The idempotency cache keeps the key of such a publish instead of
+ * forgetting it (util/idempotency.ts). `outcome` never rejects unhandled.
+ */
+export class InDoubtError extends HeraldError {
+  constructor(
+    message: string,
+    readonly outcome: Promise<unknown> | null,
+    options?: { cause?: unknown },
+  ) {
+    super('unavailable', message, options);
+    outcome?.catch(() => undefined);
+  }
+}
+
 /** HTTP status for each error code: the single mapping the HTTP API uses. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   bad_request: 400,

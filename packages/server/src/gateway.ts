@@ -278,6 +278,8 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
     const sessions = [...this.hub.sessions.values()];
     const allClosed = Promise.all(sessions.map((session) => session.whenClosed()));
     await this.hub.closeAll(sessions, this.config.shutdown.drainWindow, (session) => this.closeSession(session, CloseCode.GOING_AWAY, 'server shutting down: reconnect'));
+    // A connection answers the commands it was handling before its close frame (each waits at most shutdown.timeout).
+    await Promise.all(sessions.map((session) => session.whenCloseSent()));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), this.config.shutdown.timeout);

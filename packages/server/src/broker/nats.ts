@@ -1,6 +1,6 @@
 import { connect, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { HeraldError } from '../errors.js';
+import { HeraldError, InDoubtError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
 import { publicationFromWire, wireText } from './envelope.js';
 import { BrokerNamespace } from './namespace.js';
@@ -49,10 +49,13 @@ interface FlushBatch {
  * NATS answers PONG once it has read everything before it), so throughput
  * holds while an answer never claims more than the server received. When
  * the connection drops before the PONG, or it does not come within
- * `publishTimeout`, every publication of the turn fails with `unavailable`.
- * The client drops what it had not sent when it reconnects: nothing is sent
- * again after a caller was told it failed. Core NATS keeps nothing: a
- * subscriber node disconnected at that moment misses the publication.
+ * `publishTimeout`, every publication of the turn fails with `unavailable`,
+ * in doubt (InDoubtError): the server may have read them. A PONG that comes
+ * after the timeout settles that doubt (the outcome resolves); a drop makes
+ * it final (never known). The client drops what it had not sent when it
+ * reconnects: nothing is sent again after a caller was told it failed. Core
+ * NATS keeps nothing: a subscriber node disconnected at that moment misses
+ * the publication.
  */
 export class NatsBroker implements Broker {
   readonly name = 'nats';
@@ -184,19 +187,29 @@ export class NatsBroker implements Broker {
       if (this.batch === batch) this.batch = null;
       this.unconfirmed.add(batch);
       const timeout = this.options.publishTimeout ?? 5_000;
-      const timer = setTimeout(() => batch.reject(new HeraldError('unavailable', `broker nats did not confirm the publication within ${timeout} ms`)), timeout);
+      const flushed = nc.flush();
+      // After the timeout the PONG may still come (the server read them) or the connection drop (never known).
+      const lost = (err: Error) => new InDoubtError(`broker nats did not confirm the publication: ${err.message}; the server may have read it`, null, { cause: err });
+      const outcome = flushed.then(
+        () => ACCEPTED,
+        (err: Error) => {
+          throw lost(err);
+        },
+      );
+      outcome.catch(() => undefined); // followed only when the answer is given in doubt
+      const timer = setTimeout(() => batch.reject(new InDoubtError(`broker nats did not confirm the publication within ${timeout} ms (the server may still read it)`, outcome)), timeout);
       const settled = () => {
         clearTimeout(timer);
         this.unconfirmed.delete(batch);
       };
-      nc.flush().then(
+      flushed.then(
         () => {
           settled();
           batch.resolve(ACCEPTED);
         },
         (err: Error) => {
           settled();
-          batch.reject(new HeraldError('unavailable', `broker nats did not confirm the publication: ${err.message}`, { cause: err }));
+          batch.reject(lost(err));
         },
       );
     });
@@ -208,7 +221,7 @@ export class NatsBroker implements Broker {
     if (this.batch) batches.push(this.batch);
     this.unconfirmed.clear();
     this.batch = null;
-    for (const batch of batches) batch.reject(new HeraldError('unavailable', message));
+    for (const batch of batches) batch.reject(new InDoubtError(`${message}; the server may have read it`, null));
   }
 
   subscribe(topic: string): Promise<void> | void {

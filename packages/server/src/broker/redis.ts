@@ -6,6 +6,7 @@ import { decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { BrokerNamespace } from './namespace.js';
 import type { HistoryStore } from '../history/history.js';
 import { RedisHistory } from '../history/redis-history.js';
+import { redisAnswer } from './redis-commands.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
 
@@ -37,7 +38,9 @@ export interface RedisBrokerOptions {
  * `publishTimeout` fails then: either way it is never sent again (no offline
  * queue, no retry, no resend of unfulfilled commands after a reconnection),
  * so a caller told "unavailable" is never contradicted by a late delivery
- * made by a resend.
+ * made by a resend. The last two are answered in doubt (see redisAnswer):
+ * a command already on the wire may still run, or may have run, and the
+ * idempotency cache keeps such a publish's key.
  */
 export class RedisBroker implements Broker {
   readonly name = 'redis';
@@ -71,11 +74,16 @@ export class RedisBroker implements Broker {
 
   /** History in this Redis, shared by every node; its appends publish on this broker's channels (history/redis-history.ts). */
   sharedHistory(): HistoryStore {
-    return (this.history ??= new RedisHistory(() => this.commands(), this.options.prefix, (topic) => this.channelOf(topic)));
+    return (this.history ??= new RedisHistory(() => this.commands(), this.options.prefix, (topic) => this.channelOf(topic), this.publishTimeout));
   }
 
   commands(): Redis | null {
     return this.pub;
+  }
+
+  /** Longest wait for a command on the command connection (ms). */
+  private get publishTimeout(): number {
+    return this.options.publishTimeout ?? 5_000;
   }
 
   get state(): BrokerState {
@@ -101,7 +109,8 @@ export class RedisBroker implements Broker {
       // In flight when the connection drops: rejected at the close (not kept for the reconnection), never resent.
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      commandTimeout: this.options.publishTimeout ?? 5_000,
+      // No commandTimeout: its rejection would hide the answer Redis may still give. Every command on this
+      // connection is answered within publishTimeout by redisAnswer, which follows it to its end.
     });
     this.sub = this.client({ ...common, enableOfflineQueue: true, autoResubscribe: true });
     // The subscriber link's channels are set right before the state is reported: a caughtUp() PING made
@@ -219,12 +228,8 @@ export class RedisBroker implements Broker {
   publish(publication: Publication): Promise<PublishResult> {
     const pub = this.pub;
     if (!pub || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker redis is ${this.currentState}`));
-    return pub.publish(this.namespace.nameOf(publication.topic), encodeEnvelope(this.options.nodeId, publication)).then(
-      () => ACCEPTED,
-      (err: Error) => {
-        throw new HeraldError('unavailable', `broker redis refused the publication: ${err.message}`, { cause: err });
-      },
-    );
+    const command = pub.publish(this.namespace.nameOf(publication.topic), encodeEnvelope(this.options.nodeId, publication));
+    return redisAnswer(command, this.publishTimeout, 'broker redis').then(() => ACCEPTED);
   }
 
   /**
@@ -260,12 +265,12 @@ export class RedisBroker implements Broker {
 
   async broadcast(message: string): Promise<void> {
     if (this.currentState !== 'ready' || !this.pub) throw new HeraldError('unavailable', 'broker redis is not ready');
-    await this.pub.publish(this.controlChannel, message);
+    await redisAnswer(this.pub.publish(this.controlChannel, message), this.publishTimeout, 'broker redis');
   }
 
   async sendToNode(nodeId: string, message: string): Promise<void> {
     if (this.currentState !== 'ready' || !this.pub) throw new HeraldError('unavailable', 'broker redis is not ready');
-    await this.pub.publish(`${this.options.prefix}herald|node|${nodeId}`, message);
+    await redisAnswer(this.pub.publish(`${this.options.prefix}herald|node|${nodeId}`, message), this.publishTimeout, 'broker redis');
   }
 
   async close(): Promise<void> {

@@ -202,8 +202,10 @@ export class ClusterRegistry {
         break;
       }
       case 'want':
+        // The asker is a live node too: a node that just joined learns of the others from their
+        // requests for its snapshot (answering its announce), not only at their next heartbeat.
+        this.remote(message.node);
         if (message.from === this.nodeId) this.sendSnapshot();
-        else this.remote(message.node);
         break;
       case 'bye':
         this.forget(message.node);
@@ -229,6 +231,10 @@ export class ClusterRegistry {
       this.sawPeers = true;
       node = { seq: 0, users: new Set(), stats: { connections: 0, users: 0, topics: 0, subscriptions: 0 }, lastSeen: 0, incoming: null, synced: false };
       this.remotes.set(id, node);
+      // A node heard of for the first time may not know this one yet (it joined after this one's
+      // announce): a heartbeat to it now, not at the next tick, so that it learns at once that other
+      // nodes exist (history kept in its memory stops vouching for a recovery: server.ts).
+      if (this.startedAt !== 0) this.greet(id);
     }
     node.lastSeen = Date.now();
     return node;
@@ -251,6 +257,12 @@ export class ClusterRegistry {
       }
     }
     this.heartbeat();
+  }
+
+  /** This node's heartbeat, to one node only. */
+  private greet(node: string): void {
+    const message: Control = { t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats() };
+    this.broker.sendToNode(node, JSON.stringify(message)).catch((err: Error) => this.log.debug({ err: err.message, node }, 'cluster greeting not sent'));
   }
 
   private heartbeat(): void {

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { LhttpPublication } from '../broker/broker.js';
 import { HISTORY_MARK, withExclusion } from '../broker/envelope.js';
 import { HeraldError } from '../errors.js';
+import { redisAnswer } from '../broker/redis-commands.js';
 import type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position } from './history.js';
 
 /*
@@ -99,6 +100,8 @@ export class RedisHistory implements HistoryStore {
     private readonly prefix: string,
     /** The channel a topic's publications go out on (the broker's mapping: prefix + topic, or the bare name of a raw topic). */
     private readonly channelOf: (topic: string) => string,
+    /** Longest wait for Redis to answer a script (ms, `publishTimeout`): see redisAnswer for what a late or lost answer means. */
+    private readonly timeout: number = 5_000,
   ) {}
 
   private client(): RedisWithScripts {
@@ -126,40 +129,35 @@ export class RedisHistory implements HistoryStore {
   ): Promise<Position> {
     const redis = this.client();
     const [meta, stream] = this.keys(topic);
-    try {
-      const [offset, epoch] = await redis.heraldHistoryAppend(
-        meta,
-        stream,
-        newEpoch(),
-        rule.size,
-        rule.ttl,
-        rule.ttl + META_GRACE,
-        payload,
-        lhttp ? JSON.stringify(lhttp) : '',
-        Date.now(),
-        this.channelOf(topic),
-        // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f [exclusion] <text>.
-        HISTORY_MARK,
-        withExclusion({ topic, payload, ...(lhttp ? { lhttp } : {}), ...(exclude !== undefined ? { exclude } : {}) }),
-        idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
-        idempotency?.window ?? 0,
-      );
-      return { offset: Number(offset), epoch };
-    } catch (err) {
-      throw new HeraldError('unavailable', `history store redis failed: ${(err as Error).message}`, { cause: err });
-    }
+    const appended = redis.heraldHistoryAppend(
+      meta,
+      stream,
+      newEpoch(),
+      rule.size,
+      rule.ttl,
+      rule.ttl + META_GRACE,
+      payload,
+      lhttp ? JSON.stringify(lhttp) : '',
+      Date.now(),
+      this.channelOf(topic),
+      // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f [exclusion] <text>.
+      HISTORY_MARK,
+      withExclusion({ topic, payload, ...(lhttp ? { lhttp } : {}), ...(exclude !== undefined ? { exclude } : {}) }),
+      idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
+      idempotency?.window ?? 0,
+    );
+    const [offset, epoch] = await redisAnswer(appended, this.timeout, 'history store redis');
+    return { offset: Number(offset), epoch };
   }
 
   async read(topic: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): Promise<HistoryRead> {
     const redis = this.client();
     const [meta, stream] = this.keys(topic);
-    let answer;
-    try {
-      answer = await redis.heraldHistoryRead(meta, stream, '', (options.after ?? 0) + 1, options.limit, options.reverse ? '1' : '0', rule.ttl + META_GRACE, rule.size);
-    } catch (err) {
-      throw new HeraldError('unavailable', `history store redis failed: ${(err as Error).message}`, { cause: err });
-    }
-    const [offset, epoch, raw, first] = answer;
+    const read = redis.heraldHistoryRead(meta, stream, '', (options.after ?? 0) + 1, options.limit, options.reverse ? '1' : '0', rule.ttl + META_GRACE, rule.size);
+    const [offset, epoch, raw, first] = await redisAnswer(read, this.timeout, 'history store redis').catch((err: HeraldError) => {
+      // A read changes nothing: whatever its doubt, it is just unavailable.
+      throw new HeraldError('unavailable', err.message, { cause: err });
+    });
     const position = { offset: Number(offset), epoch };
     // MAXLEN ~ keeps a little more than `size`, and Redis expires whole keys: the exact bounds are kept here.
     const expired = Date.now() - rule.ttl;

@@ -1,7 +1,7 @@
 import { truncateCloseReason } from '@herald/protocol';
 import { NO_GRANTS, type Grants } from '../topics.js';
 import type { Publication } from '../broker/broker.js';
-import type { HeraldError } from '../errors.js';
+import { HeraldError } from '../errors.js';
 import type { Codec } from '../protocols/codec.js';
 import type { Transport } from '../transport/transport.js';
 import type { TokenBucket } from '../util/token-bucket.js';
@@ -103,6 +103,15 @@ interface Inbound {
  * the transport is paused past 64 waiting frames). Frames to the peer go
  * through a bounded `Writer`. The session owns its subscriptions, its
  * identity, its recovery holds and its counters.
+ *
+ * A close from the server side of an open connection answers what the
+ * peer already sent before the close frame: publishes in progress (`owe`)
+ * get their answers (they come within publishTimeout; the close waits at
+ * most `closeTimeout`), and the frames waiting in the inbox, or arriving
+ * meanwhile, are refused in the protocol's terms (`unavailable`), not run.
+ * So a publish sent before the close frame is answered, or was not run.
+ * Other commands in progress (an application's handler may never settle)
+ * do not hold the close frame back.
  */
 export class Session {
   readonly topics = new Set<string>();
@@ -142,6 +151,13 @@ export class Session {
   private paused = false;
   private terminateTimer: NodeJS.Timeout | undefined;
   private readonly closeWaiters: Array<() => void> = [];
+  /** Answers owed before the close frame (publishes in progress). */
+  private owed: Set<Promise<unknown>> | null = null;
+  /** Set once the close frame went to the transport: nothing more is written. */
+  private closeSent = false;
+  private closeSentWaiters: Array<() => void> | null = null;
+  /** The server closed an open connection: what the peer sent before the close frame is answered. */
+  private answersBeforeClose = false;
 
   constructor(
     readonly id: string,
@@ -266,14 +282,19 @@ export class Session {
    * being closed with 1013).
    */
   write(frame: Buffer): boolean {
-    if (this.state !== 'open') return false;
+    if (!this.writable) return false;
     return this.writer.write(frame);
   }
 
   /** Queues one message of the connection's protocol (a command's reply, an error answer), framed by its codec. */
   sendText(text: string): boolean {
-    if (this.state !== 'open') return false;
+    if (!this.writable) return false;
     return this.writer.write(this.codec.frame(text));
+  }
+
+  /** Open, or closing with the close frame not sent yet (the answers to what the peer sent before it). */
+  private get writable(): boolean {
+    return this.stateNow === 'open' || (this.stateNow === 'closing' && !this.closeSent);
   }
 
   /** Bytes waiting to be sent: written but not yet accepted by the kernel. */
@@ -322,6 +343,7 @@ export class Session {
   receive(data: Buffer, isBinary: boolean): void {
     this.liveness.seen(Date.now());
     this.framesInNow++;
+    if (this.state === 'closing' && !this.closeSent && this.answersBeforeClose) return this.refuseClosing(data, isBinary);
     if (this.state === 'closing' || this.state === 'closed') return;
     if (this.inbox) {
       this.inbox.push({ data, isBinary });
@@ -346,22 +368,76 @@ export class Session {
     this.closeReasonNow = reason;
   }
 
-  /** Closes the connection from the server side with `code` and `reason`, after what is queued. */
+  /**
+   * Closes the connection from the server side with `code` and `reason`,
+   * after what is queued: the frames waiting in the inbox are refused, the
+   * command being handled is answered (waited for up to `closeTimeout`),
+   * then the close frame goes (see the class).
+   */
   close(code: number, reason: string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    // A connection that never opened ran nothing and is answered nothing: its waiting frames are dropped.
+    this.answersBeforeClose = this.stateNow === 'open';
     this.stateNow = 'closing';
     this.closeCodeNow = code;
     this.closeReasonNow = reason;
+    const waiting = this.answersBeforeClose ? (this.inbox ?? []) : [];
     this.inbox = null;
-    // A close frame travels behind everything already queued; a peer that
-    // never completes the handshake is cut after closeTimeout.
-    this.writer.flushPending();
-    this.transport.close(code, truncateCloseReason(reason));
+    for (const frame of waiting) this.refuseClosing(frame.data, frame.isBinary);
+    const owed = this.answersBeforeClose && this.owed ? [...this.owed] : [];
+    if (owed.length === 0) this.sendClose();
     // Nothing waits in the inbox any more: read again, or the peer's close frame is never read.
     if (this.paused) {
       this.paused = false;
       this.transport.resume();
     }
+    if (owed.length === 0) return;
+    const timer = setTimeout(() => this.sendClose(), this.host.closeTimeout);
+    timer.unref();
+    // Settled after the protocol wrote its answers (their reactions were registered when the publishes began).
+    void Promise.allSettled(owed).then(() => {
+      clearTimeout(timer);
+      this.sendClose();
+    });
+  }
+
+  /**
+   * The answer to a command in progress is owed to the peer before any
+   * close frame (a publish: the broker may make it, the peer must learn
+   * whether it did). A server close waits for it, at most `closeTimeout`.
+   */
+  owe(answer: Promise<unknown>): void {
+    const owed = (this.owed ??= new Set());
+    owed.add(answer);
+    const settled = () => {
+      owed.delete(answer);
+    };
+    answer.then(settled, settled);
+  }
+
+  /** Resolves once the close frame went to the transport (or the transport is gone). */
+  whenCloseSent(): Promise<void> {
+    if (this.closeSent || this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => (this.closeSentWaiters ??= []).push(resolve));
+  }
+
+  /** A frame the peer sent before it could see the close: refused in the protocol's terms, not run. */
+  private refuseClosing(data: Buffer, isBinary: boolean): void {
+    try {
+      this.handler.refuse(this, new HeraldError('unavailable', `not handled: the connection is closing (${this.closeReasonNow ?? 'closed'})`), data, isBinary);
+    } catch (err) {
+      this.host.onHandlerError(this, err);
+    }
+  }
+
+  /** The close frame, behind everything already queued; a peer that never completes the handshake is cut after closeTimeout. */
+  private sendClose(): void {
+    if (this.closeSent) return;
+    this.closeSent = true;
+    for (const resolve of this.closeSentWaiters?.splice(0) ?? []) resolve();
+    if (this.stateNow !== 'closing') return;
+    this.writer.flushPending();
+    this.transport.close(this.closeCodeNow ?? 1000, truncateCloseReason(this.closeReasonNow ?? ''));
     this.terminateTimer = setTimeout(() => this.transport.terminate(), this.host.closeTimeout);
     this.terminateTimer.unref();
   }
@@ -374,6 +450,7 @@ export class Session {
       this.closeReasonNow = reason;
     }
     this.stateNow = 'closing';
+    this.closeSent = true;
     this.inbox = null;
     this.transport.terminate();
   }
@@ -388,6 +465,7 @@ export class Session {
     const by = this.closeCodeNow ? 'server' : 'client';
     this.host.onClosed(this, this.closeCodeNow ?? code, this.closeReasonNow ?? reason, by);
     for (const resolve of this.closeWaiters.splice(0)) resolve();
+    for (const resolve of this.closeSentWaiters?.splice(0) ?? []) resolve();
   }
 
   /** Resolves once the transport is gone. */

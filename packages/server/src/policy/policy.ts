@@ -252,12 +252,15 @@ export class Policy {
     const refused = this.publishProblem(session, topic);
     if (refused) return Promise.reject(refused);
     const endpoint = this.host.proxies.publishRule(topic);
-    if (!endpoint) return this.host.publish(topic, message, 'client');
-    return this.host.proxies.publish(session, endpoint, topic, message).then((verdict) => {
-      const forbidden = verdict.allowed ? null : this.permissionProblem(session, topic);
-      if (forbidden) throw forbidden;
-      return this.host.publish(topic, verdict.message, 'client');
-    });
+    if (!endpoint) return owed(session, this.host.publish(topic, message, 'client'));
+    return owed(
+      session,
+      this.host.proxies.publish(session, endpoint, topic, message).then((verdict) => {
+        const forbidden = verdict.allowed ? null : this.permissionProblem(session, topic);
+        if (forbidden) throw forbidden;
+        return this.host.publish(topic, verdict.message, 'client');
+      }),
+    );
   }
 
   /**
@@ -270,15 +273,18 @@ export class Policy {
     const refused = this.publishProblem(session, topic);
     if (refused) return Promise.reject(refused);
     const endpoint = this.host.proxies.publishRule(topic);
-    if (!endpoint) return this.host.publishLhttp(topic, message, body, 'client');
-    return this.host.proxies.publish(session, endpoint, topic, body, message).then((verdict) => {
-      const forbidden = verdict.allowed ? null : this.permissionProblem(session, topic);
-      if (forbidden) throw forbidden;
-      if (!verdict.replaced) return this.host.publishLhttp(topic, message, body, 'client');
-      const replaced = typeof verdict.message === 'string' ? verdict.message : toJson(verdict.message);
-      const text = encodeLhttp({ command: message.command, headers: message.headers, body: replaced });
-      return this.host.publishLhttp(topic, { ...message, text }, replaced, 'client');
-    });
+    if (!endpoint) return owed(session, this.host.publishLhttp(topic, message, body, 'client'));
+    return owed(
+      session,
+      this.host.proxies.publish(session, endpoint, topic, body, message).then((verdict) => {
+        const forbidden = verdict.allowed ? null : this.permissionProblem(session, topic);
+        if (forbidden) throw forbidden;
+        if (!verdict.replaced) return this.host.publishLhttp(topic, message, body, 'client');
+        const replaced = typeof verdict.message === 'string' ? verdict.message : toJson(verdict.message);
+        const text = encodeLhttp({ command: message.command, headers: message.headers, body: replaced });
+        return this.host.publishLhttp(topic, { ...message, text }, replaced, 'client');
+      }),
+    );
   }
 
   /** Reading a topic's history or presence needs a valid name and the right to subscribe. */
@@ -290,4 +296,10 @@ export class Policy {
     const forbidden = this.host.permissions.subscribeProblem(session, topic);
     return forbidden ? new HeraldError('forbidden', forbidden) : null;
   }
+}
+
+/** A client's publish is answered before any close frame of its connection (see Session.owe). */
+function owed<T>(session: Session, publishing: Promise<T>): Promise<T> {
+  session.owe(publishing);
+  return publishing;
 }

@@ -1,13 +1,14 @@
 import type { Broker, LhttpPublication, Publication, PublishResult } from '../broker/broker.js';
 import { exclusionProblem } from '../broker/envelope.js';
 import type { HeraldConfig } from '../config.js';
-import { HeraldError } from '../errors.js';
+import { HeraldError, InDoubtError } from '../errors.js';
 import type { HistoryStore, Position } from '../history/history.js';
 import type { LatestValues } from '../history/latest.js';
 import { ruleFor } from '../topics.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics, PublicationSource } from '../metrics/metrics.js';
 import { IdempotencyCache } from '../util/idempotency.js';
+import { failureFor } from '../util/in-doubt.js';
 import { toJson } from '../util/json.js';
 import type { BatchItem, PublishOptions } from '../herald.js';
 
@@ -30,7 +31,8 @@ export interface PublisherOptions {
  * (client command, HTTP API, CLI, library, LHTTP, raw endpoint):
  *
  *   check the topic and the message (JSON text, size), encode it once
- *   → idempotency window (a retry with the same key answers the first result)
+ *   → idempotency window (a retry with the same key answers the first result;
+ *     one whose first attempt is in doubt joins it, see IdempotencyCache)
  *   → history append, when the topic keeps history
  *   → a shared store (Redis) appends and delivers to every node itself, in
  *     offset order; otherwise this node's subscribers get it first (local
@@ -52,14 +54,24 @@ export class Publisher {
   constructor(private readonly options: PublisherOptions) {
     const { config } = options;
     this.cacheRules = config.history.some((rule) => rule.cache);
-    this.idempotency = new IdempotencyCache({ window: config.idempotencyWindow, maxKeys: config.idempotencyMaxKeys, maxBytes: config.idempotencyMaxBytes });
+    this.idempotency = new IdempotencyCache({ window: config.idempotencyWindow, maxKeys: config.idempotencyMaxKeys, maxBytes: config.idempotencyMaxBytes, wait: config.publishTimeout });
   }
 
   /** One publication of any JSON value; see `Herald.publish`. */
   publish(topic: string, message: unknown, source: PublicationSource = 'library', options: PublishOptions = {}): Promise<PublishResult> {
     const key = options.idempotencyKey;
     if (key === undefined) return this.publishNow(topic, message, source, undefined, options.exclude);
-    return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key, options.exclude));
+    return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key, options.exclude), this.keepsDoubt(topic));
+  }
+
+  /**
+   * Whether this node must keep the key of a publish in doubt on `topic`:
+   * not when the shared store keeps the key itself (topics with Redis
+   * history), whose script answers a retry with the first result whenever
+   * it ran, on any node; a retry there runs the script again.
+   */
+  private keepsDoubt(topic: string): boolean {
+    return !(this.options.history.appendPublishes && ruleFor(this.options.config.history, topic));
   }
 
   /** Several publications, every item checked before any is published; see `Herald.publishMany`. */
@@ -119,7 +131,7 @@ export class Publisher {
         if (this.options.closing()) throw new HeraldError('unavailable', 'server is shutting down');
         const publication: Publication = { topic: item.topic, payload: item.payload, ...(item.exclude !== undefined ? { exclude: item.exclude } : {}) };
         const publish = () => this.distribute(publication, source, item.key);
-        results.push(await (item.key === undefined ? publish() : this.idempotency.remember(item.topic, item.key, publish)));
+        results.push(await (item.key === undefined ? publish() : this.idempotency.remember(item.topic, item.key, publish, this.keepsDoubt(item.topic))));
       } catch (err) {
         if (!(err instanceof HeraldError) || checked.length === 1) throw err;
         const done = index === 0 ? 'nothing was published' : `the ${index} before it were published, the rest were not`;
@@ -227,9 +239,13 @@ export class Publisher {
       // The shared store's append publishes to every node, this one included, in offset order.
       // The key is kept in the shared store too, so that a retry reaching another node is a no-op as well.
       const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, window: config.idempotencyWindow };
-      return Promise.resolve(history.append(publication.topic, rule, publication.payload, publication.lhttp, idempotency, publication.exclude)).then((position) => {
+      const counted = (position: Position): PublishResult => {
         this.publications++;
         return { offset: position.offset, epoch: position.epoch };
+      };
+      return Promise.resolve(history.append(publication.topic, rule, publication.payload, publication.lhttp, idempotency, publication.exclude)).then(counted, (err: unknown) => {
+        // In doubt, it is counted if it turns out made.
+        throw err instanceof InDoubtError ? failureFor(err, err.message, (position) => counted(position as Position)) : err;
       });
     }
     if (rule) {
@@ -254,7 +270,7 @@ export class Publisher {
     const result: PublishResult = position ? { offset: position.offset, epoch: position.epoch } : {};
     return accepted.then(() => result, (err: unknown) => {
       const why = err instanceof Error ? err.message : String(err);
-      throw new HeraldError('unavailable', `${why}: delivered to ${local} connection(s) on this node only, not to other nodes`, { cause: err });
+      throw failureFor(err, `${why}: delivered to ${local} connection(s) on this node only, not to other nodes`, () => result);
     });
   }
 }

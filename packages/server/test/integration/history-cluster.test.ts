@@ -332,6 +332,27 @@ describe('history kept in each process (memory store) with the NATS broker', () 
     await herald.close();
   });
 
+  it('a node that joins a running node hears of it within a round trip, not at its next heartbeat: its recoveries do not vouch from the start', async (t) => {
+    if (skip) return t.skip(skip);
+    // Heartbeats far apart: only the answers to the newcomer's announce can tell it about the other node.
+    const slow = { ...options('join.'), cluster: { heartbeatInterval: 60_000 } };
+    const a = await startHerald(slow);
+    await brokerReady(a);
+    const b = await startHerald(slow);
+    await brokerReady(b);
+    await eventually(() => b.clusterView().length === 2, 'node b to know node a', 2000);
+    const first = await connect(b);
+    assert.equal((await first.request({ action: 'subscribe', topic: 'h:room' })).ok, true);
+    await b.publish('h:room', 'b0');
+    const seen = await first.next();
+    await first.close();
+    const again = await connect(b);
+    const reply = await again.request({ action: 'subscribe', topic: 'h:room', since: { offset: seen.offset, epoch: seen.epoch } });
+    assert.deepEqual([reply.recovered, reply.reason], [false, 'not_shared']);
+    await again.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('once another node is there, a recovery does not vouch for a part: recovered false, not_shared (it replayed this node\'s publications only, as if they were all)', async (t) => {
     if (skip) return t.skip(skip);
     const [a, b] = [await startHerald(options('pair.')), await startHerald(options('pair.'))];

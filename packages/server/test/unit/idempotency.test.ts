@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it, mock } from 'node:test';
+import { HeraldError, InDoubtError } from '../../src/errors.js';
 import { IDEMPOTENCY_ENTRY_BYTES, IdempotencyCache } from '../../src/util/idempotency.js';
 
-const roomy = { window: 60_000, maxKeys: 1000, maxBytes: 1 << 20 };
+const roomy = { window: 60_000, maxKeys: 1000, maxBytes: 1 << 20, wait: 1000 };
 
 /** A `run` that counts its calls and resolves with the call number. */
 function counter(): { run: () => Promise<number>; calls: () => number } {
@@ -116,5 +117,77 @@ describe('IdempotencyCache', () => {
     await settle();
     assert.equal(cache.remember('t', 'k', () => Promise.resolve(3)), second, 'the newer entry is still remembered');
     assert.equal(cache.size, 1);
+  });
+
+  describe('a first attempt answered in doubt (the broker may still make it)', () => {
+    /** A first attempt rejected in doubt, whose outcome the test settles. */
+    async function inDoubt(cache: IdempotencyCache<number>) {
+      const outcome = later<number>();
+      await assert.rejects(cache.remember('t', 'k', () => Promise.reject(new InDoubtError('no answer within 1000 ms', outcome.promise))), { code: 'unavailable' });
+      await settle();
+      return outcome;
+    }
+
+    it('keeps its key: a retry made while in doubt publishes nothing and answers its result once it is made', async () => {
+      const cache = new IdempotencyCache<number>(roomy);
+      const outcome = await inDoubt(cache);
+      assert.deepEqual([cache.size, cache.inDoubt], [1, 1]);
+      const { run, calls } = counter();
+      const retry = cache.remember('t', 'k', run);
+      outcome.resolve(41);
+      assert.equal(await retry, 41);
+      assert.equal(await cache.remember('t', 'k', run), 41, 'a later retry too');
+      assert.equal(calls(), 0);
+      assert.equal(cache.inDoubt, 0);
+    });
+
+    it('a retry is answered unavailable after `wait` while the doubt lasts, and publishes nothing', async () => {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      const cache = new IdempotencyCache<number>(roomy);
+      const outcome = await inDoubt(cache);
+      const { run, calls } = counter();
+      const retry = cache.remember('t', 'k', run);
+      mock.timers.tick(999);
+      await settle();
+      mock.timers.tick(1);
+      await assert.rejects(retry, (err: unknown) => err instanceof InDoubtError && /still unanswered/.test(err.message));
+      outcome.resolve(5);
+      await settle();
+      assert.equal(await cache.remember('t', 'k', run), 5);
+      assert.equal(calls(), 0);
+    });
+
+    it('is forgotten once it surely was not made: a retry waiting then is answered unavailable (within `wait`), the next one publishes', async () => {
+      const cache = new IdempotencyCache<number>(roomy);
+      const outcome = await inDoubt(cache);
+      const { run, calls } = counter();
+      const retry = cache.remember('t', 'k', run);
+      outcome.reject(new HeraldError('unavailable', 'Redis refused it'));
+      await assert.rejects(retry, /failed \(Redis refused it\): the key is forgotten, retry to publish/);
+      assert.equal(calls(), 0);
+      assert.equal(await cache.remember('t', 'k', run), 1);
+      assert.equal(await cache.remember('t', 'k', run), 1, 'the retry\'s result is remembered');
+      assert.equal(calls(), 1);
+    });
+
+    it('never known (the connection dropped with it unanswered): retries are refused until the key is forgotten', async () => {
+      mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+      const cache = new IdempotencyCache<number>({ ...roomy, window: 1000 });
+      const outcome = await inDoubt(cache);
+      outcome.reject(new InDoubtError('the connection dropped before Redis answered', null));
+      await settle();
+      const { run, calls } = counter();
+      await assert.rejects(cache.remember('t', 'k', run), (err: unknown) => err instanceof InDoubtError && /will never be known/.test(err.message));
+      mock.timers.tick(1001);
+      assert.equal(await cache.remember('t', 'k', run), 1, 'after the window the key publishes again');
+      assert.equal(calls(), 1);
+    });
+
+    it('is forgotten at once when the caller keeps no doubt (the store keeps the key itself)', async () => {
+      const cache = new IdempotencyCache<number>(roomy);
+      await assert.rejects(cache.remember('t', 'k', () => Promise.reject(new InDoubtError('late', later<number>().promise)), false));
+      await settle();
+      assert.equal(cache.size, 0);
+    });
   });
 });

@@ -240,6 +240,53 @@ describe('Session: closing', () => {
     assert.equal(session.closeReason, long, 'the session keeps the whole reason (for logs and the disconnect event)');
   });
 
+  it('a server close answers what the peer sent first: the frames waiting behind a command are refused, an owed publish is awaited, then the close frame', async () => {
+    const handler = new RecordingHandler();
+    const { session, transport } = fakeSession({ handler });
+    const broker = later();
+    handler.reply = (text) => {
+      const answered = broker.promise.then(() => void session.sendText(`answer ${text}`));
+      session.owe(answered);
+      return answered;
+    };
+    for (const text of ['a', 'b', 'c']) session.receive(frame(text), false);
+    session.close(1001, 'bye');
+    assert.deepEqual(handler.frames, ['a'], 'the waiting frames are not run');
+    assert.deepEqual(handler.refusals.map((r) => [r.frame, r.code]), [['b', 'unavailable'], ['c', 'unavailable']]);
+    session.receive(frame('d'), false);
+    assert.equal(handler.refusals.at(-1)!.frame, 'd', 'a frame arriving before the close frame is refused too');
+    assert.equal(transport.closed, undefined, 'no close frame while a publish is owed its answer');
+    broker.resolve();
+    await settle();
+    assert.deepEqual(transport.texts(), ['answer a']);
+    assert.deepEqual(transport.closed, { code: 1001, reason: 'bye' });
+    session.receive(frame('e'), false);
+    assert.deepEqual([handler.frames, handler.refusals.length], [['a'], 3], 'after the close frame: neither run nor answered');
+  });
+
+  it('an owed answer that never comes holds the close frame back at most closeTimeout', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const host = new FakeSessionHost(1024, 3000);
+    const { session, transport } = fakeSession({ host });
+    session.owe(new Promise(() => undefined));
+    session.close(1001, 'bye');
+    mock.timers.tick(2999);
+    assert.equal(transport.closed, undefined);
+    mock.timers.tick(1);
+    assert.deepEqual(transport.closed, { code: 1001, reason: 'bye' });
+    mock.timers.tick(3000);
+    assert.equal(transport.terminations, 1, 'then the handshake has closeTimeout as before');
+  });
+
+  it('a connection closed before it opened drops its waiting frames unanswered (it ran nothing)', () => {
+    const handler = new RecordingHandler();
+    const { session, transport } = fakeSession({ handler, open: false });
+    session.receive(frame('a'), false);
+    session.close(4401, 'unauthorized');
+    assert.deepEqual([handler.frames, handler.refusals], [[], []]);
+    assert.deepEqual(transport.ops(), ['close']);
+  });
+
   it('a second close changes nothing', () => {
     const { session, transport } = fakeSession();
     session.close(4000, 'first');

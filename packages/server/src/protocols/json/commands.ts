@@ -105,18 +105,27 @@ export class JsonCommands implements FrameHandler {
     } catch {
       parsed = undefined;
     }
-    const commands = Array.isArray(parsed) ? parsed : [parsed];
+    if (!this.refuseEach(session, refusal, Array.isArray(parsed) ? parsed : [parsed])) this.fail(session, undefined, 'error', refusal.code, refusal.message);
+  }
+
+  /** Answers each command with an `id` with the refusal; whether any had one. */
+  private refuseEach(session: Session, refusal: HeraldError, commands: unknown[]): boolean {
     let answered = false;
     for (const command of commands) {
       if (!isObject(command) || !validId(command.id)) continue;
       this.fail(session, command.id, typeof command.action === 'string' ? command.action : 'error', refusal.code, refusal.message);
       answered = true;
     }
-    if (!answered) this.fail(session, undefined, 'error', refusal.code, refusal.message);
+    return answered;
   }
 
   private batch(session: Session, commands: unknown[], from: number): void | Promise<void> {
     for (let i = from; i < commands.length; i++) {
+      // Closed by the server while an earlier command of the frame ran: the rest are answered, not run.
+      if (session.state !== 'open') {
+        this.refuseEach(session, new HeraldError('unavailable', `not handled: the connection is closing (${session.closeReason ?? 'closed'})`), commands.slice(i));
+        return;
+      }
       // The frame paid for its first command; each further one is charged too.
       const pending = this.command(session, commands[i], i > 0);
       if (pending) return pending.then(() => this.batch(session, commands, i + 1));
