@@ -18,6 +18,8 @@ export interface Incarnation {
   topic: string;
   started: number;
   reply?: { at: number; position?: { offset: number; epoch: string } | undefined };
+  /** When the subscription was last confirmed (its first reply, or the SDK's resubscribe after a reconnection). */
+  confirmed?: number;
   /** When the client unsubscribed (Infinity: it never did). */
   ended: number;
   emissions: Emission[];
@@ -155,6 +157,7 @@ export class SoakClient {
       const subscription: Subscription = this.client.subscribe(topic);
       subscription.on('subscribed', (event) => {
         incarnation.reply ??= { at: Date.now(), position: event.position };
+        incarnation.confirmed = Date.now();
         if (event.recovered === false) this.problems.push(`client ${this.index}: recovery on ${topic} (fresh subscription) failed (${event.reason})`);
       });
       subscription.on('message', ({ message, context }) => {

@@ -321,7 +321,12 @@ async function judge(figures: SoakFigures, clients: readonly SoakClient[], acks:
       // Judged from its reply's position on; one that got none (ended first, or the store was unreadable) owes nothing.
       if (!incarnation.reply?.position) continue;
       figures.freshSubscribes++;
-      streams.push({ what: `client ${client.index} on ${incarnation.topic}, fresh subscribe #${n}`, topic: incarnation.topic, emissions: incarnation.emissions, start: incarnation.reply.position, ended: incarnation.ended });
+      // A connection cut after the last confirmation ends what is owed: the application unsubscribed before the
+      // SDK was back on the topic (its recovery would have brought the rest).
+      const confirmed = incarnation.confirmed ?? incarnation.reply.at;
+      const cut = client.connections.map((connection) => connection.closed?.at ?? Infinity).filter((at) => at > confirmed && at < incarnation.ended);
+      const ended = Math.min(incarnation.ended, ...cut);
+      streams.push({ what: `client ${client.index} on ${incarnation.topic}, fresh subscribe #${n}`, topic: incarnation.topic, emissions: incarnation.emissions, start: incarnation.reply.position, ended });
     }
     if (historyTopic && client.emissions.length === 0) violations.push(`client ${client.index}: emitted nothing on ${historyTopic}`);
     for (const stream of streams) {
