@@ -31,6 +31,11 @@ export interface AuthenticatorOptions {
 
 /** Why `connect` gave up: the connection closed while its identity was being settled. */
 export const CLOSED_WHILE_CONNECTING = 'the connection closed before its identity was settled';
+
+/** Gives up settling the identity of a connection that closed meanwhile (after each await of `connect`). */
+function stillConnecting(session: Session): void {
+  if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
+}
 /** Longest a timer can wait; longer waits go in steps. */
 const MAX_TIMER = 2 ** 31 - 1;
 
@@ -81,12 +86,12 @@ export class Authenticator {
     const url = request.url ?? '/';
     const token = bearer ?? new URL(url, 'http://herald').searchParams.get('token');
     if (token !== null) this.apply(session, await this.options.tokens.identity(token));
-    if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
+    stillConnecting(session);
     let topics: string[] = [];
     const hook = this.options.config.auth.connectHook;
     if (hook.url) {
       const answer = await askConnectHook(hook, { ip: session.ip, url, headers: request.headers });
-      if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
+      stillConnecting(session);
       topics = (answer.topics ?? []).filter((topic) => this.options.topicProblem(topic) === null);
       if (answer.uid !== undefined) {
         this.apply(session, { uid: answer.uid, expiresAt: undefined, topics, publish: answer.publish ?? [], info: answer.info });
@@ -97,9 +102,8 @@ export class Authenticator {
       if (answer.uid !== undefined || session.uid === undefined) this.hooked.add(session);
     }
     const onConnect = this.options.onConnect;
+    // The application hears of a connection only while it is there (checked after each await above): never after its disconnect.
     if (onConnect) {
-      // The application hears of a connection only while it is there: never after its disconnect.
-      if (session.state !== 'connecting') throw new HeraldError('unavailable', CLOSED_WHILE_CONNECTING);
       await onConnect({ id: session.id, ip: session.ip, uid: session.uid, topics: session.topics, connectedAt: session.connectedAt, url, headers: request.headers });
     }
     return topics;

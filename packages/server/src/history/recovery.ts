@@ -158,19 +158,21 @@ export class Recovery {
         if (held) session.releaseLive(topic, held);
         if (!answering()) return;
         if (!rule) return respond(since ? { recovered: false, reason: 'history_off' } : undefined, []);
-        const read = history.read(topic, rule, { after: since?.offset, limit: since && !rule.cache ? rule.size : 0 });
-        if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
-        if (rule.cache) {
-          const cached = mergeCached(since, this.options.latest.get(topic, rule), read.position, held ?? []);
-          // The latest value this process saw, which another node's may have overtaken: not vouched for as the current one.
-          const result = since && this.options.vouches?.() === false ? { recovered: false, reason: 'not_shared' as const, offset: read.position.offset, epoch: read.position.epoch } : cached.result;
-          return respond(result, encode(cached.publications));
-        }
-        // Without since, merge from the read position itself: nothing is replayed, the held ones it does not cover follow.
+        // A store holding only this process's part of the topic vouches for no replay: the recovery answers not_shared.
         const partial = since !== undefined && this.options.vouches?.() === false;
-        const merged = merge(topic, since && !partial ? since : read.position, since && !partial ? read : { ...read, entries: [] }, held ?? []);
+        const from = partial ? undefined : since;
+        const read = history.read(topic, rule, { after: since?.offset, limit: from && !rule.cache ? rule.size : 0 });
+        if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
         const here = { offset: read.position.offset, epoch: read.position.epoch };
-        respond(partial ? { recovered: false, reason: 'not_shared', ...here } : since ? merged.result : here, encode(merged.publications));
+        const notShared: RecoveryResult = { recovered: false, reason: 'not_shared', ...here };
+        if (rule.cache) {
+          // The latest value this process saw, which another node's may have overtaken: not vouched for as the current one.
+          const cached = mergeCached(since, this.options.latest.get(topic, rule), read.position, held ?? []);
+          return respond(partial ? notShared : cached.result, encode(cached.publications));
+        }
+        // Without a position to recover from, merge from the read position itself: nothing is replayed, the held ones it does not cover follow.
+        const merged = merge(topic, from ?? read.position, read, held ?? []);
+        respond(partial ? notShared : from ? merged.result : here, encode(merged.publications));
       };
       // Subscribed, read and answered in one turn (memory store): nothing new can come between.
       if (!ready) return answer();

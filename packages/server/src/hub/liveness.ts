@@ -87,8 +87,9 @@ export class Liveness {
           this.progressAt = now;
         }
         // The time a peer reading at minReadRate needs for what the kernel may hold, before the timeout runs.
-        const unread = rules.minReadRate > 0 ? Math.min(MAX_KERNEL_BYTES, Math.max(0, this.handedOver - this.readTo)) : 0;
-        return now - this.progressAt - (unread * 1000) / (rules.minReadRate || 1) >= rules.timeout ? 'dead' : 'wait';
+        const unread = Math.min(MAX_KERNEL_BYTES, Math.max(0, this.handedOver - this.readTo));
+        const readTime = rules.minReadRate > 0 ? (unread * 1000) / rules.minReadRate : 0;
+        return now - this.progressAt - readTime >= rules.timeout ? 'dead' : 'wait';
       }
       // Answered: the peer read up to the ping.
       this.readTo = this.pingPosition;
