@@ -15,7 +15,7 @@ const FOUNDATION = `${SRC}(util/|errors\\.ts$|config\\.ts$|log\\.ts$|version\\.t
 /** Layer 2, the contracts: interfaces with their contracts written on them, and the public Herald interface. */
 const CONTRACTS = `${SRC}(publication\\.ts$|broker/broker\\.ts$|history/history\\.ts$|protocols/codec\\.ts$|transport/transport\\.ts$|herald\\.ts$)`;
 /** Layer 4, services and adapters. */
-const SERVICES = `${SRC}(auth|broker|cluster|history|metrics|policy|presence|protocols|proxy|publish|transport|users)/`;
+const SERVICES = `${SRC}(auth|broker|cluster|events|history|metrics|policy|presence|protocols|proxy|publish|pusher|transport|users)/`;
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

@@ -316,6 +316,62 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /**
+   * The Pusher Channels protocol (docs/pusher.md): off unless `enabled`. Each
+   * app is isolated from the others: its channels are the Herald topics under
+   * its `topicPrefix`, its clients connect at `/app/{key}`, its HTTP API is at
+   * `/apps/{id}/...`, signed with its secret.
+   */
+  pusher: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      apps: z
+        .array(
+          z.strictObject({
+            /** The app id (`/apps/{id}/...` on the HTTP API, the `appId` of the server libraries). */
+            id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'an app id is 1 to 64 letters, digits, - or _'),
+            /** The public key clients connect with (`/app/{key}`), and that signs `key:signature` channel authorisations. */
+            key: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'an app key is 1 to 128 letters, digits, - or _'),
+            /** The shared secret: HMAC-SHA256 key of channel authorisations, HTTP API signatures and webhooks. */
+            secret: z.string().min(12, 'an app secret must be at least 12 characters long'),
+            /**
+             * The Herald topic a channel of this app is: `topicPrefix + channel`.
+             * Default `pusher:{id}:`. Herald clients reach an app's channels under
+             * these names (when permissions allow); prefixes of two apps may not overlap.
+             */
+            topicPrefix: z.string().optional(),
+            /** Whether clients may send `client-*` events on private and presence channels. */
+            clientEvents: z.boolean().default(false),
+            /** Most `client-*` events one connection may send per second. */
+            clientEventRate: z.number().int().min(1).default(10),
+            /** Most connections this app may hold on this node; 0: no limit but the node's. */
+            maxConnections: z.number().int().min(0).default(0),
+            /** Most members of one presence channel (Pusher's documented convention is 100). */
+            maxPresenceMembers: z.number().int().min(1).default(100),
+            /** Largest `data` of one event, in bytes (Pusher's limit is 10 KB). */
+            maxEventBytes: size.default(10 * 1024),
+            /** Most channels one HTTP trigger may name (Pusher: 100). */
+            maxEventChannels: z.number().int().min(1).default(100),
+            /** Most events one HTTP batch may hold (Pusher: 10). */
+            maxBatchEvents: z.number().int().min(1).default(10),
+            /** Seconds of silence after which a client should ping (`activity_timeout` of `pusher:connection_established`). */
+            activityTimeout: z.number().int().min(1).max(3600).default(120),
+            /** Pusher webhooks of this app: where they go and which events (default: all). */
+            webhooks: z
+              .array(
+                z.strictObject({
+                  url: backendUrl,
+                  events: z.array(z.enum(['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'])).optional(),
+                }),
+              )
+              .default([]),
+          }),
+        )
+        .default([]),
+      /** How far an HTTP API request's `auth_timestamp` may be from this node's clock, in seconds (Pusher: 600). */
+      timestampWindow: z.number().int().min(1).default(600),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       /** Largest WebSocket frame accepted from a client; a larger one closes the connection with 1009. */
