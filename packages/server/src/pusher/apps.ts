@@ -70,6 +70,22 @@ export class PusherApps {
     return topic.startsWith(app.topicPrefix) && topic.length > app.topicPrefix.length ? topic.slice(app.topicPrefix.length) : null;
   }
 
+  /**
+   * The Herald uid of a Pusher user of `app` (the `id` of its `pusher:signin`
+   * user data, or a presence channel's `user_id`): `topicPrefix + "user:" + id`,
+   * so that users of two apps never share a uid. The server API on users
+   * (disconnect, list) and Pusher's terminate_connections use it.
+   */
+  static uidOf(app: PusherApp, userId: string): string {
+    return `${app.topicPrefix}user:${userId}`;
+  }
+
+  /** The Pusher user id of a Herald uid of `app`, or null when the uid is not one of the app's users. */
+  static userIdOf(app: PusherApp, uid: string): string | null {
+    const prefix = `${app.topicPrefix}user:`;
+    return uid.startsWith(prefix) && uid.length > prefix.length ? uid.slice(prefix.length) : null;
+  }
+
   /** The app a Herald topic belongs to, and its channel there, or null. */
   appOfTopic(topic: string): { app: PusherApp; channel: string } | null {
     for (const app of this.byId.values()) {
