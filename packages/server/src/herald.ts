@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Broker, BrokerState, LhttpPublication, PublishResult } from './broker/broker.js';
+import type { Tags } from './publication.js';
 import type { HeraldConfig, HeraldConfigInput } from './config.js';
 import type { Logger } from './log.js';
 import type { Refusal } from './transport/transport.js';
@@ -216,6 +217,10 @@ export interface BatchItem {
   idempotencyKey?: string | undefined;
   /** A connection that must not receive it (see `PublishOptions.exclude`). */
   exclude?: string | undefined;
+  /** See `PublishOptions.tags`. */
+  tags?: Tags | undefined;
+  /** See `PublishOptions.event`. */
+  event?: string | undefined;
   /** How errors name the item (default `item <index>`). */
   label?: string;
 }
@@ -231,6 +236,19 @@ export interface PublishOptions {
    * node catching up from the shared history) hands it to every subscriber.
    */
   exclude?: string;
+  /**
+   * Tags that subscription filters test (docs/backend.md, "Tags and
+   * filters"): at most 16, names of 1 to 64 characters, string values of at
+   * most 256 characters; anything else is refused with `bad_request`. Kept
+   * in history with the publication; JSON frames carry them as `"tags"`.
+   */
+  tags?: Tags;
+  /**
+   * An event name (1 to 200 characters, no control character), as Pusher's
+   * events have; kept in history; JSON frames carry it as `"event"`.
+   * Anything else is refused with `bad_request`.
+   */
+  event?: string;
 }
 
 export interface UserSubscribeOptions {
@@ -295,7 +313,8 @@ export interface HistoryPage {
   /** The topic's latest offset and its epoch. */
   offset: number;
   epoch: string;
-  publications: Array<{ offset: number; time: number; message: unknown; lhttp?: { command: string; headers: Record<string, string> } }>;
+  /** Oldest first (newest first with `reverse`); `event` and `tags` when the publication had them. */
+  publications: Array<{ offset: number; time: number; message: unknown; lhttp?: { command: string; headers: Record<string, string> }; event?: string; tags?: Tags }>;
 }
 
 export interface PushResult {

@@ -26,6 +26,49 @@ export interface Publication {
    * subscriber.
    */
   exclude?: string;
+  /**
+   * The publication's tags (at most 16 names of 1 to 64 characters, each a
+   * string of at most 256 characters: `tagsProblem`), which subscription
+   * filters test (docs/backend.md, "Tags and filters"). Stored in history
+   * with the publication and carried to every node; JSON frames show them as
+   * `"tags":{...}`.
+   */
+  tags?: Tags;
+  /**
+   * An event name (1 to 200 characters, no control character: as Pusher's
+   * events have), stored and carried with the publication; JSON frames show
+   * it as `"event":"..."`.
+   */
+  event?: string;
+}
+
+/** A publication's tags: names to string values. */
+export type Tags = Readonly<Record<string, string>>;
+
+/** Bounds on a publication's tags and event name (`tagsProblem`, `eventProblem`). */
+export const TAG_LIMITS = Object.freeze({ maxTags: 16, maxNameLength: 64, maxValueLength: 256, maxEventLength: 200 });
+
+/** Why `tags` cannot be a publication's tags (not an object of strings, too many, too long), or null. */
+export function tagsProblem(tags: unknown): string | null {
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) return 'tags must be an object of string values';
+  const names = Object.keys(tags);
+  if (names.length > TAG_LIMITS.maxTags) return `${names.length} tags, over the limit of ${TAG_LIMITS.maxTags}`;
+  for (const name of names) {
+    if (name.length === 0 || name.length > TAG_LIMITS.maxNameLength) return `tag name ${JSON.stringify(name.slice(0, 80))} must be 1 to ${TAG_LIMITS.maxNameLength} characters`;
+    if (/[\x00-\x1f\x7f]/.test(name)) return `tag name ${JSON.stringify(name)} holds a control character`;
+    const value = (tags as Record<string, unknown>)[name];
+    if (typeof value !== 'string') return `tag ${JSON.stringify(name)} must be a string`;
+    if (value.length > TAG_LIMITS.maxValueLength) return `tag ${JSON.stringify(name)} is over ${TAG_LIMITS.maxValueLength} characters`;
+  }
+  return null;
+}
+
+/** Why `event` cannot be a publication's event name (1 to 200 characters, no control character), or null. */
+export function eventProblem(event: unknown): string | null {
+  if (typeof event !== 'string') return 'event must be a string';
+  if (event.length === 0 || event.length > TAG_LIMITS.maxEventLength) return `event must be 1 to ${TAG_LIMITS.maxEventLength} characters`;
+  if (/[\x00-\x1f\x7f]/.test(event)) return 'event holds a control character';
+  return null;
 }
 
 export interface PublishResult {

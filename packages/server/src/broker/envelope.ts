@@ -12,35 +12,65 @@ import { escapeJsonText, toJson } from '../util/json.js';
  * `PUBLISH channel "data from PHP"`): its text is the message when it is valid
  * JSON, otherwise it becomes a JSON string.
  *
- * A publication that excludes a connection (its sender, `Publication.exclude`)
- * carries the connection id in front of its text, in both envelopes:
+ * A publication's metadata travels in front of its text, in both envelopes
+ * (neither JSON text nor LHTTP text starts with \x1c or \x1d):
  *
- *     \x1d<connection id>\x1f<message JSON or LHTTP text>
+ * - with tags or an event name, a metadata header, JSON with one-letter keys
+ *   (`x` the excluded connection, `t` the tags, `e` the event; JSON text
+ *   holds no raw \x1f):
  *
- * (neither JSON text nor LHTTP text starts with \x1d).
+ *       \x1c{"x":"<connection id>","t":{"region":"eu"},"e":"<event>"}\x1f<message JSON or LHTTP text>
+ *
+ * - with an exclusion alone (its sender, `Publication.exclude`), the older
+ *   and shorter form, which nodes of earlier versions read too:
+ *
+ *       \x1d<connection id>\x1f<message JSON or LHTTP text>
+ *
+ * A raw publisher's payload never gets either: only Herald's own marked
+ * envelopes (and the history script's) are read for them.
  */
 const MARK = '\x1eherald\x1f';
 
 /** The start of the optional exclusion in front of a publication's text in an envelope. */
 const EXCLUDE_MARK = '\x1d';
+/** The start of the optional metadata header (exclusion, tags, event) in front of a publication's text. */
+const META_MARK = '\x1c';
+
+/** The metadata header's JSON. */
+interface MetaHeader {
+  x?: string;
+  t?: Record<string, string>;
+  e?: string;
+}
 
 /**
  * A publication on a topic with history in Redis, published by the history
  * script itself with its position, and delivered by every node (the
  * publishing one too):
  *
- *     \x1eherald-h\x1f<offset>\x1f<epoch>\x1f<message JSON or LHTTP text>
+ *     \x1eherald-h\x1f<offset>\x1f<epoch>\x1f[metadata]<message JSON or LHTTP text>
  */
 export const HISTORY_MARK = '\x1eherald-h\x1f';
 
 export function encodeEnvelope(nodeId: string, publication: Publication): string {
-  return `${MARK}${nodeId}\x1f${withExclusion(publication)}`;
+  return `${MARK}${nodeId}\x1f${withMetadata(publication)}`;
 }
 
-/** The publication's wire text with its exclusion in front, if it has one (what follows the envelope's header). */
-export function withExclusion(publication: Publication): string {
+/**
+ * The publication's wire text with its metadata in front, if it has any
+ * (what follows the envelope's header): the metadata header when it has tags
+ * or an event, the exclusion alone otherwise.
+ */
+export function withMetadata(publication: Publication): string {
   const text = wireText(publication);
-  return publication.exclude === undefined ? text : `${EXCLUDE_MARK}${publication.exclude}\x1f${text}`;
+  if (publication.tags === undefined && publication.event === undefined) {
+    return publication.exclude === undefined ? text : `${EXCLUDE_MARK}${publication.exclude}\x1f${text}`;
+  }
+  const header: MetaHeader = {};
+  if (publication.exclude !== undefined) header.x = publication.exclude;
+  if (publication.tags !== undefined) header.t = publication.tags;
+  if (publication.event !== undefined) header.e = publication.event;
+  return `${META_MARK}${JSON.stringify(header)}\x1f${text}`;
 }
 
 /** Why a connection id cannot travel as an exclusion (1 to 128 characters, no control character), or null. */
@@ -50,19 +80,34 @@ export function exclusionProblem(id: string): string | null {
   return null;
 }
 
-/** Takes the exclusion off the front of an envelope's text: the connection id (or undefined) and the rest. */
-function splitExclusion(text: string): { exclude: string | undefined; text: string } {
-  if (!text.startsWith(EXCLUDE_MARK)) return { exclude: undefined, text };
-  const end = text.indexOf('\x1f', EXCLUDE_MARK.length);
-  if (end === -1) return { exclude: undefined, text };
-  return { exclude: text.slice(EXCLUDE_MARK.length, end), text: text.slice(end + 1) };
+/** Takes the metadata off the front of an envelope's text (either form): the metadata found and the rest. */
+function splitMetadata(text: string): { meta: MetaHeader | null; text: string } {
+  const first = text.charCodeAt(0);
+  if (first !== 0x1c && first !== 0x1d) return { meta: null, text };
+  const end = text.indexOf('\x1f', 1);
+  if (end === -1) return { meta: null, text };
+  if (first === 0x1d) return { meta: { x: text.slice(1, end) }, text: text.slice(end + 1) };
+  try {
+    const parsed: unknown = JSON.parse(text.slice(1, end));
+    if (typeof parsed !== 'object' || parsed === null) return { meta: null, text };
+    return { meta: parsed as MetaHeader, text: text.slice(end + 1) };
+  } catch {
+    return { meta: null, text };
+  }
 }
 
-/** A Herald publication from its envelope's text (exclusion and wire text). */
+/** Puts what a metadata header carries on the publication (only the well-formed fields). */
+function applyMetadata(publication: Publication, meta: MetaHeader): void {
+  if (typeof meta.x === 'string') publication.exclude = meta.x;
+  if (typeof meta.t === 'object' && meta.t !== null && !Array.isArray(meta.t)) publication.tags = meta.t;
+  if (typeof meta.e === 'string') publication.event = meta.e;
+}
+
+/** A Herald publication from its envelope's text (metadata and wire text). */
 function fromEnvelope(topic: string, envelopeText: string): Publication {
-  const { exclude, text } = splitExclusion(envelopeText);
+  const { meta, text } = splitMetadata(envelopeText);
   const publication = publicationFromWire(topic, text, true);
-  if (exclude !== undefined) publication.exclude = exclude;
+  if (meta) applyMetadata(publication, meta);
   return publication;
 }
 

@@ -12,6 +12,10 @@ const decoder = new TextDecoder();
 const NODE_HEADER = 'Herald-Node';
 /** The NATS header naming the connection a publication must not reach (`Publication.exclude`). */
 const EXCLUDE_HEADER = 'Herald-Exclude';
+/** The NATS header holding a publication's tags as JSON (`Publication.tags`). */
+const TAGS_HEADER = 'Herald-Tags';
+/** The NATS header naming a publication's event (`Publication.event`). */
+const EVENT_HEADER = 'Herald-Event';
 
 export interface NatsBrokerOptions {
   url: string;
@@ -159,18 +163,20 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     if (!nc || this.currentState !== 'ready') return Promise.reject(new HeraldError('unavailable', `broker nats is ${this.currentState}`));
     try {
-      nc.publish(this.namespace.nameOf(publication.topic), wireText(publication), { headers: publication.exclude === undefined ? this.origin : this.excluding(publication.exclude) });
+      nc.publish(this.namespace.nameOf(publication.topic), wireText(publication), { headers: publication.exclude === undefined && publication.tags === undefined && publication.event === undefined ? this.origin : this.marked(publication) });
     } catch (err) {
       return Promise.reject(new HeraldError('unavailable', `broker nats refused the publication: ${(err as Error).message}`, { cause: err }));
     }
     return (this.batch ??= this.newBatch(nc)).promise;
   }
 
-  /** The headers of a publication that must not reach one connection: the node's, plus the exclusion. */
-  private excluding(connection: string) {
+  /** The headers of a publication with metadata: the node's, plus its exclusion, tags and event. */
+  private marked(publication: Publication) {
     const marked = headers();
     marked.set(NODE_HEADER, this.options.nodeId);
-    marked.set(EXCLUDE_HEADER, connection);
+    if (publication.exclude !== undefined) marked.set(EXCLUDE_HEADER, publication.exclude);
+    if (publication.tags !== undefined) marked.set(TAGS_HEADER, JSON.stringify(publication.tags));
+    if (publication.event !== undefined) marked.set(EVENT_HEADER, publication.event);
     return marked;
   }
 
@@ -232,8 +238,7 @@ export class NatsBroker implements Broker {
       if (node === this.options.nodeId) return;
       // Herald's own publications are JSON (or LHTTP) already; anything else is a raw payload.
       const publication = publicationFromWire(topic, decoder.decode(msg.data), Boolean(node));
-      const exclude = node ? msg.headers?.get(EXCLUDE_HEADER) : undefined;
-      if (exclude) publication.exclude = exclude;
+      if (node) readMetadata(msg, publication);
       this.sink?.deliver(publication);
     });
     this.subscriptions.set(topic, sub);
@@ -269,5 +274,21 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     this.nc = null;
     if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+}
+
+/** A Herald publication's metadata from its NATS headers (exclusion, tags, event), onto the publication. */
+function readMetadata(msg: Msg, publication: Publication): void {
+  const exclude = msg.headers?.get(EXCLUDE_HEADER);
+  if (exclude) publication.exclude = exclude;
+  const event = msg.headers?.get(EVENT_HEADER);
+  if (event) publication.event = event;
+  const tags = msg.headers?.get(TAGS_HEADER);
+  if (!tags) return;
+  try {
+    const parsed: unknown = JSON.parse(tags);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) publication.tags = parsed as Record<string, string>;
+  } catch {
+    // not Herald's: no tags
   }
 }

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { LhttpPublication } from '../publication.js';
+import type { LhttpPublication, Tags } from '../publication.js';
 import type { HeraldConfig } from '../config.js';
 
 export type HistoryRule = HeraldConfig['history'][number];
@@ -15,6 +15,15 @@ export interface HistoryEntry {
   payload: string;
   lhttp?: LhttpPublication | undefined;
   time: number;
+  /** The publication's tags and event name, when it had them (`Publication.tags`, `Publication.event`). */
+  tags?: Tags | undefined;
+  event?: string | undefined;
+}
+
+/** What a publication carries beyond its message that history keeps with it. */
+export interface PublicationMeta {
+  tags?: Tags | undefined;
+  event?: string | undefined;
 }
 
 export interface HistoryRead {
@@ -65,6 +74,7 @@ export interface HistoryStore {
   /**
    * `idempotency`: a shared store remembers the key for `window` ms and answers a repeat with the first position, appending nothing.
    * `exclude`: a connection the publication that a publishing store sends out must not reach (it is not stored).
+   * `meta`: the publication's tags and event name, stored with it (and sent out with it by a publishing store).
    */
   append(
     topic: string,
@@ -73,6 +83,7 @@ export interface HistoryStore {
     lhttp: LhttpPublication | undefined,
     idempotency?: { key: string; window: number },
     exclude?: string,
+    meta?: PublicationMeta,
   ): Position | Promise<Position>;
   /** Entries after `after` (oldest first), at most `limit`; or the newest `limit` when reverse. */
   read(topic: string, rule: HistoryRule, options: { after?: number; limit: number; reverse?: boolean }): HistoryRead | Promise<HistoryRead>;
@@ -111,13 +122,15 @@ export class MemoryHistory implements HistoryStore {
     return createHmac('sha256', this.epochKey).update(name).digest('hex').slice(0, 12);
   }
 
-  append(name: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined): Position {
+  append(name: string, rule: HistoryRule, payload: string, lhttp: LhttpPublication | undefined, _idempotency?: unknown, _exclude?: string, meta?: PublicationMeta): Position {
     const history = this.topics.get(name) ?? { epoch: this.epochOf(name), offset: 0, entries: [], bytes: 0 };
     // Most recently published last: the eviction order.
     this.topics.delete(name);
     this.topics.set(name, history);
     const entry: HistoryEntry = { offset: ++history.offset, payload, lhttp, time: Date.now() };
-    const size = payload.length + (lhttp?.text.length ?? 0) + 64;
+    if (meta?.tags !== undefined) entry.tags = meta.tags;
+    if (meta?.event !== undefined) entry.event = meta.event;
+    const size = entrySize(entry);
     history.entries.push(entry);
     history.bytes += size;
     this.bytes += size;
@@ -149,7 +162,7 @@ export class MemoryHistory implements HistoryStore {
 
   private drop(history: TopicHistory, count: number): void {
     for (const entry of history.entries.splice(0, count)) {
-      const size = entry.payload.length + (entry.lhttp?.text.length ?? 0) + 64;
+      const size = entrySize(entry);
       history.bytes -= size;
       this.bytes -= size;
     }
@@ -161,4 +174,12 @@ export class MemoryHistory implements HistoryStore {
       while (this.bytes > this.maxBytes && history.entries.length > 0) this.drop(history, 1);
     }
   }
+}
+
+/** An entry's bytes as the memory store counts them (payload, LHTTP text, metadata, and 64 for the rest). */
+function entrySize(entry: HistoryEntry): number {
+  let size = entry.payload.length + (entry.lhttp?.text.length ?? 0) + 64;
+  if (entry.event !== undefined) size += entry.event.length;
+  if (entry.tags !== undefined) for (const name in entry.tags) size += name.length + entry.tags[name]!.length + 8;
+  return size;
 }

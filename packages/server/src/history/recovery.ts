@@ -132,6 +132,8 @@ export class Recovery {
         time: entry.time,
         message: JSON.parse(entry.payload) as unknown,
         ...(entry.lhttp ? { lhttp: { command: entry.lhttp.command, headers: Object.fromEntries(entry.lhttp.headers) } } : {}),
+        ...(entry.event !== undefined ? { event: entry.event } : {}),
+        ...(entry.tags !== undefined ? { tags: entry.tags } : {}),
       })),
     };
   }
@@ -245,7 +247,10 @@ export class Recovery {
 
 /** A stored entry of `topic` as the publication it was, in `epoch`. */
 function toPublication(topic: string, entry: HistoryEntry, epoch: string): Publication {
-  return { topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch };
+  const publication: Publication = { topic, payload: entry.payload, ...(entry.lhttp ? { lhttp: entry.lhttp } : {}), offset: entry.offset, epoch };
+  if (entry.tags !== undefined) publication.tags = entry.tags;
+  if (entry.event !== undefined) publication.event = entry.event;
+  return publication;
 }
 
 /** Runs `read` until it succeeds or `within` ms have passed, every 200 ms. */

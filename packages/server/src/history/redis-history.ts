@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { LhttpPublication } from '../broker/broker.js';
-import { HISTORY_MARK, withExclusion } from '../broker/envelope.js';
+import { HISTORY_MARK, withMetadata } from '../broker/envelope.js';
 import { HeraldError } from '../errors.js';
 import { redisAnswer } from '../broker/redis-commands.js';
-import type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position } from './history.js';
+import type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position, PublicationMeta } from './history.js';
 
 /*
  * One script per operation, so that every step is atomic in Redis:
@@ -13,7 +13,9 @@ import type { HistoryEntry, HistoryRead, HistoryRule, HistoryStore, Position } f
  * published, expired, evicted, or Redis restarted without persistence) a new
  * epoch starts and any stream left behind is dropped: offsets of the old epoch
  * must never be mistaken for new ones. Then the next offset, XADD with that
- * offset as the entry id, MAXLEN ~ (Redis trims whole macro nodes, the reads
+ * offset as the entry id (fields: p the message, l the LHTTP message, t the
+ * time, and m the tags and event as JSON `{"t":{...},"e":"..."}` when the
+ * publication has them), MAXLEN ~ (Redis trims whole macro nodes, the reads
  * enforce the exact size), expiry on both keys, and the PUBLISH of the
  * publication with its position. Publishing inside the script is what orders
  * delivery: Redis runs scripts one at a time, and sends a channel's messages
@@ -46,7 +48,11 @@ local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 if ARGV[11] ~= '' then
   redis.call('SET', ARGV[11], offset .. '\\31' .. epoch, 'PX', ARGV[12])
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'p', ARGV[5], 'l', ARGV[6], 't', ARGV[7])
+if ARGV[13] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'p', ARGV[5], 'l', ARGV[6], 't', ARGV[7], 'm', ARGV[13])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'p', ARGV[5], 'l', ARGV[6], 't', ARGV[7])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if ARGV[8] ~= '' then
@@ -126,11 +132,12 @@ export class RedisHistory implements HistoryStore {
     lhttp: LhttpPublication | undefined,
     idempotency?: { key: string; window: number },
     exclude?: string,
+    meta?: PublicationMeta,
   ): Promise<Position> {
     const redis = this.client();
-    const [meta, stream] = this.keys(topic);
+    const [metaKey, stream] = this.keys(topic);
     const appended = redis.heraldHistoryAppend(
-      meta,
+      metaKey,
       stream,
       newEpoch(),
       rule.size,
@@ -140,11 +147,19 @@ export class RedisHistory implements HistoryStore {
       lhttp ? JSON.stringify(lhttp) : '',
       Date.now(),
       this.channelOf(topic),
-      // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f [exclusion] <text>.
+      // The envelope around the position the script puts in: HISTORY_MARK <offset> \x1f <epoch> \x1f [metadata] <text>.
       HISTORY_MARK,
-      withExclusion({ topic, payload, ...(lhttp ? { lhttp } : {}), ...(exclude !== undefined ? { exclude } : {}) }),
+      withMetadata({
+        topic,
+        payload,
+        ...(lhttp ? { lhttp } : {}),
+        ...(exclude !== undefined ? { exclude } : {}),
+        ...(meta?.tags !== undefined ? { tags: meta.tags } : {}),
+        ...(meta?.event !== undefined ? { event: meta.event } : {}),
+      }),
       idempotency ? `${this.prefix}herald|idempotency|${topic}|${idempotency.key}` : '',
       idempotency?.window ?? 0,
+      storedMeta(meta),
     );
     const [offset, epoch] = await redisAnswer(appended, this.timeout, 'history store redis');
     return { offset: Number(offset), epoch };
@@ -180,9 +195,21 @@ function newEpoch(): string {
   return randomBytes(5).toString('hex');
 }
 
+/** The stream entry's `m` field: the tags and event as JSON, or '' (no field) when the publication has neither. */
+function storedMeta(meta: PublicationMeta | undefined): string {
+  if (meta?.tags === undefined && meta?.event === undefined) return '';
+  return JSON.stringify({ ...(meta.tags !== undefined ? { t: meta.tags } : {}), ...(meta.event !== undefined ? { e: meta.event } : {}) });
+}
+
 function toEntry(id: string, fields: string[]): HistoryEntry {
   const values: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) values[fields[i]!] = fields[i + 1]!;
   const lhttp = values.l ? (JSON.parse(values.l) as LhttpPublication) : undefined;
-  return { offset: Number(id.split('-')[0]), payload: values.p ?? 'null', lhttp, time: Number(values.t) };
+  const entry: HistoryEntry = { offset: Number(id.split('-')[0]), payload: values.p ?? 'null', lhttp, time: Number(values.t) };
+  if (values.m) {
+    const meta = JSON.parse(values.m) as { t?: Record<string, string>; e?: string };
+    if (meta.t !== undefined) entry.tags = meta.t;
+    if (meta.e !== undefined) entry.event = meta.e;
+  }
+  return entry;
 }

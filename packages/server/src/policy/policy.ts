@@ -18,8 +18,14 @@ export interface PolicyHost {
   readonly proxies: Proxies;
   /** Herald's topic rule plus the broker's (its namespace and reserved names). */
   topicProblem(topic: string): string | null;
-  publish(topic: string, message: unknown, source: 'client'): Promise<PublishResult>;
+  publish(topic: string, message: unknown, source: 'client', options?: ClientPublishOptions): Promise<PublishResult>;
   publishLhttp(topic: string, message: LhttpPublication, body: string, source: 'client'): Promise<PublishResult>;
+}
+
+/** What a client's publish may carry beyond its message (the JSON protocol's `tags` and `event`). */
+export interface ClientPublishOptions {
+  tags?: Readonly<Record<string, string>>;
+  event?: string;
 }
 
 /** Commands a connection without identity may send when `auth.anonymous` is off. */
@@ -248,17 +254,17 @@ export class Policy {
    * topic a publish proxy covers, after the backend allowed it (maybe
    * replacing the message). Rejects with the refusal or the proxy's failure.
    */
-  publish(session: Session, topic: string, message: unknown): Promise<PublishResult> {
+  publish(session: Session, topic: string, message: unknown, options?: ClientPublishOptions): Promise<PublishResult> {
     const refused = this.publishProblem(session, topic);
     if (refused) return Promise.reject(refused);
     const endpoint = this.host.proxies.publishRule(topic);
-    if (!endpoint) return owed(session, this.host.publish(topic, message, 'client'));
+    if (!endpoint) return owed(session, this.host.publish(topic, message, 'client', options));
     return owed(
       session,
       this.host.proxies.publish(session, endpoint, topic, message).then((verdict) => {
         const forbidden = verdict.allowed ? null : this.permissionProblem(session, topic);
         if (forbidden) throw forbidden;
-        return this.host.publish(topic, verdict.message, 'client');
+        return this.host.publish(topic, verdict.message, 'client', options);
       }),
     );
   }

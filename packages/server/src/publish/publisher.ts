@@ -1,4 +1,5 @@
 import type { Broker, LhttpPublication, Publication, PublishResult } from '../broker/broker.js';
+import { eventProblem, tagsProblem, type Tags } from '../publication.js';
 import { exclusionProblem } from '../broker/envelope.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError, InDoubtError } from '../errors.js';
@@ -11,6 +12,23 @@ import { IdempotencyCache } from '../util/idempotency.js';
 import { failureFor } from '../util/in-doubt.js';
 import { toJson } from '../util/json.js';
 import type { BatchItem, PublishOptions } from '../herald.js';
+
+/** What a publication may carry beyond its topic and message: an exclusion, tags, an event name. */
+interface Meta {
+  exclude?: string | undefined;
+  tags?: Tags | undefined;
+  event?: string | undefined;
+}
+
+/** The metadata fields that are set, and only those (a Publication holds no undefined field). */
+function metaOf(meta: Meta): { exclude?: string; tags?: Tags; event?: string } {
+  const set: { exclude?: string; tags?: Tags; event?: string } = {};
+  if (meta.exclude !== undefined) set.exclude = meta.exclude;
+  // A copy: the caller's object may change after the publish; history keeps this one.
+  if (meta.tags !== undefined) set.tags = Object.freeze({ ...meta.tags });
+  if (meta.event !== undefined) set.event = meta.event;
+  return set;
+}
 
 export interface PublisherOptions {
   readonly config: HeraldConfig;
@@ -60,8 +78,8 @@ export class Publisher {
   /** One publication of any JSON value; see `Herald.publish`. */
   publish(topic: string, message: unknown, source: PublicationSource = 'library', options: PublishOptions = {}): Promise<PublishResult> {
     const key = options.idempotencyKey;
-    if (key === undefined) return this.publishNow(topic, message, source, undefined, options.exclude);
-    return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key, options.exclude), this.keepsDoubt(topic));
+    if (key === undefined) return this.publishNow(topic, message, source, undefined, options);
+    return this.idempotency.remember(topic, key, () => this.publishNow(topic, message, source, key, options), this.keepsDoubt(topic));
   }
 
   /**
@@ -82,11 +100,11 @@ export class Publisher {
     const checked = items.map((item, index) => {
       const where = label(index) ? `${label(index)}: ` : '';
       try {
-        this.check(item.topic, item.exclude);
+        this.check(item.topic, item);
         const same = last !== null && last.message === item.message && typeof item.message === 'object' && item.message !== null;
         const payload = same ? last!.payload : this.encodePublication(item.message);
         last = { message: item.message, payload };
-        return { topic: item.topic, payload, key: item.idempotencyKey, exclude: item.exclude };
+        return { topic: item.topic, payload, key: item.idempotencyKey, ...metaOf(item) };
       } catch (err) {
         if (err instanceof HeraldError) throw new HeraldError(err.code, `${where}${err.message}`, { cause: err });
         throw err;
@@ -108,20 +126,20 @@ export class Publisher {
     if (new Set(topics).size !== topics.length) throw new HeraldError('bad_request', 'a broadcast names each topic once');
     for (const topic of topics) {
       try {
-        this.check(topic, options.exclude);
+        this.check(topic, options);
       } catch (err) {
         if (err instanceof HeraldError && topics.length > 1) throw new HeraldError(err.code, `topic ${topic}: ${err.message}`, { cause: err });
         throw err;
       }
     }
     const payload = this.encodePublication(message);
-    const checked = topics.map((topic) => ({ topic, payload, key: options.idempotencyKey, exclude: options.exclude }));
+    const checked = topics.map((topic) => ({ topic, payload, key: options.idempotencyKey, ...metaOf(options) }));
     return this.publishChecked(checked, source, (index) => (topics.length > 1 ? `topic ${topics[index]}` : ''));
   }
 
   /** Publishes checked items in order; a failure half way says how many were published before it. */
   private async publishChecked(
-    checked: ReadonlyArray<{ topic: string; payload: string; key: string | undefined; exclude: string | undefined }>,
+    checked: ReadonlyArray<{ topic: string; payload: string; key: string | undefined } & Meta>,
     source: PublicationSource,
     label: (index: number) => string,
   ): Promise<PublishResult[]> {
@@ -129,7 +147,7 @@ export class Publisher {
     for (const [index, item] of checked.entries()) {
       try {
         if (this.options.closing()) throw new HeraldError('unavailable', 'server is shutting down');
-        const publication: Publication = { topic: item.topic, payload: item.payload, ...(item.exclude !== undefined ? { exclude: item.exclude } : {}) };
+        const publication: Publication = { topic: item.topic, payload: item.payload, ...metaOf(item) };
         const publish = () => this.distribute(publication, source, item.key);
         results.push(await (item.key === undefined ? publish() : this.idempotency.remember(item.topic, item.key, publish, this.keepsDoubt(item.topic))));
       } catch (err) {
@@ -141,13 +159,22 @@ export class Publisher {
     return results;
   }
 
-  /** A topic's name (Herald's rule and the broker's) and an exclusion's connection id: throws `invalid_topic` or `bad_request`. */
-  private check(topic: string, exclude: string | undefined): void {
+  /** A topic's name (Herald's rule and the broker's), an exclusion's connection id, tags and event: throws `invalid_topic` or `bad_request`. */
+  private check(topic: string, meta: Meta): void {
     const problem = this.options.topicProblem(topic);
     if (problem) throw new HeraldError('invalid_topic', problem);
+    const { exclude, tags, event } = meta;
     if (exclude !== undefined) {
       const bad = typeof exclude === 'string' ? exclusionProblem(exclude) : 'exclude must be a connection id (a string)';
       if (bad) throw new HeraldError('bad_request', `exclude: ${bad}`);
+    }
+    if (tags !== undefined) {
+      const bad = tagsProblem(tags);
+      if (bad) throw new HeraldError('bad_request', `tags: ${bad}`);
+    }
+    if (event !== undefined) {
+      const bad = eventProblem(event);
+      if (bad) throw new HeraldError('bad_request', `event: ${bad}`);
     }
   }
 
@@ -203,16 +230,16 @@ export class Publisher {
     return null;
   }
 
-  private publishNow(topic: string, message: unknown, source: PublicationSource, idempotencyKey?: string, exclude?: string): Promise<PublishResult> {
+  private publishNow(topic: string, message: unknown, source: PublicationSource, idempotencyKey: string | undefined, options: Meta): Promise<PublishResult> {
     let payload: string;
     try {
-      this.check(topic, exclude);
+      this.check(topic, options);
       if (this.options.closing()) throw new HeraldError('unavailable', 'server is shutting down');
       payload = this.encodePublication(message);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.distribute({ topic, payload, ...(exclude !== undefined ? { exclude } : {}) }, source, idempotencyKey);
+    return this.distribute({ topic, payload, ...metaOf(options) }, source, idempotencyKey);
   }
 
   /** Hands a publication to this node's subscribers, with its metrics. Returns how many connections got it. */
@@ -243,13 +270,15 @@ export class Publisher {
         this.publications++;
         return { offset: position.offset, epoch: position.epoch };
       };
-      return Promise.resolve(history.append(publication.topic, rule, publication.payload, publication.lhttp, idempotency, publication.exclude)).then(counted, (err: unknown) => {
+      const meta = { tags: publication.tags, event: publication.event };
+      return Promise.resolve(history.append(publication.topic, rule, publication.payload, publication.lhttp, idempotency, publication.exclude, meta)).then(counted, (err: unknown) => {
         // In doubt, it is counted if it turns out made.
         throw err instanceof InDoubtError ? failureFor(err, err.message, (position) => counted(position as Position)) : err;
       });
     }
     if (rule) {
-      const position = history.append(publication.topic, rule, publication.payload, publication.lhttp);
+      const meta = publication.tags === undefined && publication.event === undefined ? undefined : { tags: publication.tags, event: publication.event };
+      const position = history.append(publication.topic, rule, publication.payload, publication.lhttp, undefined, undefined, meta);
       if (position instanceof Promise) return position.then((p) => this.distributeAt(publication, source, p));
       return this.distributeAt(publication, source, position);
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeLhttp } from '@herald/protocol';
 import type { Publication } from '../../src/broker/broker.js';
-import { decodeEnvelope, encodeEnvelope, exclusionProblem, HISTORY_MARK, publicationFromWire, rawPayload, wireText, withExclusion } from '../../src/broker/envelope.js';
+import { decodeEnvelope, encodeEnvelope, exclusionProblem, HISTORY_MARK, publicationFromWire, rawPayload, wireText, withMetadata } from '../../src/broker/envelope.js';
 
 const lhttpText = encodeLhttp({ command: 'publish', headers: [['publish', 'room'], ['x-id', '7']], body: 'hello <b>' });
 
@@ -31,12 +31,34 @@ describe('broker envelope', () => {
   it('an exclusion travels in front of the text, in both envelopes, and comes back on the publication', () => {
     const publication: Publication = { topic: 'news', payload: '{"a":1}', exclude: 'n1-3f' };
     assert.deepEqual(decodeEnvelope('news', encodeEnvelope('node-1', publication)), { node: 'node-1', publication });
-    assert.equal(withExclusion(publication), '\x1dn1-3f\x1f{"a":1}');
-    const history = decodeEnvelope('h:t', `${HISTORY_MARK}4\x1fe\x1f${withExclusion({ topic: 'h:t', payload: '"x"', exclude: 'c-1' })}`);
+    assert.equal(withMetadata(publication), '\x1dn1-3f\x1f{"a":1}');
+    const history = decodeEnvelope('h:t', `${HISTORY_MARK}4\x1fe\x1f${withMetadata({ topic: 'h:t', payload: '"x"', exclude: 'c-1' })}`);
     assert.deepEqual(history.publication, { topic: 'h:t', payload: '"x"', exclude: 'c-1', offset: 4, epoch: 'e' });
-    assert.equal(withExclusion({ topic: 't', payload: '1' }), '1', 'none: the text alone');
+    assert.equal(withMetadata({ topic: 't', payload: '1' }), '1', 'none: the text alone');
     assert.equal(exclusionProblem('ok-1'), null);
     for (const bad of ['', 'a\x1fb', 'x'.repeat(129)]) assert.notEqual(exclusionProblem(bad), null, JSON.stringify(bad));
+  });
+
+  it('tags and an event travel in a metadata header with the exclusion, in both envelopes; an old exclusion still reads', () => {
+    const publication: Publication = { topic: 'news', payload: '{"a":1}', exclude: 'n1-3f', tags: { region: 'eu', level: '3', note: 'a\x1fb "q" ü' }, event: 'order.created' };
+    const text = withMetadata(publication);
+    assert.ok(text.startsWith('\x1c{'), 'a metadata header');
+    assert.ok(text.endsWith('\x1f{"a":1}'), 'then the text');
+    assert.deepEqual(decodeEnvelope('news', encodeEnvelope('node-1', publication)), { node: 'node-1', publication });
+    const eventOnly: Publication = { topic: 'news', payload: '"x"', event: 'ping' };
+    assert.deepEqual(decodeEnvelope('news', encodeEnvelope('n', eventOnly)).publication, eventOnly);
+    const history = decodeEnvelope('h:t', `${HISTORY_MARK}9\x1fe\x1f${withMetadata({ topic: 'h:t', payload: '"x"', tags: { k: 'v' } })}`);
+    assert.deepEqual(history.publication, { topic: 'h:t', payload: '"x"', tags: { k: 'v' }, offset: 9, epoch: 'e' });
+    assert.deepEqual(decodeEnvelope('t', `\x1eherald\x1fold\x1f\x1dc-9\x1f[1]`).publication, { topic: 't', payload: '[1]', exclude: 'c-9' }, 'the older exclusion form');
+    const lhttp: Publication = { topic: 'room', payload: '"hello \\u003cb\\u003e"', lhttp: { text: lhttpText, command: 'publish', headers: [['publish', 'room'], ['x-id', '7']] }, event: 'e' };
+    assert.deepEqual(decodeEnvelope('room', encodeEnvelope('n', lhttp)).publication, lhttp);
+  });
+
+  it('a raw payload that starts like a metadata header is a raw payload: only Herald envelopes carry metadata', () => {
+    const raw = '\x1c{"t":{"region":"eu"}}\x1f{"a":1}';
+    const decoded = decodeEnvelope('t', raw);
+    assert.equal(decoded.publication.tags, undefined);
+    assert.equal(JSON.parse(decoded.publication.payload), raw, 'the whole text, as a JSON string');
   });
 
   it('a history publication carries its offset and epoch, and no node: every node delivers it', () => {

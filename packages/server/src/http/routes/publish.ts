@@ -12,6 +12,10 @@ const publishItem = z.strictObject({
   idempotencyKey: z.string().min(1).max(200).optional(),
   /** A connection id that must not receive the publication (its sender), on any node. */
   exclude: z.string().min(1).max(128).optional(),
+  /** Tags that subscription filters test (bounds checked by the publisher: 16 tags, names 1 to 64, values to 256 characters). */
+  tags: z.record(z.string(), z.string()).optional(),
+  /** An event name (1 to 200 characters). */
+  event: z.string().optional(),
 });
 type PublishItem = z.infer<typeof publishItem>;
 
@@ -29,7 +33,7 @@ function topicsOf(
   item: unknown,
   topicRule: (topic: string) => string | null,
   where: string,
-): { topics: string[]; message: unknown; idempotencyKey?: string | undefined; exclude?: string | undefined } {
+): { topics: string[]; message: unknown } & ItemOptions {
   const parsed = publishItem.safeParse(item);
   if (!parsed.success) throw new HeraldError('bad_request', describe(parsed.error, where));
   const data: PublishItem = parsed.data;
@@ -42,12 +46,24 @@ function topicsOf(
     const problem = topicRule(topic);
     if (problem) throw new HeraldError('invalid_topic', `${where}${problem}`);
   }
-  return { topics, message: data.message, idempotencyKey: data.idempotencyKey, exclude: data.exclude };
+  return { topics, message: data.message, idempotencyKey: data.idempotencyKey, exclude: data.exclude, tags: data.tags, event: data.event };
 }
 
-/** Publish options of an item: its idempotency key (kept per topic: one item to several topics is several publications) and its exclusion. */
-function optionsOf(item: { idempotencyKey?: string | undefined; exclude?: string | undefined }): { idempotencyKey?: string; exclude?: string } {
-  return { ...(item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey }), ...(item.exclude === undefined ? {} : { exclude: item.exclude }) };
+interface ItemOptions {
+  idempotencyKey?: string | undefined;
+  exclude?: string | undefined;
+  tags?: Record<string, string> | undefined;
+  event?: string | undefined;
+}
+
+/** Publish options of an item: its idempotency key (kept per topic: one item to several topics is several publications), exclusion, tags and event. */
+function optionsOf(item: ItemOptions): { idempotencyKey?: string; exclude?: string; tags?: Record<string, string>; event?: string } {
+  return {
+    ...(item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey }),
+    ...(item.exclude === undefined ? {} : { exclude: item.exclude }),
+    ...(item.tags === undefined ? {} : { tags: item.tags }),
+    ...(item.event === undefined ? {} : { event: item.event }),
+  };
 }
 
 /** The write side of the API, all guarded: publish (one, several topics, a batch), push to users, disconnect users. */

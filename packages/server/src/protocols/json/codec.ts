@@ -20,6 +20,8 @@ export const jsonText: TextCodec = {
     if (publication.offset !== undefined) {
       text += `,"offset":${publication.offset},"epoch":${JSON.stringify(publication.epoch ?? '')}`;
     }
+    if (publication.event !== undefined) text += `,"event":${toJson(publication.event)}`;
+    if (publication.tags !== undefined) text += `,"tags":${toJson(publication.tags)}`;
     if (publication.lhttp) {
       const { command, headers } = publication.lhttp;
       text += `,"lhttp":${toJson({ command, headers: Object.fromEntries(headers) })}`;

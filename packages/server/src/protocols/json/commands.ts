@@ -44,7 +44,7 @@ const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).
 const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional(), data: z.unknown().optional() });
 const unsubscribeSchema = z.object(topicFields);
 const historySchema = z.object({ topic: z.string(), since: since.optional(), limit: z.number().int().min(1).optional(), reverse: z.boolean().optional() });
-const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional() });
+const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional(), tags: z.record(z.string(), z.string()).optional(), event: z.string().optional() });
 const rpcSchema = z.object({ method: z.string().min(1).max(255), data: z.unknown().optional() });
 
 type Id = number | string | undefined;
@@ -269,7 +269,9 @@ export class JsonCommands implements FrameHandler {
     if (!('message' in raw)) return this.fail(session, id, 'publish', 'bad_request', 'publish needs a "message"');
     const refused = this.host.policy.publishProblem(session, parsed.data.topic);
     if (refused) return this.failWith(session, id, 'publish', refused);
-    return this.host.policy.publish(session, parsed.data.topic, raw.message).then(
+    const { tags, event } = parsed.data;
+    const options = tags === undefined && event === undefined ? undefined : { ...(tags !== undefined ? { tags } : {}), ...(event !== undefined ? { event } : {}) };
+    return this.host.policy.publish(session, parsed.data.topic, raw.message, options).then(
       (result) => this.reply(session, id, 'publish', result.offset === undefined ? undefined : { offset: result.offset, epoch: result.epoch }),
       (err: unknown) => this.failWith(session, id, 'publish', err),
     );
