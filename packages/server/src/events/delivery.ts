@@ -95,7 +95,7 @@ export class DeliveryQueue<E> {
     this.pump();
     if (this.size > 0) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise<void>((resolve) => this.idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, timeout)).unref()))]);
+      await Promise.race([new Promise<void>((resolve) => this.idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, timeout))))]);
       clearTimeout(timer);
     }
     const left = this.size;

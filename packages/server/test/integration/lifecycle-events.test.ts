@@ -164,6 +164,20 @@ describe('webhook delivery (one node)', () => {
     await herald.close();
   });
 
+  it('on shutdown, the events of the drain (closes, users offline) are delivered before close() resolves', async () => {
+    const herald = await startHerald({
+      auth: { jwt: { secret: SECRET } },
+      events: { kinds: ['user_offline', 'connection_closed'], webhooks: [{ url: receiver.url, secret: HOOK_SECRET, batchWindow: 5_000 }] },
+    });
+    await Promise.all(['ida', 'jon', 'kim'].map((uid) => member(herald, uid)));
+    await herald.close();
+    for (const uid of ['ida', 'jon', 'kim']) {
+      assert.equal(receiver.of(is('user_offline', { uid })).length, 1, `${uid} offline delivered`);
+      const closed = receiver.of(is('connection_closed', { uid }));
+      assert.deepEqual([closed.length, closed[0]?.code], [1, 1001], `${uid}'s close (1001 going away) delivered`);
+    }
+  });
+
   it('a request the receiver refuses (a signature made with another secret: 401) is given up at once, logged and counted', async () => {
     const herald = await startHerald(options('another secret, 24 chars or more'));
     const before = receiver.requests.length;
@@ -217,19 +231,24 @@ describe('the lifecycle events topic (Redis history, two nodes)', () => {
     while (!(seen.message.kind === 'user_online' && seen.message.uid === 'frank')) seen = await backend.next(10_000);
     // The backend goes away (a restart; a second here rather than a minute: the same mechanism).
     await backend.close();
-    await receiver.until(() => receiver.of(is('member_added', { uid: 'frank' })).length === 1 && receiver.of(is('topic_occupied', { topic: 'room:7' })).length === 1, 'frank joined room:7');
-    const mark = receiver.events.length;
+    // Every event emitted from now on is published to the topic after the one the backend saw last.
+    const away = Date.now();
     const grace = await member(a, 'grace', 'room:7', 'room:8');
     await frank.close();
     await grace.close();
     await receiver.until(() => receiver.of(is('topic_vacated', { topic: 'room:8' })).length === 1 && receiver.of(is('user_offline', { uid: 'grace' })).length === 1 && receiver.of(is('user_offline', { uid: 'frank' })).length === 1, 'the events while the backend is away');
-    const webhookIds = new Set(receiver.events.slice(mark).map((e) => e.id));
+    const webhookIds = new Set(receiver.events.filter((e) => e.at >= away).map((e) => e.id));
+    assert.ok(webhookIds.size >= 10, `${webhookIds.size} events while the backend was away`);
     // Every one of them stored on the topic (each node publishes what it emits, as the webhooks get it)...
+    let stored = new Set<string>();
     await eventually(async () => {
       const page = await a.historyOf('herald.events', { since: { offset: seen.offset, epoch: seen.epoch } });
-      const stored = new Set(page.publications.map((p) => (p.message as Event).id));
+      stored = new Set(page.publications.map((p) => (p.message as Event).id));
       return [...webhookIds].every((id) => stored.has(id));
-    }, 'the events stored on the topic');
+    }, 'the events stored on the topic').catch((err: Error) => {
+      const missing = receiver.events.filter((e) => webhookIds.has(e.id) && !stored.has(e.id));
+      throw new Error(`${err.message}: ${JSON.stringify(missing)} (${stored.size} stored)`);
+    });
     // ...and the backend stays away a while longer (a second here rather than a minute: the same mechanism, recovery by offset).
     await new Promise((resolve) => setTimeout(resolve, 1000));
 
