@@ -16,7 +16,7 @@ import { CompositeBroker } from './broker/composite.js';
 import { TopicSubscriptions } from './broker/subscriptions.js';
 import { ClusterRegistry } from './cluster/registry.js';
 import { Relay, type RelayMessage } from './cluster/relay.js';
-import { startupWarnings, validateConfig, type HeraldConfig } from './config.js';
+import { ConfigError, startupWarnings, validateConfig, type HeraldConfig } from './config.js';
 import { registerDemoBackend, withDemoSecret } from './demo/backend.js';
 import { HeraldError } from './errors.js';
 import { Gateway } from './gateway.js';
@@ -74,6 +74,8 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   const broker = brokerInstance ?? createBroker(config, nodeId, log);
   const history = createHistoryStore(config, broker);
   const topicProblem = (topic: string): string | null => topicNameProblem(topic, config.limits.maxTopicLength) ?? broker.topicProblem(topic);
+  const eventsTopicProblem = eventsTopic !== undefined ? topicProblem(eventsTopic) : null;
+  if (eventsTopicProblem) throw new ConfigError([`events.topic.name: ${eventsTopicProblem}`]);
 
   // Services that call back into the gateway's lifecycle get it through this late binding (it is built last).
   let gateway!: Gateway;

@@ -215,12 +215,13 @@ export class LifecycleEvents {
 
   /** A cluster-wide transition: made into an event now (its time and id), emitted by the key's owner. */
   private cluster(kind: EventKind, key: string, fields: Omit<Partial<LifecycleEvent>, 'id' | 'kind' | 'at' | 'node'>): void {
-    if (!this.kinds.has(kind)) return;
+    // Nothing listens (no sink configured, no protocol's webhooks): no event is made.
+    if (this.listeners.size === 0 || !this.kinds.has(kind)) return;
     this.ownership.decide(key, this.make(kind, fields));
   }
 
   private emit(kind: EventKind, fields: Omit<Partial<LifecycleEvent>, 'id' | 'kind' | 'at' | 'node'>): void {
-    if (this.kinds.has(kind)) this.deliver(this.make(kind, fields));
+    if (this.listeners.size > 0 && this.kinds.has(kind)) this.deliver(this.make(kind, fields));
   }
 
   private make(kind: EventKind, fields: Omit<Partial<LifecycleEvent>, 'id' | 'kind' | 'at' | 'node'>): LifecycleEvent {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { rendezvousOwner } from '../../src/events/transitions.js';
-import type { Herald, HeraldOptions } from '../../src/index.js';
+import { ConfigError, type Herald, type HeraldOptions } from '../../src/index.js';
 import { connect, http, startHerald, type TestClient } from '../helpers/helpers.js';
 import { internals } from '../helpers/internals.js';
 import { parsePrometheus, value } from '../helpers/metrics.js';
@@ -176,6 +176,10 @@ describe('webhook delivery (one node)', () => {
       const closed = receiver.of(is('connection_closed', { uid }));
       assert.deepEqual([closed.length, closed[0]?.code], [1, 1001], `${uid}'s close (1001 going away) delivered`);
     }
+  });
+
+  it('an events topic Herald would refuse as a topic fails the start with a configuration error', async () => {
+    await assert.rejects(startHerald({ events: { topic: { name: 'herald events' } } }), (err: Error) => err instanceof ConfigError && /events\.topic\.name: topic "herald events" contains U\+0020/.test(err.message));
   });
 
   it('a request the receiver refuses (a signature made with another secret: 401) is given up at once, logged and counted', async () => {
