@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { rendezvousOwner } from '../../src/events/transitions.js';
 import { ConfigError, type Herald, type HeraldOptions } from '../../src/index.js';
 import { connect, http, startHerald, type TestClient } from '../helpers/helpers.js';
@@ -155,6 +156,12 @@ describe('webhook delivery (one node)', () => {
     const replay = (body: string) =>
       fetch(receiver.url, { method: 'POST', body, headers: Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, sent.headers[name] as string])) });
     assert.equal((await replay(sent.body.replace('"dave"', '"mallory"'))).status, 401, 'a tampered body does not verify');
+    // The Standard Webhooks library itself verifies what Herald sent, and refuses the tampered body.
+    const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, sent.headers[name] as string]));
+    const library = new Webhook(HOOK_SECRET);
+    assert.deepEqual((library.verify(sent.body, headers) as { events: Event[] }).events.map((e) => e.uid), ['dave']);
+    assert.throws(() => library.verify(sent.body.replace('"dave"', '"mallory"'), headers), WebhookVerificationError);
+    assert.throws(() => new Webhook(`whsec_${Buffer.from('another key of 24 bytes.').toString('base64')}`).verify(sent.body, headers), WebhookVerificationError);
     assert.equal(receiver.of(is('user_online', { uid: 'mallory' })).length, 0);
     assert.equal((await replay(sent.body)).status, 200);
     assert.equal(receiver.duplicates, 1);
