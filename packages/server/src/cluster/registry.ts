@@ -28,6 +28,18 @@ type Control =
 
 const SNAPSHOT_PART = 5000;
 
+/** Adds (or deletes) each of `items` in `set`; returns those that changed it. */
+function changed(set: Set<string>, items: readonly string[], add: boolean): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    if (set.has(item) === add) continue;
+    if (add) set.add(item);
+    else set.delete(item);
+    out.push(item);
+  }
+  return out;
+}
+
 export interface RegistryHost {
   stats(): NodeStats;
   /** Every uid with a connection on this node. */
@@ -249,10 +261,10 @@ export class ClusterRegistry {
       case 'delta': {
         const node = this.remote(message.node);
         if (node.synced && message.seq === node.seq + 1) {
-          const added = message.add.filter((uid) => !node.users.has(uid) && node.users.add(uid));
-          const removed = message.del.filter((uid) => node.users.delete(uid));
-          const opened = (message.to ?? []).filter((topic) => !node.topics.has(topic) && node.topics.add(topic));
-          const closed = (message.tc ?? []).filter((topic) => node.topics.delete(topic));
+          const added = changed(node.users, message.add, true);
+          const removed = changed(node.users, message.del, false);
+          const opened = changed(node.topics, message.to ?? [], true);
+          const closed = changed(node.topics, message.tc ?? [], false);
           node.seq = message.seq;
           if (added.length > 0 || removed.length > 0) this.host.remoteUsers?.(message.node, added, removed);
           if (opened.length > 0 || closed.length > 0) this.host.remoteTopics?.(message.node, opened, closed);
