@@ -52,6 +52,14 @@ export class EventSinks {
     }
   }
 
+  /**
+   * Flushes another unit's sender (the Pusher protocol's webhooks) with the
+   * configured ones on shutdown, before the node says goodbye to the cluster.
+   */
+  adopt(sender: { close(timeout: number): Promise<void> }): void {
+    this.closers.push((timeout) => sender.close(timeout));
+  }
+
   /** Delivers what is queued within `timeout` ms (shutdown.timeout), giving up the rest. */
   async close(timeout: number): Promise<void> {
     await Promise.all(this.closers.map((close) => close(timeout)));
