@@ -68,6 +68,26 @@ const proxyCall = {
 /** A subscribe or publish proxy: the topics it is asked about (exact, or a prefix ending in `*`) and its endpoint. */
 const topicProxy = z.strictObject({ pattern: z.string().min(1), url: backendUrl, ...proxyCall });
 
+/** The kinds of lifecycle events (docs/backend.md, "Lifecycle events"). */
+export const EVENT_KINDS = ['topic_occupied', 'topic_vacated', 'join', 'leave', 'member_added', 'member_removed', 'user_online', 'user_offline', 'connection_closed'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+/**
+ * A webhook secret: Standard Webhooks' `whsec_<base64>` (the key is the
+ * decoded bytes, at least 16), or any other string of at least 24
+ * characters (the key is its UTF-8 bytes).
+ */
+const webhookSecret = z.string().superRefine((value, ctx) => {
+  if (value.startsWith('whsec_')) {
+    const key = value.slice(6);
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16) ctx.addIssue({ code: 'custom', message: 'a whsec_ secret is whsec_ followed by the base64 of at least 16 bytes' });
+  } else if (value.length < 24) {
+    ctx.addIssue({ code: 'custom', message: 'a webhook secret is at least 24 characters long (or whsec_<base64>)' });
+  }
+});
+
+const eventKinds = listOf(z.enum(EVENT_KINDS));
+
 export const configSchema = z.strictObject({
   /** TCP port for HTTP and WebSocket. 0 picks a free port. */
   port: z.number().int().min(0).max(65535).default(8080),
@@ -210,6 +230,58 @@ export const configSchema = z.strictObject({
       heartbeatInterval: duration.default(5_000),
       /** How long a server API call on a user's connections (subscribe, unsubscribe, disconnect, list) waits for the other nodes that hold the user. */
       requestTimeout: duration.refine((ms) => ms >= 1, 'cluster.requestTimeout must be at least 1 ms').default(5_000),
+    })
+    .prefault({}),
+  /** Lifecycle events (docs/backend.md, "Lifecycle events"): delivered as signed webhooks and/or on a topic with history. */
+  events: z
+    .strictObject({
+      /** Topics (exact or `prefix*`) whose occupancy (topic_occupied/vacated) and presence (join/leave, member_added/removed) make events. None by default. */
+      topics: listOf(z.string().min(1)).default([]),
+      /** The kinds of events this node emits at all (default: every kind). */
+      kinds: eventKinds.default([...EVENT_KINDS]),
+      topic: z
+        .strictObject({
+          /** A Herald topic each event is published to (with history, by the node that emits it), for backends that subscribe. Unset: none. */
+          name: z.string().min(1).optional(),
+          /** Events the topic's history keeps. */
+          size: z.number().int().min(1).max(1_000_000).default(10_000),
+          /** How long the topic's history keeps an event. */
+          ttl: duration.default(86_400_000),
+        })
+        .prefault({}),
+      /** Endpoints events are POSTed to, signed (Standard Webhooks), batched, retried until acknowledged. */
+      webhooks: z
+        .array(
+          z.strictObject({
+            url: z
+              .string()
+              .url()
+              .refine((value) => /^https?:\/\//i.test(value), 'a webhook URL is http:// or https://'),
+            /** The signing key: `whsec_<base64>` (Standard Webhooks) or a string of at least 24 characters. */
+            secret: webhookSecret,
+            /** Only these kinds (default: every kind the node emits). */
+            kinds: eventKinds.optional(),
+            /** Only events about these topics (exact or `prefix*`); events without a topic (user_*, connection_closed) are then left out. */
+            topics: listOf(z.string().min(1)).optional(),
+            /** How long events wait to be sent together in one request. */
+            batchWindow: duration.default(200),
+            /** Most events in one request. */
+            maxBatch: z.number().int().min(1).max(10_000).default(100),
+            /** How long one request may take before it counts as failed (and is retried). */
+            timeout: duration.refine((ms) => ms >= 1, 'a webhook timeout is at least 1 ms').default(5_000),
+            /** The first retry's ceiling; each further retry doubles it (full jitter: a random wait up to the ceiling). */
+            retryDelay: duration.refine((ms) => ms >= 1, 'retryDelay is at least 1 ms').default(1_000),
+            /** The ceiling's ceiling. */
+            maxRetryDelay: duration.default(60_000),
+            /** A request not acknowledged this long after its first attempt is given up (logged, counted). */
+            maxAge: duration.default(3_600_000),
+            /** Most events waiting for this endpoint; past it the oldest are dropped (logged, counted). */
+            maxQueue: z.number().int().min(1).default(10_000),
+            /** Extra request headers. */
+            headers: z.record(z.string(), z.string()).default({}),
+          }),
+        )
+        .default([]),
     })
     .prefault({}),
   /** Who may publish from a WebSocket connection; a token's `publish` claim grants more. */
@@ -664,6 +736,10 @@ export function maskSecrets(config: HeraldConfig): HeraldConfig {
   const maskPassword = (value: string): string => (/\/\/[^/@]*:[^/@]*@/.test(value) ? maskUrl(value) : value);
   for (const rule of [...copy.proxy.subscribe, ...copy.proxy.publish, ...copy.proxy.rpc]) rule.url = maskPassword(rule.url);
   if (copy.proxy.refresh.url !== undefined) copy.proxy.refresh.url = maskPassword(copy.proxy.refresh.url);
+  for (const webhook of copy.events.webhooks) {
+    webhook.secret = '***';
+    webhook.url = maskPassword(webhook.url);
+  }
   return copy;
 }
 

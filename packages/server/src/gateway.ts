@@ -30,6 +30,8 @@ import type { Transport } from './transport/transport.js';
 import type { UpgradeHost } from './transport/websocket.js';
 import type { Users } from './users/users.js';
 import { nodeStats, nodeStatus, type StatusSource } from './cluster/status.js';
+import type { LifecycleEvents } from './events/events.js';
+import type { EventSinks } from './events/sinks.js';
 
 /** The services the gateway holds, built by the composition root (server.ts). */
 export interface GatewayParts {
@@ -56,6 +58,10 @@ export interface GatewayParts {
   readonly users: Users;
   /** Set under `herald serve --workers`: the node this worker is part of. */
   readonly workerOf: string | undefined;
+  /** Lifecycle events (events/): in-process listeners subscribe with `events.on`. */
+  readonly events: LifecycleEvents;
+  /** Where this node's lifecycle events go (webhooks, the events topic); flushed on shutdown. */
+  readonly eventSinks: EventSinks;
   topicProblem(topic: string): string | null;
 }
 
@@ -292,6 +298,8 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
       for (const session of left) session.transport.terminate();
     }
     await this.endpoint?.close();
+    // The events of the drain (closes, departures this node owns) go out before the node says goodbye.
+    await this.parts.eventSinks.close(this.config.shutdown.timeout);
     if (this.broker.state === 'ready') await this.parts.cluster.stop();
     await this.broker.close();
     this.log.info('herald stopped');

@@ -16,7 +16,7 @@ import { CompositeBroker } from './broker/composite.js';
 import { TopicSubscriptions } from './broker/subscriptions.js';
 import { ClusterRegistry } from './cluster/registry.js';
 import { Relay, type RelayMessage } from './cluster/relay.js';
-import { startupWarnings, validateConfig, type HeraldConfig } from './config.js';
+import { ConfigError, startupWarnings, validateConfig, type HeraldConfig } from './config.js';
 import { registerDemoBackend, withDemoSecret } from './demo/backend.js';
 import { HeraldError } from './errors.js';
 import { Gateway } from './gateway.js';
@@ -45,6 +45,8 @@ import { registerStreamRoutes } from './transport/stream-routes.js';
 import { StreamSessions } from './transport/stream-sessions.js';
 import { createUpgradeHandler } from './transport/websocket.js';
 import { Users, type UserMessage } from './users/users.js';
+import { LifecycleEvents } from './events/events.js';
+import { EventSinks } from './events/sinks.js';
 import { VERSION } from './version.js';
 
 /** The repository's demo/ folder (demo pages and the dashboard), when Herald runs from a checkout or a package that ships it. */
@@ -65,30 +67,47 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   const { jwt, connectHook } = given.auth;
   // Asked of the configuration as given: the secret the demo backend makes up is no credential of the operator's.
   const credentialsConfigured = given.apiKeys.length > 0 || Boolean(jwt.secret || jwt.publicKey || jwt.jwksUrl || connectHook.url);
-  const config = withDemoSecret(given);
+  const config = withEventsTopic(withDemoSecret(given));
+  const eventsTopic = config.events.topic.name;
   const log = logger ?? createLogger(config.log);
   const nodeId = config.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const broker = brokerInstance ?? createBroker(config, nodeId, log);
   const history = createHistoryStore(config, broker);
   const topicProblem = (topic: string): string | null => topicNameProblem(topic, config.limits.maxTopicLength) ?? broker.topicProblem(topic);
+  const eventsTopicProblem = eventsTopic !== undefined ? topicProblem(eventsTopic) : null;
+  if (eventsTopicProblem) throw new ConfigError([`events.topic.name: ${eventsTopicProblem}`]);
 
   // Services that call back into the gateway's lifecycle get it through this late binding (it is built last).
   let gateway!: Gateway;
   const closeSession: Gateway['closeSession'] = (session, code, reason) => gateway.closeSession(session, code, reason);
   const reportError: Gateway['reportError'] = (session, err) => gateway.reportError(session, err);
   const closing = (): boolean => gateway.closing;
+  // The lifecycle events topic takes the events of the shutdown itself (its connections' closes) while the node drains.
+  const publishClosing = (topic: string): boolean => gateway.closing && topic !== eventsTopic;
 
   const hub: Hub = new Hub({
-    onTopicOpened: (topic) => subscriptions.opened(topic),
-    onTopicClosed: (topic) => subscriptions.closed(topic),
+    onTopicOpened: (topic) => {
+      subscriptions.opened(topic);
+      events.topicOpened(topic);
+    },
+    onTopicClosed: (topic) => {
+      subscriptions.closed(topic);
+      events.topicClosed(topic);
+    },
     onSubscribed: (session, topic) => presence.changed('join', session, topic),
     onUnsubscribed: (session, topic) => {
       session.dropSubscribeGrant(topic);
       session.dropTopicInfo(topic);
       presence.changed('leave', session, topic);
     },
-    onUserOnline: (uid) => cluster.userOnline(uid),
-    onUserOffline: (uid) => cluster.userOffline(uid),
+    onUserOnline: (uid) => {
+      cluster.userOnline(uid);
+      events.userOnline(uid);
+    },
+    onUserOffline: (uid) => {
+      cluster.userOffline(uid);
+      events.userOffline(uid);
+    },
     onIdentified: (session) => users.identified(session),
   });
   const metrics: Metrics = new Metrics({
@@ -107,7 +126,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   });
   // Cache-mode topics' latest values, for a history store that is not shared (history/latest.ts).
   const latest = new LatestValues(config.historyMaxBytes);
-  const publisher: Publisher = new Publisher({ config, broker, history, hub, metrics, latest, topicProblem, closing });
+  const publisher: Publisher = new Publisher({ config, broker, history, hub, metrics, latest, topicProblem, closing: publishClosing });
   // History kept per process with a broker other processes publish through: a recovery vouches for what
   // this process stored, so not once a publication it did not store (another node's, a raw publisher's)
   // reached one of its history topics, nor once another node was heard of.
@@ -129,13 +148,51 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       localPresence: () => presence.store.localEntries(),
       remotePresence: (node, change, topic, entry) => presence.remote(node, change, topic, entry),
       remotePresenceReset: (node, entries) => presence.reset(node, entries),
+      localTopics: () => events.trackedTopics(),
+      remoteUsers: (_node, added, removed) => events.remoteUsers(added, removed),
+      remoteTopics: (_node, opened, closed) => events.remoteTopics(opened, closed),
+      remoteGone: (node, crashed) => events.remoteGone(node, crashed),
+      remoteAlive: (node) => events.remoteAlive(node),
     },
     config.cluster.heartbeatInterval,
     log,
   );
-  const presence: PresenceTracker = new PresenceTracker({ rules: config.presence, hub, share: cluster, topicProblem });
+  const presence: PresenceTracker = new PresenceTracker({
+    rules: config.presence, hub, share: cluster, topicProblem,
+    observe: (node, change, topic, entry) => events.presence(node, change, topic, entry),
+  });
+  // Lifecycle events (docs/backend.md): every node computes them, one emits each; the sinks deliver what this node emits.
+  const events: LifecycleEvents = new LifecycleEvents({
+    nodeId,
+    kinds: config.events.kinds,
+    topics: config.events.topics,
+    // Past the time a dead node takes to be forgotten (three heartbeats, checked once per heartbeat).
+    handoff: 5 * config.cluster.heartbeatInterval,
+    // A change reaches every node through the broker within this (a heartbeat after it shows its owner saw it).
+    margin: Math.min(1_000, config.cluster.heartbeatInterval),
+    metrics,
+    log: log.child({ component: 'events' }),
+    host: {
+      nodeId,
+      candidates: () => cluster.candidates(),
+      localTopic: (topic) => hub.subscriberCount(topic) > 0,
+      topicHolders: (topic) => cluster.topicHolders(topic),
+      localUser: (uid) => hub.userSessions(uid).size > 0,
+      userHolders: (uid) => cluster.nodesHolding(uid).length,
+      memberConnections: (topic, uid) => presence.store.connectionsOf(topic, uid),
+      localTopics: () => hub.topicNames(),
+      shareTopic: (topic, open) => (open ? cluster.topicOpened(topic) : cluster.topicClosed(topic)),
+    },
+  });
+  const eventSinks = new EventSinks(
+    events,
+    config.events,
+    (topic, message, idempotencyKey) => publisher.publish(topic, message, 'library', { idempotencyKey }),
+    metrics,
+    log.child({ component: 'events' }),
+  );
   const tokens = new TokenVerifier(config.auth.jwt);
-  const permissions = new Permissions(config.auth, config.clientPublish);
+  const permissions = new Permissions(config.auth, config.clientPublish, eventsTopic !== undefined ? [eventsTopic] : []);
   const proxies = new Proxies({ config: config.proxy, metrics, log: log.child({ component: 'proxy' }) });
   const policy: Policy = new Policy({ config, hub, permissions, proxies, topicProblem, publish: (...args) => publisher.publish(...args), publishLhttp: (...args) => publisher.publishLhttp(...args) });
   const refresh = proxies.refreshes ? { interval: proxies.refreshInterval, ask: (session: Session) => proxies.refresh(session) } : undefined;
@@ -178,8 +235,9 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   );
   gateway = new Gateway({
     config, log, nodeId, broker, hub, flusher: new Flusher(), metrics, cluster, policy, publisher, pusher: new Pusher({ hub, cluster, metrics, closing, encodeMessage: (message) => publisher.encodeMessage(message) }),
-    recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, users, workerOf, topicProblem,
+    recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, users, workerOf, topicProblem, events, eventSinks,
   });
+  gateway.on('disconnect', (connection, info) => events.connectionClosed(connection.id, connection.uid, info.code, info.reason));
 
   // HTTP streaming: the streams this node holds, and commands for them relayed from the node a POST landed on.
   const streams = new StreamSessions(nodeId);
@@ -285,6 +343,17 @@ function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker
     default:
       return new MemoryBroker();
   }
+}
+
+/**
+ * The configuration with the lifecycle events topic's history rule first
+ * (`events.topic`: its size and ttl), so that a backend subscribed to it
+ * recovers by offset; unchanged without an events topic.
+ */
+function withEventsTopic(config: HeraldConfig): HeraldConfig {
+  const { name, size, ttl } = config.events.topic;
+  if (name === undefined) return config;
+  return { ...config, history: [{ pattern: name, size, ttl, cache: false }, ...config.history] };
 }
 
 /** Where history is kept: in the broker's shared store when it has one (Redis), else in this process's memory. */

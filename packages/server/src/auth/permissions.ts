@@ -16,17 +16,31 @@ export interface Subject {
  * Each check returns null when allowed, or the reason it is not.
  */
 export class Permissions {
+  /**
+   * `sealed`: topics only the server publishes to and that a connection may
+   * subscribe to only with a grant naming the topic exactly (not a pattern):
+   * the lifecycle events topic, which carries user ids.
+   */
   constructor(
     private readonly auth: HeraldConfig['auth'],
     private readonly clientPublish: HeraldConfig['clientPublish'],
+    private readonly sealed: readonly string[] = [],
   ) {}
 
   isRestricted(topic: string): boolean {
-    return topic.startsWith(this.auth.privatePrefix) || topic.startsWith(this.auth.userPrefix);
+    return topic.startsWith(this.auth.privatePrefix) || topic.startsWith(this.auth.userPrefix) || this.sealed.includes(topic);
+  }
+
+  /** Why no connection may publish to `topic` whatever it was granted (a sealed topic), or null. Checked before any publish proxy. */
+  sealedProblem(topic: string): string | null {
+    return this.sealed.includes(topic) ? `${topic} is published by the server only` : null;
   }
 
   subscribeProblem(subject: Subject, topic: string, extra: readonly string[] = []): string | null {
     const { userPrefix, privatePrefix } = this.auth;
+    if (this.sealed.includes(topic)) {
+      return subject.grants.topics.includes(topic) || extra.includes(topic) ? null : `${topic} needs a token that grants it by its exact name`;
+    }
     if (topic.startsWith(userPrefix)) {
       return subject.uid !== undefined && topic === `${userPrefix}${subject.uid}` ? null : `${topic} is the topic of another user`;
     }
@@ -37,6 +51,8 @@ export class Permissions {
   }
 
   publishProblem(subject: Subject, topic: string): string | null {
+    const sealed = this.sealedProblem(topic);
+    if (sealed) return sealed;
     if (topicMatches(subject.grants.publish, topic)) return null;
     if (this.isRestricted(topic)) return `publishing to ${topic} needs a "publish" grant`;
     if (this.clientPublish === 'none') return 'publishing from connections is disabled on this server';

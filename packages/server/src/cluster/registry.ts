@@ -7,22 +7,38 @@ export type { NodeStats, NodeView };
 interface RemoteNode {
   seq: number;
   users: Set<string>;
+  /** Its open topics among those whose occupancy is tracked (lifecycle events: `RegistryHost.localTopics`). */
+  topics: Set<string>;
   stats: NodeStats;
   lastSeen: number;
   /** Snapshot being received in parts; `next` is the part expected next. */
-  incoming: { seq: number; next: number; users: Set<string>; presence: Array<[string, PresenceEntry]> } | null;
+  incoming: { seq: number; next: number; users: Set<string>; topics: Set<string>; presence: Array<[string, PresenceEntry]> } | null;
   synced: boolean;
+  /** Its last heartbeat said it is ready to emit cluster-wide events (`ClusterRegistry.ready`). */
+  ready: boolean;
 }
 
 type Control =
-  | { t: 'hb'; node: string; seq: number; stats: NodeStats }
-  | { t: 'delta'; node: string; seq: number; add: string[]; del: string[]; pj?: Array<[string, PresenceEntry]>; pl?: Array<[string, string]> }
-  | { t: 'snap'; node: string; seq: number; part: number; last: boolean; users: string[]; presence?: Array<[string, PresenceEntry]> }
+  | { t: 'hb'; node: string; seq: number; stats: NodeStats; ready?: boolean }
+  | { t: 'delta'; node: string; seq: number; add: string[]; del: string[]; pj?: Array<[string, PresenceEntry]>; pl?: Array<[string, string]>; to?: string[]; tc?: string[] }
+  | { t: 'snap'; node: string; seq: number; part: number; last: boolean; users: string[]; presence?: Array<[string, PresenceEntry]>; topics?: string[] }
   | { t: 'want'; node: string; from: string }
   | { t: 'bye'; node: string }
   | { t: 'push'; node: string; uids: string[]; payload: string; raw: string | null };
 
 const SNAPSHOT_PART = 5000;
+
+/** Adds (or deletes) each of `items` in `set`; returns those that changed it. */
+function changed(set: Set<string>, items: readonly string[], add: boolean): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    if (set.has(item) === add) continue;
+    if (add) set.add(item);
+    else set.delete(item);
+    out.push(item);
+  }
+  return out;
+}
 
 export interface RegistryHost {
   stats(): NodeStats;
@@ -36,6 +52,26 @@ export interface RegistryHost {
   remotePresence(node: string, change: 'join' | 'leave', topic: string, entry: PresenceEntry | string): void;
   /** Another node's full presence (a snapshot), or null when the node is gone. */
   remotePresenceReset(node: string, entries: Array<[string, PresenceEntry]> | null): void;
+  /** This node's open topics whose occupancy is tracked (lifecycle events), for a snapshot. None when absent. */
+  localTopics?(): Iterable<string>;
+  /**
+   * Another node's users changed: uids it got (`added`) or lost (`removed`),
+   * told after the registry's view changed (`nodesHolding` already answers
+   * with the change), from a delta, a snapshot's difference with what was
+   * known, or the node being forgotten (every uid it held, removed; the
+   * node is no longer among `candidates()`).
+   */
+  remoteUsers?(node: string, added: readonly string[], removed: readonly string[]): void;
+  /** Another node's tracked topics changed (opened, closed), as `remoteUsers`. */
+  remoteTopics?(node: string, opened: readonly string[], closed: readonly string[]): void;
+  /**
+   * Another node is forgotten, before `remoteUsers`/`remoteTopics` tell what
+   * it held: `crashed` when it fell silent for three heartbeats, false on
+   * its goodbye (it shut down in order).
+   */
+  remoteGone?(node: string, crashed: boolean): void;
+  /** Another node's heartbeat arrived: it was alive a moment ago. */
+  remoteAlive?(node: string): void;
 }
 
 /**
@@ -54,6 +90,12 @@ export class ClusterRegistry {
   private seq = 0;
   private added = new Set<string>();
   private removed = new Set<string>();
+  private topicsOpened = new Set<string>();
+  private topicsClosed = new Set<string>();
+  /** When this node last announced itself after a broker (re)connection; 0: never. */
+  private announcedAt = 0;
+  /** What this node's last heartbeat said of its readiness. */
+  private saidReady = false;
   private presenceJoined: Array<[string, PresenceEntry]> = [];
   private presenceLeft: Array<[string, string]> = [];
   private flushScheduled = false;
@@ -78,8 +120,55 @@ export class ClusterRegistry {
 
   /** Announces this node (after every broker (re)connection): a snapshot, and a request for everyone else's. */
   announce(): void {
+    this.announcedAt = Date.now();
     this.sendSnapshot();
     this.heartbeat();
+  }
+
+  /**
+   * Whether this node may emit cluster-wide lifecycle events (events/): a
+   * lone node (the memory broker) always; in a cluster, once its broker is
+   * ready, three heartbeat intervals after its last announce (it has heard
+   * every live node by then) and while it holds a full snapshot of every
+   * node it knows. A node whose broker is down is never ready: it cannot
+   * know what the others hold.
+   */
+  get ready(): boolean {
+    if (this.startedAt === 0) return this.broker.name === 'memory';
+    if (this.broker.state !== 'ready' || this.announcedAt === 0 || Date.now() - this.announcedAt < 3 * this.interval) return false;
+    for (const node of this.remotes.values()) if (!node.synced) return false;
+    return true;
+  }
+
+  /**
+   * The nodes that may emit a cluster-wide event, by id: this one when it is
+   * ready, and every other node that is synced and whose last heartbeat said
+   * it was ready. Every node computes the same set once heartbeats agree.
+   */
+  candidates(): string[] {
+    // This node counts itself once its heartbeat told the others it is ready, as they count it.
+    const ids = this.saidReady && this.ready ? [this.nodeId] : [];
+    for (const [id, node] of this.remotes) if (node.synced && node.ready) ids.push(id);
+    return ids;
+  }
+
+  /** A tracked topic got its first subscriber on this node (lifecycle events): the other nodes are told. */
+  topicOpened(topic: string): void {
+    if (!this.topicsClosed.delete(topic)) this.topicsOpened.add(topic);
+    this.scheduleFlush();
+  }
+
+  /** A tracked topic lost its last subscriber on this node. */
+  topicClosed(topic: string): void {
+    if (!this.topicsOpened.delete(topic)) this.topicsClosed.add(topic);
+    this.scheduleFlush();
+  }
+
+  /** How many other live nodes hold a subscriber of a tracked topic. */
+  topicHolders(topic: string): number {
+    let count = 0;
+    for (const node of this.remotes.values()) if (node.topics.has(topic)) count++;
+    return count;
   }
 
   async stop(): Promise<void> {
@@ -164,15 +253,21 @@ export class ClusterRegistry {
       case 'hb': {
         const node = this.remote(message.node);
         node.stats = message.stats;
+        node.ready = message.ready === true;
+        this.host.remoteAlive?.(message.node);
         if (!node.synced || message.seq !== node.seq) this.want(message.node);
         break;
       }
       case 'delta': {
         const node = this.remote(message.node);
         if (node.synced && message.seq === node.seq + 1) {
-          for (const uid of message.add) node.users.add(uid);
-          for (const uid of message.del) node.users.delete(uid);
+          const added = changed(node.users, message.add, true);
+          const removed = changed(node.users, message.del, false);
+          const opened = changed(node.topics, message.to ?? [], true);
+          const closed = changed(node.topics, message.tc ?? [], false);
           node.seq = message.seq;
+          if (added.length > 0 || removed.length > 0) this.host.remoteUsers?.(message.node, added, removed);
+          if (opened.length > 0 || closed.length > 0) this.host.remoteTopics?.(message.node, opened, closed);
           for (const [topic, entry] of message.pj ?? []) this.host.remotePresence(message.node, 'join', topic, entry);
           for (const [topic, conn] of message.pl ?? []) this.host.remotePresence(message.node, 'leave', topic, conn);
         } else if (!node.incoming) {
@@ -182,7 +277,7 @@ export class ClusterRegistry {
       }
       case 'snap': {
         const node = this.remote(message.node);
-        if (message.part === 0) node.incoming = { seq: message.seq, next: 0, users: new Set(), presence: [] };
+        if (message.part === 0) node.incoming = { seq: message.seq, next: 0, users: new Set(), topics: new Set(), presence: [] };
         else if (!node.incoming || node.incoming.seq !== message.seq || node.incoming.next !== message.part) {
           // A part of this snapshot was lost: what arrived is not the node's whole state. Ask for another.
           node.incoming = null;
@@ -191,13 +286,24 @@ export class ClusterRegistry {
         }
         node.incoming.next = message.part + 1;
         for (const uid of message.users) node.incoming.users.add(uid);
+        for (const topic of message.topics ?? []) node.incoming.topics.add(topic);
         if (message.presence) node.incoming.presence.push(...message.presence);
         if (message.last) {
-          node.users = node.incoming.users;
-          this.host.remotePresenceReset(message.node, node.incoming.presence);
+          const { users, topics, presence } = node.incoming;
+          const [usersBefore, topicsBefore] = [node.users, node.topics];
+          node.users = users;
+          node.topics = topics;
           node.seq = message.seq;
           node.incoming = null;
           node.synced = true;
+          // The difference with what was known, told once the new state is in place.
+          const added = [...users].filter((uid) => !usersBefore.has(uid));
+          const removed = [...usersBefore].filter((uid) => !users.has(uid));
+          if (added.length > 0 || removed.length > 0) this.host.remoteUsers?.(message.node, added, removed);
+          const opened = [...topics].filter((topic) => !topicsBefore.has(topic));
+          const closed = [...topicsBefore].filter((topic) => !topics.has(topic));
+          if (opened.length > 0 || closed.length > 0) this.host.remoteTopics?.(message.node, opened, closed);
+          this.host.remotePresenceReset(message.node, presence);
         }
         break;
       }
@@ -208,7 +314,7 @@ export class ClusterRegistry {
         if (message.from === this.nodeId) this.sendSnapshot();
         break;
       case 'bye':
-        this.forget(message.node);
+        this.forget(message.node, false);
         break;
       case 'push':
         this.host.deliverPush(message.uids, message.payload, message.raw);
@@ -229,7 +335,7 @@ export class ClusterRegistry {
     let node = this.remotes.get(id);
     if (!node) {
       this.sawPeers = true;
-      node = { seq: 0, users: new Set(), stats: { connections: 0, users: 0, topics: 0, subscriptions: 0 }, lastSeen: 0, incoming: null, synced: false };
+      node = { seq: 0, users: new Set(), topics: new Set(), stats: { connections: 0, users: 0, topics: 0, subscriptions: 0 }, lastSeen: 0, incoming: null, synced: false, ready: false };
       this.remotes.set(id, node);
       // A node heard of for the first time may not know this one yet (it joined after this one's
       // announce): a heartbeat to it now, not at the next tick, so that it learns at once that other
@@ -240,8 +346,15 @@ export class ClusterRegistry {
     return node;
   }
 
-  private forget(id: string): void {
-    if (this.remotes.delete(id)) this.host.remotePresenceReset(id, null);
+  /** Drops a node and everything it held; what its departure changes is told after it is gone (another node emits its events). */
+  private forget(id: string, crashed: boolean): void {
+    const node = this.remotes.get(id);
+    if (!node) return;
+    this.remotes.delete(id);
+    this.host.remoteGone?.(id, crashed);
+    if (node.users.size > 0) this.host.remoteUsers?.(id, [], [...node.users]);
+    if (node.topics.size > 0) this.host.remoteTopics?.(id, [], [...node.topics]);
+    this.host.remotePresenceReset(id, null);
   }
 
   private want(node: string): void {
@@ -252,7 +365,7 @@ export class ClusterRegistry {
     const deadline = Date.now() - 3 * this.interval;
     for (const [id, node] of this.remotes) {
       if (node.lastSeen < deadline) {
-        this.forget(id);
+        this.forget(id, true);
         this.log.warn({ node: id }, 'cluster node silent for three heartbeats: forgotten');
       }
     }
@@ -261,12 +374,13 @@ export class ClusterRegistry {
 
   /** This node's heartbeat, to one node only. */
   private greet(node: string): void {
-    const message: Control = { t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats() };
+    const message: Control = { t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats(), ready: this.saidReady };
     this.broker.sendToNode(node, JSON.stringify(message)).catch((err: Error) => this.log.debug({ err: err.message, node }, 'cluster greeting not sent'));
   }
 
   private heartbeat(): void {
-    void this.send({ t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats() });
+    this.saidReady = this.ready;
+    void this.send({ t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats(), ready: this.saidReady });
   }
 
   private scheduleFlush(): void {
@@ -274,12 +388,16 @@ export class ClusterRegistry {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      if (this.added.size === 0 && this.removed.size === 0 && this.presenceJoined.length === 0 && this.presenceLeft.length === 0) return;
+      if (this.added.size === 0 && this.removed.size === 0 && this.presenceJoined.length === 0 && this.presenceLeft.length === 0 && this.topicsOpened.size === 0 && this.topicsClosed.size === 0) return;
       const message: Control = { t: 'delta', node: this.nodeId, seq: ++this.seq, add: [...this.added], del: [...this.removed] };
       if (this.presenceJoined.length > 0) message.pj = this.presenceJoined;
       if (this.presenceLeft.length > 0) message.pl = this.presenceLeft;
+      if (this.topicsOpened.size > 0) message.to = [...this.topicsOpened];
+      if (this.topicsClosed.size > 0) message.tc = [...this.topicsClosed];
       this.added = new Set();
       this.removed = new Set();
+      this.topicsOpened = new Set();
+      this.topicsClosed = new Set();
       this.presenceJoined = [];
       this.presenceLeft = [];
       void this.send(message);
@@ -292,13 +410,18 @@ export class ClusterRegistry {
     this.removed = new Set();
     this.presenceJoined = [];
     this.presenceLeft = [];
+    this.topicsOpened = new Set();
+    this.topicsClosed = new Set();
     const users = [...this.host.localUsers()];
     const presence = [...this.host.localPresence()];
+    const topics = [...(this.host.localTopics?.() ?? [])];
     const seq = ++this.seq;
-    const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART), Math.ceil(presence.length / SNAPSHOT_PART));
+    const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART), Math.ceil(presence.length / SNAPSHOT_PART), Math.ceil(topics.length / SNAPSHOT_PART));
     for (let part = 0; part < parts; part++) {
       const slice = (list: unknown[]) => list.slice(part * SNAPSHOT_PART, (part + 1) * SNAPSHOT_PART);
-      void this.send({ t: 'snap', node: this.nodeId, seq, part, last: part === parts - 1, users: slice(users) as string[], presence: slice(presence) as Array<[string, PresenceEntry]> });
+      const message: Control = { t: 'snap', node: this.nodeId, seq, part, last: part === parts - 1, users: slice(users) as string[], presence: slice(presence) as Array<[string, PresenceEntry]> };
+      if (topics.length > 0) message.topics = slice(topics) as string[];
+      void this.send(message);
     }
   }
 

@@ -42,6 +42,16 @@ export class Metrics {
   readonly proxyRetries: Counter<'proxy'>;
   /** How long proxy calls took, answered or failed, by proxy. */
   readonly proxySeconds: Histogram<'proxy'>;
+  /** Lifecycle events emitted by this node, by kind. */
+  readonly events: Counter<'kind'>;
+  /** Events delivered (acknowledged by a webhook receiver, stored on the events topic), by sink. */
+  readonly eventDeliveries: Counter<'sink'>;
+  /** Delivery attempts of event batches tried again after a failure, by sink. */
+  readonly eventRetries: Counter<'sink'>;
+  /** Events given up, by sink and reason: refused, expired, overflow, shutdown. */
+  readonly eventFailures: Counter<'sink' | 'reason'>;
+  /** Each event sink's queue length, read when scraped (sinks register here). */
+  readonly eventQueues = new Map<string, () => number>();
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -123,6 +133,26 @@ export class Metrics {
       registers,
     });
     this.proxyRetries = new Counter({ name: 'herald_proxy_retries_total', help: 'Proxy calls tried again after a failure where a retry is safe, by proxy.', labelNames: ['proxy'], registers });
+    this.events = new Counter({ name: 'herald_events_total', help: 'Lifecycle events emitted by this node (docs/backend.md), by kind.', labelNames: ['kind'], registers });
+    this.eventDeliveries = new Counter({ name: 'herald_event_deliveries_total', help: 'Lifecycle events delivered: acknowledged by a webhook receiver or stored on the events topic, by sink (webhook<N>, topic, ...).', labelNames: ['sink'], registers });
+    this.eventRetries = new Counter({ name: 'herald_event_retries_total', help: 'Deliveries of a batch of lifecycle events tried again after a failure (network, timeout, 5xx, 408, 429), by sink.', labelNames: ['sink'], registers });
+    this.eventFailures = new Counter({
+      name: 'herald_event_failures_total',
+      help: 'Lifecycle events given up, by sink and reason: refused (a 4xx), expired (maxAge), overflow (maxQueue), shutdown.',
+      labelNames: ['sink', 'reason'],
+      registers,
+    });
+    const queues = this.eventQueues;
+    new Gauge({
+      name: 'herald_event_queue',
+      help: 'Lifecycle events waiting to be delivered, by sink.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [sink, size] of queues) this.set({ sink }, size());
+      },
+    });
     this.proxySeconds = new Histogram({
       name: 'herald_proxy_call_seconds',
       help: 'Duration of proxy calls (answered or failed, retries included), by proxy.',

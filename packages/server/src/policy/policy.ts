@@ -151,7 +151,8 @@ export class Policy {
     for (const topic of topics) {
       const invalid = this.topicProblem(topic);
       if (invalid) return refusedWith(invalid);
-      const endpoint = session.topics.has(topic) ? undefined : this.host.proxies.subscribeRule(topic);
+      // A sealed topic (the lifecycle events topic) is never left to a subscribe proxy: only an exact grant opens it.
+      const endpoint = session.topics.has(topic) || this.host.permissions.sealedProblem(topic) ? undefined : this.host.proxies.subscribeRule(topic);
       if (endpoint) {
         if (!asked?.some((question) => question.topic === topic)) (asked ??= []).push({ topic, endpoint });
         continue;
@@ -240,6 +241,8 @@ export class Policy {
     if (refused) return refused;
     const invalid = this.topicProblem(topic);
     if (invalid) return invalid;
+    const sealed = this.host.permissions.sealedProblem(topic);
+    if (sealed) return new HeraldError('forbidden', sealed);
     if (this.host.proxies.publishRule(topic)) return null;
     return this.permissionProblem(session, topic);
   }

@@ -86,6 +86,11 @@ export class LocalPresence {
     return entry;
   }
 
+  /** How many connections of `uid` are on a topic, cluster-wide. */
+  connectionsOf(topic: string, uid: string): number {
+    return this.topics.get(topic)?.users.get(uid) ?? 0;
+  }
+
   view(topic: string, maxList: number): PresenceView {
     const presence = this.topics.get(topic);
     if (!presence) return { topic, connections: 0, users: 0, list: [] };

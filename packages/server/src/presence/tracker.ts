@@ -17,6 +17,11 @@ export interface PresenceTrackerOptions {
   readonly hub: Hub;
   readonly share: PresenceShare;
   topicProblem(topic: string): string | null;
+  /**
+   * Told of every entry the store took or dropped (after the change), this
+   * node's (`node` null) and the other nodes' (lifecycle events).
+   */
+  observe?(node: string | null, change: 'join' | 'leave', topic: string, entry: PresenceEntry): void;
 }
 
 /**
@@ -54,6 +59,7 @@ export class PresenceTracker {
       entry = this.store.leave(topic, session.id);
       if (entry) this.options.share.presenceLeave(topic, session.id);
     }
+    if (entry) this.options.observe?.(null, change, topic, entry);
     if (entry && rule.joinLeave) this.announce(change, topic, entry, session);
   }
 
@@ -64,6 +70,7 @@ export class PresenceTracker {
     let entry: PresenceEntry | undefined;
     if (change === 'leave') entry = this.store.leaveRemote(node, topic, entryOrConn as string);
     else if (this.store.joinRemote(node, topic, entryOrConn as PresenceEntry)) entry = entryOrConn as PresenceEntry;
+    if (entry) this.options.observe?.(node, change, topic, entry);
     if (entry && rule.joinLeave) this.announce(change, topic, entry, null);
   }
 

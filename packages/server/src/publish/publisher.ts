@@ -40,8 +40,8 @@ export interface PublisherOptions {
   readonly latest: LatestValues;
   /** Herald's topic rule plus the broker's namespace: why a topic is refused, or null. */
   topicProblem(topic: string): string | null;
-  /** True once the node is shutting down: publications are refused with `unavailable`. */
-  closing(): boolean;
+  /** True once the node is shutting down: publications to `topic` are refused with `unavailable` (all but the lifecycle events topic, which takes the shutdown's events). */
+  closing(topic: string): boolean;
 }
 
 /**
@@ -146,7 +146,7 @@ export class Publisher {
     const results: PublishResult[] = [];
     for (const [index, item] of checked.entries()) {
       try {
-        if (this.options.closing()) throw new HeraldError('unavailable', 'server is shutting down');
+        if (this.options.closing(item.topic)) throw new HeraldError('unavailable', 'server is shutting down');
         const publication: Publication = { topic: item.topic, payload: item.payload, ...metaOf(item) };
         const publish = () => this.distribute(publication, source, item.key);
         results.push(await (item.key === undefined ? publish() : this.idempotency.remember(item.topic, item.key, publish, this.keepsDoubt(item.topic))));
@@ -226,7 +226,7 @@ export class Publisher {
   private refusal(topic: string): HeraldError | null {
     const problem = this.options.topicProblem(topic);
     if (problem) return new HeraldError('invalid_topic', problem);
-    if (this.options.closing()) return new HeraldError('unavailable', 'server is shutting down');
+    if (this.options.closing(topic)) return new HeraldError('unavailable', 'server is shutting down');
     return null;
   }
 
@@ -234,7 +234,7 @@ export class Publisher {
     let payload: string;
     try {
       this.check(topic, options);
-      if (this.options.closing()) throw new HeraldError('unavailable', 'server is shutting down');
+      if (this.options.closing(topic)) throw new HeraldError('unavailable', 'server is shutting down');
       payload = this.encodePublication(message);
     } catch (err) {
       return Promise.reject(err);

@@ -228,7 +228,7 @@ describe('ClusterRegistry: what this node tells the others', () => {
     await turn();
     assert.deepEqual(broker.broadcastsOf('delta'), []);
     assert.equal(broker.broadcastsOf('snap').length, 1);
-    assert.deepEqual(broker.broadcastsOf('hb'), [{ t: 'hb', node: SELF, seq: 1, stats: host.stats() }], 'the heartbeat carries the snapshot\'s sequence');
+    assert.deepEqual(broker.broadcastsOf('hb'), [{ t: 'hb', node: SELF, seq: 1, stats: host.stats(), ready: false }], 'the heartbeat carries the snapshot\'s sequence');
   });
 
   it('a large snapshot goes in parts of at most 5000 users, the last one marked', () => {
@@ -309,5 +309,95 @@ describe('ClusterRegistry heartbeats (mock timers)', () => {
     mock.timers.tick(10 * INTERVAL);
     assert.equal(broker.broadcastsOf('hb').length, 4, 'no heartbeat after stop');
     assert.deepEqual(broker.broadcastsOf('bye'), [{ t: 'bye', node: SELF }]);
+  });
+});
+
+/** A host that also records what lifecycle events are told of the other nodes (remoteUsers, remoteTopics, remoteGone). */
+class EventsHost extends RecordingHost {
+  topics: string[] = [];
+  readonly told: unknown[] = [];
+  localTopics(): Iterable<string> {
+    return this.topics;
+  }
+  remoteUsers(node: string, added: readonly string[], removed: readonly string[]): void {
+    this.told.push(['users', node, [...added], [...removed]]);
+  }
+  remoteTopics(node: string, opened: readonly string[], closed: readonly string[]): void {
+    this.told.push(['topics', node, [...opened], [...closed]]);
+  }
+  remoteGone(node: string, crashed: boolean): void {
+    this.told.push(['gone', node, crashed]);
+  }
+}
+
+describe('ClusterRegistry: what lifecycle events need (tracked topics, changes told, readiness)', () => {
+  afterEach(() => mock.timers.reset());
+
+  function eventsSetup() {
+    const broker = new FakeBroker();
+    const host = new EventsHost();
+    const registry = new ClusterRegistry(SELF, broker, host, INTERVAL, recordingLog().log);
+    return { broker, host, registry, control: (message: object) => registry.onControl(JSON.stringify(message)) };
+  }
+
+  it('tracked topics travel in deltas and snapshots; every change is told once the view has it, snapshot differences and a forgotten node included', () => {
+    const { host, registry, control } = eventsSetup();
+    control({ ...snap('b', 1, ['u1']), topics: ['room:1'] });
+    assert.deepEqual(registry.topicHolders('room:1'), 1);
+    control({ t: 'delta', node: 'b', seq: 2, add: ['u2', 'u1'], del: [], to: ['room:2'], tc: ['room:1'] });
+    assert.deepEqual([registry.topicHolders('room:1'), registry.topicHolders('room:2')], [0, 1]);
+    control({ ...snap('b', 3, ['u2', 'u3']), topics: ['room:2', 'room:3'] });
+    control({ t: 'bye', node: 'b' });
+    assert.deepEqual(host.told, [
+      ['users', 'b', ['u1'], []],
+      ['topics', 'b', ['room:1'], []],
+      ['users', 'b', ['u2'], []], // u1 was already there: no change
+      ['topics', 'b', ['room:2'], ['room:1']],
+      ['users', 'b', ['u3'], ['u1']],
+      ['topics', 'b', ['room:3'], []],
+      ['gone', 'b', false],
+      ['users', 'b', [], ['u2', 'u3']],
+      ['topics', 'b', [], ['room:2', 'room:3']],
+    ]);
+    assert.equal(registry.topicHolders('room:2'), 0);
+  });
+
+  it("this node's tracked topics go out in its deltas (an open and close in the same turn cancel) and in its snapshot", async () => {
+    const { broker, host, registry, control } = eventsSetup();
+    registry.topicOpened('room:1');
+    registry.topicOpened('room:2');
+    registry.topicClosed('room:2');
+    await turn();
+    assert.deepEqual(broker.broadcastsOf('delta'), [{ t: 'delta', node: SELF, seq: 1, add: [], del: [], to: ['room:1'] }]);
+    host.topics = ['room:1'];
+    control({ t: 'want', node: 'b', from: SELF });
+    assert.deepEqual(broker.broadcastsOf<{ topics?: string[] }>('snap')[0]!.topics, ['room:1']);
+  });
+
+  it('ready: three intervals after its announce, with every known node synced, and said in a heartbeat before it counts itself; a node silent three heartbeats is gone as crashed', () => {
+    mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
+    const { broker, host, registry, control } = eventsSetup();
+    registry.announce();
+    registry.start();
+    assert.equal(registry.ready, false);
+    control({ t: 'hb', node: 'b', seq: 1, stats: {}, ready: true });
+    for (let i = 0; i < 3; i++) {
+      mock.timers.tick(INTERVAL);
+      control({ t: 'hb', node: 'b', seq: 1, stats: {}, ready: true });
+    }
+    assert.equal(registry.ready, false, 'node b has not sent its snapshot yet');
+    assert.deepEqual(registry.candidates(), [], 'nor is it a candidate before it is synced');
+    control(snap('b', 1, []));
+    assert.equal(registry.ready, true);
+    assert.deepEqual(registry.candidates(), ['b'], 'not itself before its heartbeat said so');
+    mock.timers.tick(INTERVAL);
+    assert.equal(broker.broadcastsOf<{ ready?: boolean }>('hb').at(-1)!.ready, true);
+    assert.deepEqual(registry.candidates().sort(), ['b', SELF]);
+    broker.state = 'down';
+    assert.equal(registry.ready, false, 'a node whose broker is down is never ready');
+    assert.deepEqual(registry.candidates(), ['b']);
+    broker.state = 'ready';
+    for (let i = 0; i < 4; i++) mock.timers.tick(INTERVAL);
+    assert.deepEqual(host.told.filter((t) => (t as unknown[])[0] === 'gone'), [['gone', 'b', true]]);
   });
 });

@@ -104,4 +104,19 @@ describe('configuration', () => {
     writeFileSync(file, '- a list\n');
     assert.match(problems(() => loadConfig({ file }))[0]!, /must hold a mapping/);
   });
+
+  it('lifecycle events: off by default, every kind, a webhook secret checked (whsec_ base64 or 24 characters), secrets masked', async () => {
+    const config = validateConfig({});
+    assert.deepEqual([config.events.topics, config.events.webhooks, config.events.topic.name], [[], [], undefined]);
+    assert.equal(config.events.kinds.length, 9);
+    const hook = validateConfig({ events: { kinds: 'user_online,user_offline', webhooks: [{ url: 'https://backend.example/hooks', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }] } });
+    assert.deepEqual(hook.events.kinds, ['user_online', 'user_offline']);
+    assert.deepEqual([hook.events.webhooks[0]!.batchWindow, hook.events.webhooks[0]!.maxBatch, hook.events.webhooks[0]!.maxAge], [200, 100, 3_600_000]);
+    assert.deepEqual(problems(() => validateConfig({ events: { webhooks: [{ url: 'https://b.example', secret: 'short' }] } })), ['events.webhooks.0.secret: a webhook secret is at least 24 characters long (or whsec_<base64>)']);
+    assert.deepEqual(problems(() => validateConfig({ events: { webhooks: [{ url: 'https://b.example', secret: 'whsec_c2hvcnQ=' }] } })), ['events.webhooks.0.secret: a whsec_ secret is whsec_ followed by the base64 of at least 16 bytes']);
+    assert.match(problems(() => validateConfig({ events: { kinds: ['user_online', 'channel_occupied'] } }))[0]!, /^events\.kinds\.1: /);
+    assert.match(problems(() => validateConfig({ events: { webhooks: [{ url: 'ftp://b.example', secret: 'x'.repeat(24) }] } }))[0]!, /http:\/\/ or https:\/\//);
+    const { maskSecrets } = await import('../../src/config.js');
+    assert.equal(maskSecrets(hook).events.webhooks[0]!.secret, '***');
+  });
 });
