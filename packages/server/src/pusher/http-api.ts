@@ -206,11 +206,12 @@ function answerError(err: FastifyError | HeraldError | PusherApiError, request: 
 
 function routes(scope: FastifyInstance, host: PusherHttpHost): void {
   /** Subscription and user counts of `channels` of `app`, as a trigger's or a channel query's `info` asks. */
-  async function channelInfo(app: PusherApp, channels: readonly string[], info: ReadonlySet<string>): Promise<Map<string, Record<string, number>>> {
+  async function channelInfo(app: PusherApp, channels: readonly string[], info: ReadonlySet<string>, reply: FastifyReply): Promise<Map<string, Record<string, number>>> {
     const out = new Map<string, Record<string, number>>(channels.map((channel) => [channel, {}]));
     if (info.has('subscription_count')) {
-      const { counts } = await host.census({ topics: channels.map((channel) => PusherApps.topicOf(app, channel)) });
+      const { counts, missing } = await host.census({ topics: channels.map((channel) => PusherApps.topicOf(app, channel)) });
       for (const channel of channels) out.get(channel)!.subscription_count = counts.get(PusherApps.topicOf(app, channel)) ?? 0;
+      partial(reply, missing);
     }
     if (info.has('user_count')) {
       for (const channel of channels) if (isPresence(channel)) out.get(channel)!.user_count = host.presenceUids(PusherApps.topicOf(app, channel))?.length ?? 0;
@@ -227,7 +228,7 @@ function routes(scope: FastifyInstance, host: PusherHttpHost): void {
     }
   }
 
-  scope.post('/:appId/events', async (request) => {
+  scope.post('/:appId/events', async (request, reply) => {
     const { app } = signed(request);
     const body = jsonObject(request);
     if (body.channels !== undefined && body.channel !== undefined) throw new PusherApiError(400, 'Give channel or channels, not both');
@@ -239,10 +240,10 @@ function routes(scope: FastifyInstance, host: PusherHttpHost): void {
     const options: PublishOptions = { event: event.name, ...(event.socketId !== undefined ? { exclude: event.socketId } : {}) };
     await publishing(() => host.broadcast(channels.map((channel) => PusherApps.topicOf(app, channel)), event.data, SOURCE, options));
     if (event.info.size === 0) return {};
-    return { channels: Object.fromEntries(await channelInfo(app, channels, event.info)) };
+    return { channels: Object.fromEntries(await channelInfo(app, channels, event.info, reply)) };
   });
 
-  scope.post('/:appId/batch_events', async (request) => {
+  scope.post('/:appId/batch_events', async (request, reply) => {
     const { app } = signed(request);
     const body = jsonObject(request);
     const batch = body.batch;
@@ -268,7 +269,7 @@ function routes(scope: FastifyInstance, host: PusherHttpHost): void {
     }));
     await publishing(() => host.publishMany(items, SOURCE));
     if (events.every((event) => event.info.size === 0)) return {};
-    const answers = await Promise.all(events.map(async (event) => (event.info.size === 0 ? {} : (await channelInfo(app, event.channels, event.info)).get(event.channels[0]!)!)));
+    const answers = await Promise.all(events.map(async (event) => (event.info.size === 0 ? {} : (await channelInfo(app, event.channels, event.info, reply)).get(event.channels[0]!)!)));
     return { batch: answers };
   });
 

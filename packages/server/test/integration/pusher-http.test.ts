@@ -221,6 +221,8 @@ describe('the Pusher HTTP API on one node', () => {
 
     const ok = await post(query, body);
     assert.equal(ok.status, 200, ok.text);
+    const asText = await http(herald, 'POST', `${path}?${query}`, body, { 'content-type': 'text/plain' });
+    assert.equal(asText.status, 200, 'the body is read as it is, whatever its type');
     const tampered = await post(query, body.replace('original', 'tampered'));
     assert.equal(tampered.status, 401);
     assert.match(tampered.text, /body_md5/);
@@ -255,6 +257,8 @@ describe('the Pusher HTTP API on one node', () => {
     assert.equal((await refusal(postEvents(a, { name: 'pusher:internal', data: 'x', channel: 'news' }))).status, 400);
     assert.equal((await refusal(postEvents(a, { name: 'e', data: { not: 'a string' }, channel: 'news' }))).status, 400);
     assert.equal((await refusal(postEvents(a, { name: 'e', data: 'x' }))).status, 400);
+    const huge = await http(herald, 'POST', '/apps/app-a/events', 'x'.repeat(1024 * 1024 + 1));
+    assert.deepEqual([huge.status, huge.text], [413, 'Request body too large'], 'a body over limits.maxHttpBodyBytes');
     const unknownApp = await refusal(library(herald, { ...APP_A, id: 'no-such-app' }).trigger('news', 'e', 'x'));
     assert.equal(unknownApp.status, 404);
     const unknownPath = await refusal(a.get({ path: '/nothing-here' }));
