@@ -46,15 +46,18 @@ async function refusal(call: Promise<unknown>): Promise<{ status: number; body: 
   assert.fail('the call was answered with success');
 }
 
-/** A JSON client subscribed to `topics` (anonymous, or logged in as `uid`); resolves with it and its connection id. */
-async function subscriber(herald: Herald, topics: string[], uid?: string): Promise<{ client: TestClient; conn: string }> {
+let watchers = 0;
+
+/**
+ * A JSON client logged in as `uid` (default: a user of its own) and subscribed to `topics`; resolves with it
+ * and its connection id. Its token grants every app's topics: an app's private-, presence- and
+ * #server-to-user- channels are private topics for Herald clients (a grant needed).
+ */
+async function subscriber(herald: Herald, topics: string[], uid = `watcher-${++watchers}`): Promise<{ client: TestClient; conn: string }> {
   const client = await connect(herald);
-  let conn = '';
-  if (uid !== undefined) {
-    const login = await client.request({ action: 'login', token: await signToken({ sub: uid }) });
-    assert.equal(login.ok, true);
-    conn = login.conn as string;
-  }
+  const login = await client.request({ action: 'login', token: await signToken({ sub: uid, topics: ['pusher:*'] }) });
+  assert.equal(login.ok, true, JSON.stringify(login));
+  const conn = login.conn as string;
   const reply = await client.request({ action: 'subscribe', topics });
   assert.equal(reply.ok, true, JSON.stringify(reply));
   return { client, conn };
