@@ -263,7 +263,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   if (servedDemo && config.demo.backend) plugins.push((scope) => registerDemoBackend(scope, gateway, clientAddress));
   if (config.sse.enabled) plugins.push((scope) => sseRoute(scope, config.sse.path, gateway, protocols));
   if (config.stream.enabled) plugins.push(streamRoutes);
-  if (config.pusher.enabled) plugins.push(pusherHttpApi(config, { nodeId, broker, hub, cluster, presence, gateway, log }));
+  if (config.pusher.enabled) plugins.push(pusherHttpApi(config, { apps: new PusherApps(config.pusher), nodeId, broker, hub, cluster, presence, gateway, log }));
   const app = buildHttpApp(gateway, {
     metrics,
     clientAddress,
@@ -341,11 +341,10 @@ function sseRoute(app: FastifyInstance, path: string, gateway: Gateway, protocol
  */
 function pusherHttpApi(
   config: HeraldConfig,
-  parts: { nodeId: string; broker: Broker; hub: Hub; cluster: ClusterRegistry; presence: PresenceTracker; gateway: Gateway; log: Logger },
+  parts: { apps: PusherApps; nodeId: string; broker: Broker; hub: Hub; cluster: ClusterRegistry; presence: PresenceTracker; gateway: Gateway; log: Logger },
 ): (scope: FastifyInstance) => void {
-  const { nodeId, broker, hub, cluster, presence, gateway } = parts;
+  const { apps, nodeId, broker, hub, cluster, presence, gateway } = parts;
   const log = parts.log.child({ component: 'pusher' });
-  const apps = new PusherApps(config.pusher);
   const census = new ChannelCensus(
     nodeId,
     broker,
