@@ -64,7 +64,7 @@ async function subscriber(herald: Herald, topics: string[], uid = `watcher-${++w
 }
 
 /** The next publication a client receives (other frames skipped). */
-async function nextPublication(client: TestClient): Promise<{ topic: string; message: unknown }> {
+async function nextPublication(client: TestClient): Promise<{ topic: string; message: unknown; event?: string }> {
   for (;;) {
     const frame = await client.next();
     if (frame?.action === 'publish') return frame;
@@ -102,6 +102,7 @@ describe('the Pusher HTTP API on one node', () => {
     const publication = await nextPublication(client);
     assert.equal(publication.topic, 'pusher:app-a:news');
     assert.equal(publication.message, '{"title":"hello","n":1}', 'the data string, verbatim');
+    assert.equal(publication.event, 'headline', 'the event name travels with the publication');
     await client.close();
   });
 
@@ -110,7 +111,7 @@ describe('the Pusher HTTP API on one node', () => {
     const two = await subscriber(herald, ['pusher:app-a:c2', 'pusher:app-a:c1']);
     const response = await a.trigger(['c1', 'c2', 'c3'], 'tick', 'plain text', { info: 'subscription_count' });
     assert.deepEqual(await json(response), { channels: { c1: { subscription_count: 2 }, c2: { subscription_count: 1 }, c3: { subscription_count: 0 } } });
-    assert.deepEqual(await nextPublication(one.client), { action: 'publish', topic: 'pusher:app-a:c1', message: 'plain text' });
+    assert.deepEqual(await nextPublication(one.client), { action: 'publish', topic: 'pusher:app-a:c1', message: 'plain text', event: 'tick' });
     const got = [await nextPublication(two.client), await nextPublication(two.client)].map((p) => p.topic).sort();
     assert.deepEqual(got, ['pusher:app-a:c1', 'pusher:app-a:c2']);
     await Promise.all([one.client.close(), two.client.close()]);
@@ -125,7 +126,7 @@ describe('the Pusher HTTP API on one node', () => {
     ] as Pusher.BatchEvent[]);
     assert.deepEqual(await json(response), { batch: [{}, { subscription_count: 1 }, {}] });
     const got = [await nextPublication(client), await nextPublication(client), await nextPublication(client)];
-    assert.deepEqual(got.map((p) => [p.topic, p.message]), [['pusher:app-a:b1', 'first'], ['pusher:app-a:b2', '{"second":true}'], ['pusher:app-a:b1', 'third']]);
+    assert.deepEqual(got.map((p) => [p.topic, p.event, p.message]), [['pusher:app-a:b1', 'e1', 'first'], ['pusher:app-a:b2', 'e2', '{"second":true}'], ['pusher:app-a:b1', 'e3', 'third']]);
     const plain = await a.triggerBatch([{ channel: 'b1', name: 'e4', data: 'x' }]);
     assert.deepEqual(await json(plain), {});
     await client.close();
@@ -287,7 +288,7 @@ describe('the Pusher HTTP API on one node', () => {
   it('sendToUser publishes on the app\'s #server-to-user- channel topic', async () => {
     const { client } = await subscriber(herald, ['pusher:app-a:#server-to-user-carol']);
     await a.sendToUser('carol', 'note', { hi: 'carol' });
-    assert.deepEqual(await nextPublication(client), { action: 'publish', topic: 'pusher:app-a:#server-to-user-carol', message: '{"hi":"carol"}' });
+    assert.deepEqual(await nextPublication(client), { action: 'publish', topic: 'pusher:app-a:#server-to-user-carol', message: '{"hi":"carol"}', event: 'note' });
     await client.close();
   });
 
@@ -335,7 +336,10 @@ describe('the Pusher HTTP API on two nodes (redis)', () => {
     await internals(two).whenSubscribed(['pusher:app-a:room', 'pusher:app-a:only-on-two']);
     const api = library(one, APP_A);
     await api.trigger('room', 'hello', 'to every node');
-    for (const s of [here, ...there]) assert.equal((await nextPublication(s.client)).message, 'to every node');
+    for (const s of [here, ...there]) {
+      const publication = await nextPublication(s.client);
+      assert.deepEqual([publication.event, publication.message], ['hello', 'to every node'], 'name and data on every node');
+    }
     assert.deepEqual(await json(await api.get({ path: '/channels/room', params: { info: 'subscription_count' } })), { occupied: true, subscription_count: 3 });
     assert.deepEqual(await json(await api.get({ path: '/channels/only-on-two', params: { info: 'subscription_count' } })), { occupied: true, subscription_count: 1 });
     const list = await json(await api.get({ path: '/channels', params: { info: 'subscription_count' } }));
