@@ -47,6 +47,9 @@ import { createUpgradeHandler } from './transport/websocket.js';
 import { Users, type UserMessage } from './users/users.js';
 import { LifecycleEvents } from './events/events.js';
 import { EventSinks } from './events/sinks.js';
+import { PusherApps } from './pusher/apps.js';
+import { ChannelCensus, type CensusMessage } from './pusher/census.js';
+import { registerPusherHttpApi } from './pusher/http-api.js';
 import { VERSION } from './version.js';
 
 /** The repository's demo/ folder (demo pages and the dashboard), when Herald runs from a checkout or a package that ships it. */
@@ -260,6 +263,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   if (servedDemo && config.demo.backend) plugins.push((scope) => registerDemoBackend(scope, gateway, clientAddress));
   if (config.sse.enabled) plugins.push((scope) => sseRoute(scope, config.sse.path, gateway, protocols));
   if (config.stream.enabled) plugins.push(streamRoutes);
+  if (config.pusher.enabled) plugins.push(pusherHttpApi(config, { apps: new PusherApps(config.pusher), nodeId, broker, hub, cluster, presence, gateway, log }));
   const app = buildHttpApp(gateway, {
     metrics,
     clientAddress,
@@ -326,6 +330,45 @@ function sseRoute(app: FastifyInstance, path: string, gateway: Gateway, protocol
       return handler(request.raw, reply.raw);
     },
   });
+}
+
+/**
+ * Pusher's HTTP API (`/apps/{id}/...`, pusher/http-api.ts) as a plugin of the
+ * HTTP app, over the gateway's publication path and server API, Herald's
+ * presence (user counts and lists, cluster-wide) and a census of every
+ * node's subscriptions (pusher/census.ts, whose control messages the cluster
+ * registry dispatches to it).
+ */
+function pusherHttpApi(
+  config: HeraldConfig,
+  parts: { apps: PusherApps; nodeId: string; broker: Broker; hub: Hub; cluster: ClusterRegistry; presence: PresenceTracker; gateway: Gateway; log: Logger },
+): (scope: FastifyInstance) => void {
+  const { apps, nodeId, broker, hub, cluster, presence, gateway } = parts;
+  const log = parts.log.child({ component: 'pusher' });
+  const census = new ChannelCensus(
+    nodeId,
+    broker,
+    { topicNames: () => hub.topicNames(), subscriberCount: (topic) => hub.subscriberCount(topic), peers: () => cluster.view().filter((node) => !node.self).map((node) => node.id) },
+    { timeout: config.cluster.requestTimeout, log },
+  );
+  for (const type of ['pusher-census?', 'pusher-census'] as const) cluster.route<CensusMessage>(type, (message) => census.receive(message));
+  const presenceUids = (topic: string): string[] | null => {
+    if (!ruleFor(config.presence, topic)) return null;
+    const uids = new Set<string>();
+    for (const entry of presence.store.view(topic, Number.MAX_SAFE_INTEGER).list) if (entry.uid !== undefined) uids.add(entry.uid);
+    return [...uids];
+  };
+  return (scope) =>
+    registerPusherHttpApi(scope, {
+      apps,
+      timestampWindow: config.pusher.timestampWindow,
+      log,
+      broadcast: (topics, message, source, options) => gateway.broadcast(topics, message, source, options),
+      publishMany: (items, source) => gateway.publishMany(items, source),
+      census: (query) => census.count(query),
+      presenceUids,
+      disconnectUser: (uid, options) => gateway.disconnectUser(uid, options),
+    });
 }
 
 function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker {
