@@ -1,4 +1,4 @@
-import { shouldReconnect, truncateCloseReason, type ErrorCode, type Json, type StreamPosition } from '@herald/protocol';
+import { shouldReconnect, truncateCloseReason, type ErrorCode, type Json, type StreamPosition, type Tags } from '@herald/protocol';
 import { fullJitter } from './backoff.js';
 import { defaultMemory, TransportChoice } from './choice.js';
 import { Emitter } from './emitter.js';
@@ -158,9 +158,16 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     }
   }
 
-  /** Publishes a message to a topic. Resolves with its place in the topic's history, when it has one. */
-  async publish(topic: string, message: Json): Promise<{ offset?: number; epoch?: string }> {
-    const reply = await this.request('publish', { topic, message });
+  /**
+   * Publishes a message to a topic, with `tags` (that subscription filters
+   * test: at most 16 string values) and an `event` name if given. Resolves
+   * with its place in the topic's history, when it has one.
+   */
+  async publish(topic: string, message: Json, options: { tags?: Tags; event?: string } = {}): Promise<{ offset?: number; epoch?: string }> {
+    const fields: Record<string, unknown> = { topic, message };
+    if (options.tags !== undefined) fields.tags = options.tags;
+    if (options.event !== undefined) fields.event = options.event;
+    const reply = await this.request('publish', fields);
     return typeof reply.offset === 'number' ? { offset: reply.offset, epoch: reply.epoch as string } : {};
   }
 
@@ -322,7 +329,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'http-stream':
         return new HttpStreamTransport({ fetch: platform.fetch!, url: this.#urls.stream, sendUrl: `${this.#urls.stream.split('?')[0]}/send`, token: conn.token }, listener);
       case 'sse': {
-        const topics = [...this.#subscriptions.values()].map((subscription) => ({ topic: subscription.topic, since: subscription.command().since as StreamPosition | undefined }));
+        const topics = [...this.#subscriptions.values()].map((subscription) => ({ topic: subscription.topic, since: subscription.command().since as StreamPosition | undefined, filter: subscription.options.filter }));
         for (const { topic, since } of topics) if (since) conn.recovering.add(topic);
         conn.idle = topics.length === 0;
         if (conn.idle) return idleSse(listener);
