@@ -5,7 +5,7 @@ import { Emitter } from './emitter.js';
 import { ClosedError, DisconnectedError, HeraldClientError, ReceiveOnlyError, RequestError, TimeoutError } from './errors.js';
 import { HttpStreamTransport, type FetchLike } from './http-stream.js';
 import { DEFAULTS, type ClientEvents, type ClientOptions, type ClientState, type ResolvedOptions } from './options.js';
-import { idleSse, SseTransport, type EventSourceConstructor } from './sse.js';
+import { idleSse, SseTransport, type EventSourceConstructor, type SseRequest } from './sse.js';
 import { Subscription, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 import { siblingUrl, TRANSPORTS, type Transport, type TransportListener, type TransportName } from './transport.js';
 import { WebSocketTransport, type WebSocketConstructor } from './websocket.js';
@@ -164,10 +164,7 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
    * with its place in the topic's history, when it has one.
    */
   async publish(topic: string, message: Json, options: { tags?: Tags; event?: string } = {}): Promise<{ offset?: number; epoch?: string }> {
-    const fields: Record<string, unknown> = { topic, message };
-    if (options.tags !== undefined) fields.tags = options.tags;
-    if (options.event !== undefined) fields.event = options.event;
-    const reply = await this.request('publish', fields);
+    const reply = await this.request('publish', { ...options, topic, message });
     return typeof reply.offset === 'number' ? { offset: reply.offset, epoch: reply.epoch as string } : {};
   }
 
@@ -329,7 +326,8 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'http-stream':
         return new HttpStreamTransport({ fetch: platform.fetch!, url: this.#urls.stream, sendUrl: `${this.#urls.stream.split('?')[0]}/send`, token: conn.token }, listener);
       case 'sse': {
-        const topics = [...this.#subscriptions.values()].map((subscription) => ({ topic: subscription.topic, since: subscription.command().since as StreamPosition | undefined, filter: subscription.options.filter }));
+        // Each subscription's subscribe command holds what the URL needs of it: its topic, `since` and `filter`.
+        const topics = [...this.#subscriptions.values()].map((subscription) => subscription.command() as SseRequest['topics'][number]);
         for (const { topic, since } of topics) if (since) conn.recovering.add(topic);
         conn.idle = topics.length === 0;
         if (conn.idle) return idleSse(listener);

@@ -107,11 +107,14 @@ export function idleSse(listener: TransportListener): Transport {
 /** The event stream's URL: `topic` once per topic, `filter.<topic>` for a filtered one, `token`, and `lastEventId` with the positions to recover from. */
 export function sseUrl(request: SseRequest): string {
   const url = new URL(request.url);
-  for (const { topic } of request.topics) url.searchParams.append('topic', topic);
-  for (const { topic, filter } of request.topics) if (filter !== undefined) url.searchParams.set(`filter.${topic}`, JSON.stringify(filter));
-  if (request.token !== undefined) url.searchParams.set('token', request.token);
+  const query = url.searchParams;
+  for (const { topic, filter } of request.topics) {
+    query.append('topic', topic);
+    if (filter) query.set('filter.' + topic, JSON.stringify(filter));
+  }
+  if (request.token !== undefined) query.set('token', request.token);
   const lastEventId = eventId(request.topics);
-  if (lastEventId !== undefined) url.searchParams.set('lastEventId', lastEventId);
+  if (lastEventId !== undefined) query.set('lastEventId', lastEventId);
   return url.href;
 }
 

@@ -146,7 +146,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     const command: Record<string, unknown> = { action: 'subscribe', topic: this.topic };
     if (token !== undefined) command.token = token;
     if (this.position && this.options.recover !== false) command.since = this.position;
-    if (this.options.filter !== undefined) command.filter = this.options.filter;
+    // Undefined (no filter) is left out of the frame by JSON.stringify.
+    command.filter = this.options.filter;
     return command;
   }
 
@@ -200,9 +201,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       context.offset = offset;
       context.epoch = epoch;
     }
-    if (frame.lhttp && typeof frame.lhttp === 'object') context.lhttp = frame.lhttp as MessageContext['lhttp'];
-    if (typeof frame.event === 'string') context.event = frame.event;
-    if (frame.tags && typeof frame.tags === 'object') context.tags = frame.tags as Tags;
+    // Objects and strings as the server writes them (docs/protocol.md).
+    if (frame.lhttp) context.lhttp = frame.lhttp as MessageContext['lhttp'];
+    if (frame.event) context.event = frame.event as string;
+    if (frame.tags) context.tags = frame.tags as Tags;
     this.emit('message', { message: frame.message as Json, context });
   }
 
