@@ -2,7 +2,7 @@
 // npm run bench: Herald and its peers, one after another, driven by the same
 // load generator in another process. Server on core 0, generator on core 1
 // (taskset), when the machine has two cores or more.
-//   node bench/run.mjs [--quick] [--only=herald,ws-coalesce] [--cases=fanout-1k,steady] [--with-100k [--workers=6]]
+//   node bench/run.mjs [--quick] [--only=herald,ws-coalesce] [--cases=fanout-1k,steady] [--with-100k [--workers=6]] [--results=<file>]
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -57,6 +57,16 @@ const CASES = [
   { name: 'sse-idle-19k', what: '19,000 idle SSE streams (on one topic: a stream names at least one): memory per connection', ws: 'idle-19k', fresh: true, spec: { mode: 'idle', transport: 'sse', connections: quick ? 5000 : 19_000 } },
   { name: 'sse-fanout-1k', what: '1,000 SSE readers, WebSocket publisher at full speed', ws: 'fanout-1k', spec: { mode: 'fanout', transport: 'sse', subscribers: 1000, messages: Math.round(4000 * scale), sampleEvery: 10 } },
   { name: 'sse-fanout-10k', what: '10,000 SSE readers, WebSocket publisher at full speed', ws: 'fanout-10k', spec: { mode: 'fanout', transport: 'sse', subscribers: 10_000, messages: Math.round(400 * scale), sampleEvery: 20 } },
+  // Herald's filters (docs/backend.md, "Tags and filters"; the peers have none), each against the unfiltered case named by `unfiltered`, in the same run:
+  // subscriber i filters on the tag g = i mod 10, publication k is tagged g = k mod 10, so each filter passes 10 % of the publications
+  // and each publication is written to a tenth of the subscribers (ten times the publications for as many deliveries as the unfiltered case).
+  // A filter case's `control`: what filters replace, a topic per group: the same subscribers, each on the topic of its group
+  // without a filter, the same tagged publications each on the topic of its group. Every connection gets what it gets with
+  // the filters, at the same pace: only the filters that said no are missing.
+  { name: 'filter-1k-control', what: 'filter-1k with a topic per group instead of filters (10 topics × 100 subscribers)', spec: { mode: 'fanout', subscribers: 1000, topics: 10, probeTopic: true, tagGroups: 10, messages: Math.round(40_000 * scale), sampleEvery: 10 } },
+  { name: 'filter-10k-control', what: 'filter-10k with a topic per group instead of filters (10 topics × 1,000 subscribers)', spec: { mode: 'fanout', subscribers: 10_000, topics: 10, probeTopic: true, tagGroups: 10, messages: Math.round(4000 * scale), sampleEvery: 20 } },
+  { name: 'filter-1k', what: '1,000 subscribers with filters that pass 10 % of publications, WebSocket publisher at full speed', unfiltered: 'fanout-1k', control: 'filter-1k-control', spec: { mode: 'fanout', subscribers: 1000, filterGroups: 10, messages: Math.round(40_000 * scale), sampleEvery: 10 } },
+  { name: 'filter-10k', what: '10,000 subscribers with filters that pass 10 % of publications, WebSocket publisher at full speed', unfiltered: 'fanout-10k', control: 'filter-10k-control', spec: { mode: 'fanout', subscribers: 10_000, filterGroups: 10, messages: Math.round(4000 * scale), sampleEvery: 20 } },
 ];
 
 const only = args.only ? String(args.only).split(',') : Object.keys(SERVERS);
@@ -132,23 +142,29 @@ async function runServer(name, server) {
   for (const testCase of cases) {
     if (testCase.spec.mode === 'publishApi' && name === 'socket.io') continue;
     if (testCase.spec.transport === 'sse' && name !== 'herald') continue; // only Herald has SSE
+    if ((testCase.spec.filterGroups || testCase.spec.tagGroups) && name !== 'herald') continue; // only Herald has filters (and tags)
     if (testCase.fresh && ran > 0) {
       child.kill('SIGKILL');
       await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
       ({ port, child } = await startServer(server));
     }
     ran++;
-    const spec = { ...testCase.spec, port, dialect: server.dialect, publishPath: server.publishPath, path: server.publishPath };
+    const spec = { ...testCase.spec, port, dialect: server.dialect, publishPath: server.publishPath, path: server.publishPath, mark: testCase.spec.mode === 'fanout' };
     const before = procStats(child.pid);
     let memory;
+    let publishing;
+    let publishingStart;
     const result = await runGenerator(spec, (line, generator) => {
-      // idle: the connections are open; read the server's memory, then let the generator close them.
       const held = procStats(child.pid);
-      memory = { rssBefore: before.rss, rssWith: held.rss, perConnection: Math.round((held.rss - before.rss) / line.opened) };
+      if ('subscribed' in line) publishingStart = held;
+      else if ('delivered' in line) publishing = Math.round((held.cpu - publishingStart.cpu) * 100) / 100;
+      // idle: the connections are open; read the server's memory, then let the generator close them.
+      else memory = { rssBefore: before.rss, rssWith: held.rss, perConnection: Math.round((held.rss - before.rss) / line.opened) };
       generator.stdin.write('done\n');
     });
     const after = procStats(child.pid);
-    results[testCase.name] = { ...result, ...(memory ? { memory } : {}), serverCpuSeconds: Math.round((after.cpu - before.cpu) * 100) / 100 };
+    // publishingCpuSeconds (fanout): the server's CPU time from the last subscription made to the last delivery counted.
+    results[testCase.name] = { ...result, ...(memory ? { memory } : {}), serverCpuSeconds: Math.round((after.cpu - before.cpu) * 100) / 100, ...(publishing !== undefined ? { publishingCpuSeconds: publishing } : {}) };
     process.stderr.write(`  ${name} ${testCase.name}: ${JSON.stringify(results[testCase.name])}\n`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -332,12 +348,42 @@ if (sseCases.length > 0) {
     }
   }
 }
+const filterCases = cases.filter((c) => c.unfiltered && all.herald?.[c.name]);
+if (filterCases.length > 0) {
+  console.log('\nherald filters beside unfiltered delivery, same run (server CPU over the publishing alone):');
+  const us = (seconds, count) => (count > 0 ? (seconds * 1e6) / count : null);
+  for (const c of filterCases) {
+    const f = all.herald[c.name];
+    const u = all.herald[c.unfiltered];
+    if (!u) {
+      console.log(`  ${c.name}: run ${c.unfiltered} too (--cases=${c.unfiltered},${c.name}) for the comparison`);
+      continue;
+    }
+    const perDeliveryF = us(f.publishingCpuSeconds, f.deliveries);
+    const perDeliveryU = us(u.publishingCpuSeconds, u.deliveries);
+    console.log(`  ${c.name}: ${fmt(f.perSecond)} deliveries/s, ${fmt(perDeliveryF, 2)} µs server CPU per delivery (${fmt(f.deliveries)} deliveries of ${fmt(f.published)} publications, lost ${fmt(f.lost)})`);
+    console.log(`  ${c.unfiltered}: ${fmt(u.perSecond)} deliveries/s, ${fmt(perDeliveryU, 2)} µs server CPU per delivery (${fmt(u.deliveries)} deliveries of ${fmt(u.published)} publications, lost ${fmt(u.lost)})`);
+    console.log(`  ${c.name} ÷ ${c.unfiltered}: ${fmt(f.perSecond / u.perSecond, 2)}× deliveries/s, ${fmt(perDeliveryF / perDeliveryU, 2)}× server CPU per delivery`);
+    // What a filter that said no cost, beside the write it saved: a filtered publication's CPU less the control's (the same
+    // publication written to as many connections, without the subscribers left out), over the subscribers left out.
+    const ctl = all.herald[c.control];
+    if (!ctl) {
+      console.log(`  run ${c.control} too (--cases=${c.unfiltered},${c.control},${c.name}) for the cost of a filter beside the write it saves`);
+      continue;
+    }
+    const skipped = c.spec.subscribers - f.deliveries / f.published;
+    const perSkip = (us(f.publishingCpuSeconds, f.published) - us(ctl.publishingCpuSeconds, ctl.published)) / skipped;
+    console.log(`  ${c.control} (a topic per group, no filter): ${fmt(ctl.perSecond)} deliveries/s, ${fmt(us(ctl.publishingCpuSeconds, ctl.published), 1)} µs server CPU per publication, against ${fmt(us(f.publishingCpuSeconds, f.published), 1)} µs with filters (${fmt(skipped)} subscribers left out of each)`);
+    console.log(`  a filter that leaves a subscriber out: ${fmt(perSkip, 3)} µs of server CPU, against ${fmt(perDeliveryU, 2)} µs for the write it saves (${fmt((perSkip / perDeliveryU) * 100, 1)} %)`);
+  }
+}
 if (extra.heraldLibrary) console.log(`herald library publish(), no subscriber: ${fmt(extra.heraldLibrary.perSecond)} publications/s`);
 if (extra.heraldLibraryNats) console.log(`herald library publish() through a NATS server: ${fmt(extra.heraldLibraryNats.perSecond)} publications/s (10,000 in ${fmt(10_000 / extra.heraldLibraryNats.perSecond, 3)} s)`);
 console.log(`\n${cases.map((c) => `${c.name}: ${c.what}`).join('\n')}`);
 console.log(`\ntotal ${Math.round((Date.now() - started) / 1000)} s`);
 
-mkdirSync(`${root}bench/results`, { recursive: true });
-const file = `${root}bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+// --results=<file>: where the JSON goes (default bench/results/<date>.json).
+if (!args.results) mkdirSync(`${root}bench/results`, { recursive: true });
+const file = args.results ? String(args.results) : `${root}bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().map((cpu) => cpu.model), pinned: hasTaskset, quick, results: all, extra }, null, 2));
 console.log(`results: ${file}`);

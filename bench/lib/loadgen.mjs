@@ -17,11 +17,12 @@ const sources = spec.sources ?? ['127.0.0.1'];
 let sourceTurn = 0;
 const nextSource = () => sources[sourceTurn++ % sources.length];
 
-const subscribeFrame = (topic, id) => (isSio ? `42["subscribe",${JSON.stringify(topic)}]` : JSON.stringify({ id, action: 'subscribe', topic }));
-const publishFrame = (topic, message) => (isSio ? `42["publish",${JSON.stringify({ topic, message })}]` : JSON.stringify({ action: 'publish', topic, message }));
+// filter and tags (Herald's JSON protocol only): the subscription's filter on publication tags, the publication's tags.
+const subscribeFrame = (topic, id, filter) => (isSio ? `42["subscribe",${JSON.stringify(topic)}]` : JSON.stringify({ id, action: 'subscribe', topic, ...(filter ? { filter } : {}) }));
+const publishFrame = (topic, message, tags) => (isSio ? `42["publish",${JSON.stringify({ topic, message })}]` : JSON.stringify({ action: 'publish', topic, message, ...(tags ? { tags } : {}) }));
 
 /** One subscriber: counts publications, samples latencies, resolves `ready` once subscribed. */
-async function subscriber(topic, state, sampleEvery) {
+async function subscriber(topic, state, sampleEvery, filter) {
   let resolveReady;
   const ready = new Promise((resolve) => (resolveReady = resolve));
   const me = { count: 0, ready };
@@ -51,7 +52,7 @@ async function subscriber(topic, state, sampleEvery) {
   });
   if (!isSio) {
     if (topic === null) resolveReady();
-    else client.send(subscribeFrame(topic, 1));
+    else client.send(subscribeFrame(topic, 1, filter));
   }
   me.client = client;
   return me;
@@ -84,12 +85,12 @@ async function sseSubscriber(topic, state, sampleEvery) {
 }
 
 /** `count` subscribers; an idle one (topic null) subscribes to nothing on a WebSocket, to `bench-idle` on SSE (a stream has at least one topic). */
-async function openMany(count, topicOf, state, sampleEvery) {
+async function openMany(count, topicOf, state, sampleEvery, filterOf = () => undefined) {
   const subs = [];
   const batch = 250;
-  const open = (topic) => (sse ? sseSubscriber(topic ?? 'bench-idle', state, sampleEvery) : subscriber(topic, state, sampleEvery));
+  const open = (topic, filter) => (sse ? sseSubscriber(topic ?? 'bench-idle', state, sampleEvery) : subscriber(topic, state, sampleEvery, filter));
   for (let i = 0; i < count; i += batch) {
-    const made = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => open(topicOf(i + j))));
+    const made = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => open(topicOf(i + j), filterOf(i + j))));
     await Promise.all(made.map((sub) => sub.ready));
     subs.push(...made);
   }
@@ -122,28 +123,50 @@ function httpPost(pathname, body) {
 
 async function fanout() {
   const { subscribers, messages, window = 64, publisher = 'ws', topics = 1, sampleEvery = 1, maxSeconds = 8 } = spec;
+  // filterGroups (n): subscriber i takes only the publications tagged g = i mod n (a filter), publication k is tagged g = k mod n:
+  // each subscriber gets 1/n of the publications, each publication reaches 1/n of the subscribers.
+  const groups = spec.filterGroups ?? 1;
+  const filtered = groups > 1;
+  // tagGroups (n): the publications tagged as with filterGroups, the subscribers without filters (a control case).
+  const tagGroups = spec.filterGroups ?? spec.tagGroups ?? 1;
   const state = { received: 0, closed: 0, latencies: [] };
-  const subs = await openMany(subscribers, (i) => `bench-${i % topics}`, state, sampleEvery);
+  const subs = await openMany(subscribers, (i) => `bench-${i % topics}`, state, sampleEvery, filtered ? (i) => ({ eq: ['g', String(i % groups)] }) : undefined);
   const probe = subs[subs.length - 1];
+  // The probe subscriber takes 1/split of the publications: those of its filter group, or of its topic with probeTopic
+  // (a topic per group: the flow control of the filtered case, not the round-robin one of many topics).
+  const split = filtered ? groups : spec.probeTopic ? topics : 1;
+  const probeGroup = (subs.length - 1) % split;
   const pub = publisher === 'ws' ? await connect({ port, path, onFrame(buffer, start, end, socket) {
     if (isSio && buffer[start] === 0x30) socket.send('40');
     else if (isSio && buffer[start] === 0x32) socket.send('3');
   } }) : null;
   if (pub && isSio) await new Promise((resolve) => setTimeout(resolve, 200)); // the Engine.IO handshake of the publisher
+  // mark: the orchestrator reads the server's CPU time around the publishing alone (not the connections' opening and closing).
+  const mark = async (line) => {
+    if (!spec.mark) return;
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+    await new Promise((resolve) => process.stdin.once('data', resolve));
+  };
+  await mark({ subscribed: subs.length });
   // Each publication reaches the subscribers of its topic. A slow server gets fewer publications (at most maxSeconds of publishing).
-  let expected = Math.round((subscribers / topics) * messages);
+  // Subscriber i (group i mod n) gets the publications k < count with k mod n = its group.
+  const filteredExpected = (count) => subs.reduce((sum, _, i) => sum + Math.max(0, Math.floor((count - 1 - (i % groups)) / groups) + 1), 0);
+  let expected = filtered ? filteredExpected(messages) : Math.round((subscribers / topics) * messages);
   // Flow control: at most `window` publications ahead of the probe subscriber, so that queues stay bounded
   // and what is measured is the rate the server sustains.
   let sent = 0;
+  // What was sent that the probe subscriber takes (all of it without filters), and the window in those terms.
+  let sentToProbe = 0;
+  const probeWindow = Math.ceil(window / split);
   let wake = null;
   state.onReceive = (sub) => {
-    if (sub === probe && wake && sent - probe.count < window) {
+    if (sub === probe && wake && sentToProbe - probe.count < probeWindow) {
       const resume = wake;
       wake = null;
       resume();
     }
   };
-  const perTopicProbe = topics > 1;
+  const perTopicProbe = topics > 1 && !spec.probeTopic;
   const cpuBefore = process.cpuUsage();
   const started = now();
   const done = new Promise((resolve) => {
@@ -157,14 +180,16 @@ async function fanout() {
   const stopAt = started + maxSeconds * 1000;
   while (sent < messages) {
     if (now() > stopAt) {
-      expected = Math.round((subscribers / topics) * sent);
+      expected = filtered ? filteredExpected(sent) : Math.round((subscribers / topics) * sent);
       break;
     }
-    if (!perTopicProbe && sent - probe.count >= window) await new Promise((resolve) => (wake = resolve));
+    if (!perTopicProbe && sentToProbe - probe.count >= probeWindow) await new Promise((resolve) => (wake = resolve));
     const topic = `bench-${sent % topics}`;
     const message = { s: sent, t: now() };
-    if (pub) pub.send(publishFrame(topic, message));
-    else await httpPost(spec.publishPath ?? '/publish', { topic, message });
+    const tags = tagGroups > 1 ? { g: String(sent % tagGroups) } : undefined;
+    if (pub) pub.send(publishFrame(topic, message, tags));
+    else await httpPost(spec.publishPath ?? '/publish', { topic, message, ...(tags ? { tags } : {}) });
+    if (sent % split === probeGroup) sentToProbe++;
     sent++;
     if (perTopicProbe && sent % window === 0) await new Promise((resolve) => setImmediate(resolve));
   }
@@ -174,6 +199,7 @@ async function fanout() {
   const cpu = process.cpuUsage(cpuBefore);
   const generatorCpuSeconds = Math.round((cpu.user + cpu.system) / 10_000) / 100;
   const result = { published: sent, deliveries: state.received, expected, lost: expected - state.received, seconds: Math.round(elapsed * 1000) / 1000, perSecond: Math.round(state.received / elapsed), latency: summarize(state.latencies), closedByServer: state.closed, generatorCpuSeconds };
+  await mark({ delivered: state.received });
   for (const sub of subs) sub.client.close();
   pub?.close();
   return result;

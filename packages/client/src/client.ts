@@ -1,11 +1,11 @@
-import { shouldReconnect, truncateCloseReason, type ErrorCode, type Json, type StreamPosition } from '@herald/protocol';
+import { shouldReconnect, truncateCloseReason, type ErrorCode, type Json, type StreamPosition, type Tags } from '@herald/protocol';
 import { fullJitter } from './backoff.js';
 import { defaultMemory, TransportChoice } from './choice.js';
 import { Emitter } from './emitter.js';
 import { ClosedError, DisconnectedError, HeraldClientError, ReceiveOnlyError, RequestError, TimeoutError } from './errors.js';
 import { HttpStreamTransport, type FetchLike } from './http-stream.js';
 import { DEFAULTS, type ClientEvents, type ClientOptions, type ClientState, type ResolvedOptions } from './options.js';
-import { idleSse, SseTransport, type EventSourceConstructor } from './sse.js';
+import { idleSse, SseTransport, type EventSourceConstructor, type SseRequest } from './sse.js';
 import { Subscription, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 import { siblingUrl, TRANSPORTS, type Transport, type TransportListener, type TransportName } from './transport.js';
 import { WebSocketTransport, type WebSocketConstructor } from './websocket.js';
@@ -158,9 +158,13 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
     }
   }
 
-  /** Publishes a message to a topic. Resolves with its place in the topic's history, when it has one. */
-  async publish(topic: string, message: Json): Promise<{ offset?: number; epoch?: string }> {
-    const reply = await this.request('publish', { topic, message });
+  /**
+   * Publishes a message to a topic, with `tags` (that subscription filters
+   * test: at most 16 string values) and an `event` name if given. Resolves
+   * with its place in the topic's history, when it has one.
+   */
+  async publish(topic: string, message: Json, options: { tags?: Tags; event?: string } = {}): Promise<{ offset?: number; epoch?: string }> {
+    const reply = await this.request('publish', { ...options, topic, message });
     return typeof reply.offset === 'number' ? { offset: reply.offset, epoch: reply.epoch as string } : {};
   }
 
@@ -322,7 +326,8 @@ export class HeraldClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'http-stream':
         return new HttpStreamTransport({ fetch: platform.fetch!, url: this.#urls.stream, sendUrl: `${this.#urls.stream.split('?')[0]}/send`, token: conn.token }, listener);
       case 'sse': {
-        const topics = [...this.#subscriptions.values()].map((subscription) => ({ topic: subscription.topic, since: subscription.command().since as StreamPosition | undefined }));
+        // Each subscription's subscribe command holds what the URL needs of it: its topic, `since` and `filter`.
+        const topics = [...this.#subscriptions.values()].map((subscription) => subscription.command() as SseRequest['topics'][number]);
         for (const { topic, since } of topics) if (since) conn.recovering.add(topic);
         conn.idle = topics.length === 0;
         if (conn.idle) return idleSse(listener);

@@ -1,4 +1,4 @@
-import type { StreamPosition } from '@herald/protocol';
+import type { StreamPosition, TagFilter } from '@herald/protocol';
 import type { Transport, TransportListener } from './transport.js';
 
 /** The part of the EventSource API the client uses: the browser's, or any package's with the same shape on Node. */
@@ -22,7 +22,7 @@ export interface SseRequest {
   /** The endpoint, e.g. `https://push.example.com/sse` (a query string on it is kept). */
   url: string;
   /** The topics, with the position to recover each from where there is one. */
-  topics: Array<{ topic: string; since?: StreamPosition | undefined }>;
+  topics: Array<{ topic: string; since?: StreamPosition | undefined; filter?: TagFilter | undefined }>;
   /** The connection token (`?token=`: an EventSource cannot send headers). */
   token?: string | undefined;
 }
@@ -104,13 +104,17 @@ export function idleSse(listener: TransportListener): Transport {
   };
 }
 
-/** The event stream's URL: `topic` once per topic, `token`, and `lastEventId` with the positions to recover from. */
+/** The event stream's URL: `topic` once per topic, `filter.<topic>` for a filtered one, `token`, and `lastEventId` with the positions to recover from. */
 export function sseUrl(request: SseRequest): string {
   const url = new URL(request.url);
-  for (const { topic } of request.topics) url.searchParams.append('topic', topic);
-  if (request.token !== undefined) url.searchParams.set('token', request.token);
+  const query = url.searchParams;
+  for (const { topic, filter } of request.topics) {
+    query.append('topic', topic);
+    if (filter) query.set('filter.' + topic, JSON.stringify(filter));
+  }
+  if (request.token !== undefined) query.set('token', request.token);
   const lastEventId = eventId(request.topics);
-  if (lastEventId !== undefined) url.searchParams.set('lastEventId', lastEventId);
+  if (lastEventId !== undefined) query.set('lastEventId', lastEventId);
   return url.href;
 }
 

@@ -1,4 +1,4 @@
-import type { Json, StreamPosition } from '@herald/protocol';
+import type { Json, StreamPosition, TagFilter, Tags } from '@herald/protocol';
 import { Emitter } from './emitter.js';
 import type { HeraldClientError } from './errors.js';
 
@@ -9,6 +9,10 @@ export interface MessageContext {
   epoch?: string;
   /** For a message published by an LHTTP client: its command and headers. */
   lhttp?: { command: string; headers: Record<string, string> };
+  /** The publication's event name, when it was published with one. */
+  event?: string;
+  /** The publication's tags, when it was published with some. */
+  tags?: Tags;
 }
 
 export interface SubscribedEvent {
@@ -89,6 +93,13 @@ export interface SubscribeOptions {
   getToken?: (topic: string) => string | Promise<string>;
   /** Ask for the publications missed while disconnected (default true; needs history on the topic). */
   recover?: boolean;
+  /**
+   * Only publications whose tags pass this filter reach the subscription,
+   * live and recovered; evaluated by the server, sent with every
+   * (re)subscribe (docs/client.md, "Filters"); over SSE it travels in the
+   * stream's URL (`filter.<topic>`).
+   */
+  filter?: TagFilter;
 }
 
 /**
@@ -135,6 +146,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     const command: Record<string, unknown> = { action: 'subscribe', topic: this.topic };
     if (token !== undefined) command.token = token;
     if (this.position && this.options.recover !== false) command.since = this.position;
+    // Undefined (no filter) is left out of the frame by JSON.stringify.
+    command.filter = this.options.filter;
     return command;
   }
 
@@ -188,7 +201,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       context.offset = offset;
       context.epoch = epoch;
     }
-    if (frame.lhttp && typeof frame.lhttp === 'object') context.lhttp = frame.lhttp as MessageContext['lhttp'];
+    // Objects and strings as the server writes them (docs/protocol.md).
+    if (frame.lhttp) context.lhttp = frame.lhttp as MessageContext['lhttp'];
+    if (frame.event) context.event = frame.event as string;
+    if (frame.tags) context.tags = frame.tags as Tags;
     this.emit('message', { message: frame.message as Json, context });
   }
 

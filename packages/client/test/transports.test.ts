@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DisconnectedError, HeraldClient, ReceiveOnlyError, type ClientOptions, type ClientState, type TransportName } from '../src/index.js';
 import { Arrivals, FakeEventSource, FakeHttp, MemoryStorage, type FakeStream } from './fake-http.js';
-import { eventId } from '../src/sse.js';
+import { eventId, sseUrl } from '../src/sse.js';
 import { FakeSocket } from './fake-socket.js';
 
 const KEY = 'herald.transport ws://herald.test/ws';
@@ -173,6 +173,7 @@ describe('falling back from WebSocket', () => {
     assert.equal(source.closed, true);
     assert.deepEqual(reopened.topics, ['a', 'b']);
     assert.equal(reopened.param('lastEventId'), 'a|5.e', 'one entry per topic with a position');
+    assert.equal(reopened.param('filter.b'), null, 'no filter: no filter parameter');
     reopened.open();
     reopened.event('subscribe', { action: 'subscribe', ok: true, topic: 'a', recovered: true, offset: 5, epoch: 'e' });
     reopened.event('subscribe', { action: 'subscribe', ok: true, topic: 'b' });
@@ -445,5 +446,14 @@ describe('options', () => {
   it('refuse an unknown transport and a platform without any of them', () => {
     assert.throws(() => new HeraldClient({ url: 'ws://h/ws', WebSocket: FakeSocket, transports: ['carrier-pigeon' as TransportName] }), /transports: unknown transport carrier-pigeon/);
     assert.throws(() => new HeraldClient({ url: 'ws://h/ws', transports: ['sse'] }), /no transport available of sse/);
+  });
+});
+
+describe('SSE URL with filters', () => {
+  it('a filtered subscription puts its filter in the URL as filter.<topic>, as JSON', () => {
+    const url = new URL(sseUrl({ url: 'http://herald.test/sse', topics: [{ topic: 'a' }, { topic: 'b:1', filter: { eq: ['region', 'eu'] } }] }));
+    assert.deepEqual(url.searchParams.getAll('topic'), ['a', 'b:1']);
+    assert.equal(url.searchParams.get('filter.a'), null);
+    assert.deepEqual(JSON.parse(url.searchParams.get('filter.b:1')!), { eq: ['region', 'eu'] });
   });
 });

@@ -12,12 +12,35 @@ export interface StreamPosition {
   epoch: string;
 }
 
+/**
+ * A subscription's filter on publication tags (docs/backend.md, "Tags and
+ * filters"): one operator per object. A missing tag makes eq, ne, in and the
+ * comparisons false; comparisons use the tag's numeric value (a non-numeric
+ * tag is false). At most 64 operators, nested at most 8 deep.
+ */
+export type TagFilter =
+  | { eq: [string, string | number] }
+  | { ne: [string, string | number] }
+  | { in: [string, Array<string | number>] }
+  | { gt: [string, number] }
+  | { gte: [string, number] }
+  | { lt: [string, number] }
+  | { lte: [string, number] }
+  | { and: TagFilter[] }
+  | { or: TagFilter[] }
+  | { not: TagFilter };
+
+/** A publication's tags: names to string values (at most 16). */
+export type Tags = Record<string, string>;
+
 export interface SubscribeCommand {
   id?: CommandId;
   action: 'subscribe';
   topic?: string;
   topics?: string[];
   since?: StreamPosition;
+  /** Only publications whose tags pass it are delivered (and replayed). */
+  filter?: TagFilter;
 }
 
 export interface UnsubscribeCommand {
@@ -32,6 +55,9 @@ export interface PublishCommand {
   action: 'publish';
   topic: string;
   message: Json;
+  tags?: Tags;
+  /** An event name, 1 to 200 characters. */
+  event?: string;
 }
 
 export interface PingCommand {
@@ -90,6 +116,10 @@ export interface PublicationFrame {
   message: Json;
   offset?: number;
   epoch?: string;
+  /** The publication's event name, when it has one. */
+  event?: string;
+  /** The publication's tags, when it has any. */
+  tags?: Tags;
 }
 
 /** A message pushed to a user (all of that user's connections). */

@@ -31,6 +31,8 @@ export interface RecoveryOptions {
   /** Resolves once the broker carries these topics here (TopicSubscriptions.whenCarried). */
   whenCarried(topics: readonly string[]): Promise<void> | undefined;
   topicProblem(topic: string): string | null;
+  /** The filter of the connection's subscription to the topic (Hub.filterOf): what it does not pass is not replayed. */
+  filterOf?(session: Session, topic: string): ((tags: Publication['tags']) => boolean) | undefined;
   /**
    * Whether a store that is not shared holds every publication of its
    * topics: false once publications this process did not store can exist
@@ -150,7 +152,12 @@ export class Recovery {
     const { config, history } = this.options;
     const rule = ruleFor(config.history, topic);
     const answering = (): boolean => session.state === 'open' && session.topics.has(topic);
-    const encode = (publications: readonly Publication[]): Buffer[] => publications.map((publication) => session.codec.publication(publication));
+    // A filtered subscription gets the replayed and held publications its filter passes; its reply's position is the topic's all the same.
+    const encode = (publications: readonly Publication[]): Buffer[] => {
+      const filter = this.options.filterOf?.(session, topic);
+      const passed = filter ? publications.filter((publication) => filter(publication.tags)) : publications;
+      return passed.map((publication) => session.codec.publication(publication));
+    };
     if (!rule || !history.appendPublishes) {
       const ready = this.options.whenCarried([topic]);
       // While the broker confirms the subscription, this node's own publications of the topic may already

@@ -1,5 +1,6 @@
 import type { Publication } from '../broker/broker.js';
 import type { Codec } from '../protocols/codec.js';
+import type { TagFilter } from '../util/filter.js';
 import type { Session } from './session.js';
 
 const EMPTY: ReadonlySet<Session> = new Set();
@@ -30,12 +31,22 @@ export interface TopicListener {
 export class Hub {
   readonly sessions = new Map<string, Session>();
   private readonly topics = new Map<string, Set<Session>>();
+  /**
+   * The filters of filtered subscriptions (docs/backend.md, "Tags and
+   * filters"), by topic, only for topics that have one: a topic without a
+   * filtered subscriber is delivered as if filters did not exist.
+   */
+  private readonly filters = new Map<string, Map<Session, TagFilter>>();
   private readonly users = new Map<string, Set<Session>>();
   private subscriptionCount = 0;
   /** Publications handed to this hub for local delivery. */
   publications = 0;
   /** Publication frames written to connections. */
   deliveries = 0;
+  /** Subscribers whose filter the last `deliver` call's publication did not pass (written nothing). */
+  lastFiltered = 0;
+  /** Subscribers whose filter a publication did not pass, in all. */
+  filtered = 0;
 
   constructor(private readonly listener: TopicListener) {}
 
@@ -117,8 +128,9 @@ export class Hub {
    * not be left behind in a topic (a broker subscription, a presence entry
    * and a session object that nothing would ever remove).
    */
-  subscribe(session: Session, topic: string): boolean {
+  subscribe(session: Session, topic: string, filter?: TagFilter): boolean {
     if (session.topics.has(topic) || !this.holds(session)) return false;
+    if (filter) this.setFilter(session, topic, filter);
     let subscribers = this.topics.get(topic);
     if (!subscribers) {
       subscribers = new Set();
@@ -130,6 +142,25 @@ export class Hub {
     this.subscriptionCount++;
     this.listener.onSubscribed?.(session, topic);
     return true;
+  }
+
+  /**
+   * Sets (or, with undefined, removes) the filter of a session's subscription
+   * to `topic`; a session not subscribed to it gets none.
+   */
+  setFilter(session: Session, topic: string, filter: TagFilter | undefined): void {
+    let filters = this.filters.get(topic);
+    if (filter === undefined) {
+      if (filters?.delete(session) && filters.size === 0) this.filters.delete(topic);
+      return;
+    }
+    if (!filters) this.filters.set(topic, (filters = new Map()));
+    filters.set(session, filter);
+  }
+
+  /** The filter of a session's subscription to `topic`, if it has one. */
+  filterOf(session: Session, topic: string): TagFilter | undefined {
+    return this.filters.get(topic)?.get(session);
   }
 
   /** Unsubscribes; returns false when the session was not subscribed. */
@@ -175,19 +206,33 @@ export class Hub {
   /**
    * Writes a publication to every local subscriber of its topic but the
    * connection it excludes (`publication.exclude`, its sender, looked up
-   * once); returns how many got it.
+   * once) and those whose filter its tags do not pass (the filter runs
+   * before the write; the frame is still encoded once per codec, and only
+   * when some subscriber of that codec takes it); returns how many got it.
+   * `lastFiltered` then says how many the filters left out.
    */
   deliver(publication: Publication): number {
     this.publications++;
+    this.lastFiltered = 0;
     const subscribers = this.topics.get(publication.topic);
     if (!subscribers) return 0;
     const excluded = publication.exclude === undefined ? undefined : this.sessions.get(publication.exclude);
+    const filters = this.filters.get(publication.topic);
+    const tags = publication.tags;
     let codec: Codec | null = null;
     let frame: Buffer | null = null;
     let cache: Map<Codec, Buffer> | null = null;
     let written = 0;
+    let skipped = 0;
     for (const session of subscribers) {
       if (session === excluded) continue;
+      if (filters !== undefined) {
+        const filter = filters.get(session);
+        if (filter !== undefined && !filter(tags)) {
+          skipped++;
+          continue;
+        }
+      }
       // A recovery is reading history for this connection: the publication waits in its hold.
       if (session.hold(publication)) continue;
       if (session.codec !== codec) {
@@ -198,6 +243,10 @@ export class Hub {
       if (session.write(frame!)) written++;
     }
     this.deliveries += written;
+    if (skipped > 0) {
+      this.lastFiltered = skipped;
+      this.filtered += skipped;
+    }
     return written;
   }
 
@@ -262,6 +311,7 @@ export class Hub {
   private detach(session: Session, topic: string): void {
     const subscribers = this.topics.get(topic);
     if (!subscribers || !subscribers.delete(session)) return;
+    this.setFilter(session, topic, undefined);
     this.subscriptionCount--;
     this.listener.onUnsubscribed?.(session, topic);
     if (subscribers.size === 0) {

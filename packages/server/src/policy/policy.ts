@@ -8,6 +8,7 @@ import type { Session } from '../hub/session.js';
 import type { Proxies, SubscribeVerdict } from '../proxy/proxies.js';
 import { toJson } from '../util/json.js';
 import { TokenBucket } from '../util/token-bucket.js';
+import type { TagFilter } from '../util/filter.js';
 
 /** What the policy needs from the gateway. */
 export interface PolicyHost {
@@ -54,6 +55,20 @@ export interface SubscribeOptions {
    * payloads are in the outcome's `data`.
    */
   readonly deliverFirst?: (topic: string, data: unknown) => void;
+  /**
+   * The subscription's filter on publication tags, compiled (util/filter.ts),
+   * for every topic of the subscribe. When the key is present (even
+   * undefined), a topic the connection is already subscribed to gets it too:
+   * a subscribe sets the subscription's filter to the one it carries.
+   */
+  readonly filter?: TagFilter | undefined;
+  /** Filters by topic (SSE's `filter.<topic>`), winning over `filter` for their topics. */
+  readonly filters?: ReadonlyMap<string, TagFilter>;
+}
+
+/** The filter a subscribe gives `topic`. */
+function filterFor(options: SubscribeOptions, topic: string): TagFilter | undefined {
+  return options.filters?.get(topic) ?? options.filter;
 }
 
 const SUBSCRIBED: SubscribeOutcome = Object.freeze({ refused: null, data: null });
@@ -162,6 +177,7 @@ export class Policy {
     }
     const fresh = new Set(topics.filter((topic) => !session.topics.has(topic)));
     if (fresh.size === 0) {
+      this.refilter(session, topics, fresh, options);
       if (options.granted) this.rememberGrant(session, topics, options.granted);
       return SUBSCRIBED;
     }
@@ -171,7 +187,8 @@ export class Policy {
       return refusedWith(new HeraldError('rate_limited', `over ${this.limits.subscriptionsPerSecond} new subscriptions per second`));
     }
     if (asked === null) {
-      for (const topic of fresh) this.host.hub.subscribe(session, topic);
+      this.refilter(session, topics, fresh, options);
+      for (const topic of fresh) this.host.hub.subscribe(session, topic, filterFor(options, topic));
       if (options.granted) this.rememberGrant(session, topics, options.granted);
       return SUBSCRIBED;
     }
@@ -196,6 +213,7 @@ export class Policy {
     const tooMany = this.topicLimitProblem(session, new Set(fresh).size);
     if (tooMany) return refusedWith(tooMany);
     let data: Map<string, unknown> | null = null;
+    this.refilter(session, topics, new Set(fresh), options);
     for (const topic of fresh) {
       const verdict = verdicts.get(topic);
       if (verdict?.info !== undefined) session.setTopicInfo(topic, verdict.info);
@@ -203,12 +221,18 @@ export class Policy {
         if (options.deliverFirst) options.deliverFirst(topic, verdict.data);
         else (data ??= new Map()).set(topic, verdict.data);
       }
-      this.host.hub.subscribe(session, topic);
+      this.host.hub.subscribe(session, topic, filterFor(options, topic));
       // What the backend allowed is kept like a subscribe token's grant, so that a later login keeps it.
       if (verdict?.allowed) this.rememberGrant(session, [topic], { grant: topic, uid: session.uid, expiresAt: undefined });
     }
     if (options.granted) this.rememberGrant(session, topics, options.granted);
     return data ? { refused: null, data } : SUBSCRIBED;
+  }
+
+  /** A subscribe that carries a filter (or says it has none) sets it on the topics the connection was already subscribed to. */
+  private refilter(session: Session, topics: readonly string[], fresh: ReadonlySet<string>, options: SubscribeOptions): void {
+    if (!('filter' in options)) return;
+    for (const topic of topics) if (!fresh.has(topic)) this.host.hub.setFilter(session, topic, options.filter);
   }
 
   /** `too_many_topics` when `fresh` more topics would take the connection over its limit. */

@@ -249,6 +249,11 @@ export class Publisher {
     let attempted = hub.subscriberCount(publication.topic);
     if (publication.exclude !== undefined && hub.sessions.get(publication.exclude)?.topics.has(publication.topic)) attempted--;
     const written = hub.deliver(publication);
+    // Subscribers whose filter the publication did not pass were not meant to get it: neither attempted nor dropped.
+    if (hub.lastFiltered > 0) {
+      attempted -= hub.lastFiltered;
+      metrics.filtered.inc(hub.lastFiltered);
+    }
     metrics.published.inc({ source });
     if (attempted > 0) {
       metrics.fanoutSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);

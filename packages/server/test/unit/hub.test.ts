@@ -232,6 +232,37 @@ describe('Hub: deliver', () => {
     assert.deepEqual(recovering.transport.texts(), ['c:pub t 2 @2/e']);
   });
 
+  it('filters: a filtered subscriber gets what its filter passes; the frame is still encoded once per codec, and not at all when no filter passes', () => {
+    const { hub, host, join } = setup();
+    const codec = new RecordingCodec('c');
+    const eu = join('eu', codec);
+    const us = join('us', codec);
+    const all = join('all', codec);
+    const seen: Array<unknown> = [];
+    hub.subscribe(eu.session, 't', (tags) => (seen.push(tags), tags?.region === 'eu'));
+    hub.subscribe(us.session, 't', (tags) => tags?.region === 'us');
+    hub.subscribe(all.session, 't');
+    assert.equal(hub.deliver(pub('t', '1', { tags: { region: 'eu' } })), 2);
+    assert.equal(hub.lastFiltered, 1);
+    assert.equal(codec.count('publication'), 1, 'once, for the two that take it');
+    assert.equal(hub.deliver(pub('t', '2')), 1, 'no tags: only the unfiltered subscriber');
+    assert.deepEqual(seen, [{ region: 'eu' }, undefined], 'the filter gets the tags as they are');
+    // Only filtered subscribers, none passing: nothing encoded.
+    hub.unsubscribe(all.session, 't');
+    const before = codec.count('publication');
+    assert.equal(hub.deliver(pub('t', '3', { tags: { region: 'apac' } })), 0);
+    assert.equal(codec.count('publication'), before);
+    assert.deepEqual([hub.lastFiltered, hub.filtered], [2, 5], '1 + 2 + 2 left out in all');
+    host.flush();
+    assert.deepEqual([eu.transport.texts(), us.transport.texts(), all.transport.texts()], [['c:pub t 1'], [], ['c:pub t 1', 'c:pub t 2']]);
+    // A filter goes with its subscription: after unsubscribing and subscribing again without one, everything arrives.
+    hub.unsubscribe(us.session, 't');
+    assert.equal(hub.filterOf(us.session, 't'), undefined);
+    hub.subscribe(us.session, 't');
+    assert.equal(hub.deliver(pub('t', '4', { tags: { region: 'apac' } })), 1);
+    assert.equal(hub.lastFiltered, 1, 'eu only');
+  });
+
   it('a publication every subscriber holds is not encoded', () => {
     const { hub, join } = setup();
     const codec = new RecordingCodec('c');

@@ -6,6 +6,7 @@ import type { Policy, SubscribeOptions, SubscribeOutcome } from '../../policy/po
 import { describeIssue as describe } from '../../util/zod.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
 import { toJson } from '../../util/json.js';
+import { compileFilter, type TagFilter } from '../../util/filter.js';
 import type { CommandHandler } from '../../herald.js';
 
 export type { CommandContext, CommandHandler, ConnectionInfo } from '../../herald.js';
@@ -41,7 +42,7 @@ const BUILT_IN_ACTIONS = new Set([
 
 const since = z.strictObject({ offset: z.number().int().min(0), epoch: z.string() });
 const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).min(1).optional() };
-const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional(), data: z.unknown().optional() });
+const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional(), data: z.unknown().optional(), filter: z.unknown().optional() });
 const unsubscribeSchema = z.object(topicFields);
 const historySchema = z.object({ topic: z.string(), since: since.optional(), limit: z.number().int().min(1).optional(), reverse: z.boolean().optional() });
 const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional(), tags: z.record(z.string(), z.string()).optional(), event: z.string().optional() });
@@ -202,13 +203,22 @@ export class JsonCommands implements FrameHandler {
     const recovery = parsed.data.since;
     if (recovery && topics.length !== 1) return this.fail(session, id, 'subscribe', 'bad_request', '"since" goes with a single "topic"');
     const data = parsed.data.data;
-    if (token === undefined) return this.subscribeTopics(session, id, topics, recovery, { data });
+    // Compiled once, here: delivery calls the closure (util/filter.ts). A subscribe without one sets none.
+    let filter: TagFilter | undefined;
+    if (parsed.data.filter !== undefined) {
+      try {
+        filter = compileFilter(parsed.data.filter);
+      } catch (err) {
+        return this.failWith(session, id, 'subscribe', err);
+      }
+    }
+    if (token === undefined) return this.subscribeTopics(session, id, topics, recovery, { data, filter });
     // A subscribe token grants one topic (or prefix*) to this uid: verify it first.
     return this.host.tokens.subscribeGrant(token, session.uid).then(
       (grant) => {
         // Remembered for the topics it lets this command subscribe to, so that a later login keeps them.
         const granted = { grant: grant.topic, uid: session.uid, expiresAt: grant.expiresAt };
-        return this.subscribeTopics(session, id, topics, recovery, { grants: [grant.topic], granted, data });
+        return this.subscribeTopics(session, id, topics, recovery, { grants: [grant.topic], granted, data, filter });
       },
       (err: unknown) => this.failWith(session, id, 'subscribe', err),
     );

@@ -1,3 +1,4 @@
+import { compileFilter } from '../../util/filter.js';
 import { CloseCode } from '@herald/protocol';
 import { HTTP_STATUS, type HeraldError } from '../../errors.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
@@ -43,6 +44,31 @@ export interface SseStreamRequest {
 interface Start {
   topics: string[];
   since: Array<[string, EventPosition]>;
+  /** The filters by topic (their JSON, checked by `open`), for the topics that have one. */
+  filters?: Array<[string, unknown]>;
+}
+
+/**
+ * The stream's filters from its query: `filter=<JSON>` for every topic,
+ * `filter.<topic>=<JSON>` for one (it wins); each compiled once here to be
+ * checked. A refusal names the parameter.
+ */
+function filtersOf(query: URLSearchParams, topics: readonly string[]): Array<[string, unknown]> | Refusal {
+  const filters: Array<[string, unknown]> = [];
+  for (const topic of topics) {
+    const name = query.has(`filter.${topic}`) ? `filter.${topic}` : 'filter';
+    const text = query.get(name);
+    if (text === null) continue;
+    let spec: unknown;
+    try {
+      spec = JSON.parse(text);
+      compileFilter(spec);
+    } catch (err) {
+      return badRequest('bad_request', `${name}: ${err instanceof SyntaxError ? 'not JSON' : (err as Error).message}`);
+    }
+    filters.push([topic, spec]);
+  }
+  return filters;
 }
 
 function badRequest(code: 'bad_request' | 'invalid_topic' | 'too_many_topics', message: string): Refusal {
@@ -98,9 +124,11 @@ export class SseStreams implements FrameHandler {
       if (typeof decoded === 'string') return badRequest('bad_request', `${fromHeader ? 'Last-Event-ID' : 'lastEventId'} cannot be read: ${decoded}`);
       since = decoded;
     }
+    const filters = filtersOf(query, topics);
+    if (!Array.isArray(filters)) return filters;
     const named = topics.length > 1 || this.host.extraTopics;
     const codec = named ? new SseStreamCodec(new StreamPositions(since)) : sseCodec;
-    const start: Start = { topics, since: [...since] };
+    const start: Start = { topics, since: [...since], ...(filters.length > 0 ? { filters } : {}) };
     return { protocol: { codec, handler: this }, start: Buffer.from(JSON.stringify(start)) };
   }
 
@@ -112,7 +140,9 @@ export class SseStreams implements FrameHandler {
   onFrame(session: Session, data: Buffer): void | Promise<void> {
     if (session.framesIn !== 1) return;
     const start = JSON.parse(data.toString('utf8')) as Start;
-    const outcome = this.host.policy.subscribe(session, start.topics);
+    // Checked by `open`: compiled again here, once per topic, for the subscriptions.
+    const filters = start.filters ? new Map(start.filters.map(([topic, spec]) => [topic, compileFilter(spec)])) : undefined;
+    const outcome = this.host.policy.subscribe(session, start.topics, filters ? { filters } : {});
     if (outcome instanceof Promise) return outcome.then((settled) => this.started(session, start, settled));
     this.started(session, start, outcome);
   }
