@@ -33,8 +33,13 @@ export const PusherCloseCode = {
   CLIENT_EVENT_RATE: 4301,
 } as const;
 
-/** Herald's close codes (docs/protocol.md) as the Pusher code a Pusher client understands. */
+/**
+ * Herald's close codes (docs/protocol.md) as the Pusher code a Pusher client
+ * understands; Pusher's own codes that Herald does not use (4004, 4009,
+ * 4100–4399) pass as they are.
+ */
 export function pusherCloseCode(code: number): number {
+  if (code === PusherCloseCode.OVER_QUOTA || code === PusherCloseCode.UNAUTHORIZED || (code >= 4100 && code < 4400)) return code;
   switch (code) {
     case CloseCode.GOING_AWAY:
     case CloseCode.SERVICE_RESTART:
@@ -317,13 +322,6 @@ export class PusherHandler implements FrameHandler {
     const topic = PusherApps.topicOf(app, channel);
     if (!session.topics.has(topic)) return this.error(session, `Client event rejected: not subscribed to ${channel}`);
     if (event.length > MAX_EVENT_NAME) return this.error(session, `Client event rejected: event names are at most ${MAX_EVENT_NAME} characters`);
-    const connection = this.connections.get(session);
-    if (!connection) return;
-    connection.clientEvents ??= new TokenBucket(app.clientEventRate, app.clientEventRate);
-    if (!connection.clientEvents.take()) {
-      session.sendText(pusherError(PusherCloseCode.CLIENT_EVENT_RATE, `Client event rejected: over ${app.clientEventRate} per second`));
-      return;
-    }
     const data = message.data ?? null;
     let size: number;
     try {
@@ -332,6 +330,13 @@ export class PusherHandler implements FrameHandler {
       return this.error(session, 'Client event rejected: data is not JSON');
     }
     if (size > app.maxEventBytes) return this.error(session, `Client event rejected: data is ${size} bytes, over the limit of ${app.maxEventBytes}`);
+    const connection = this.connections.get(session);
+    if (!connection) return;
+    connection.clientEvents ??= new TokenBucket(app.clientEventRate, app.clientEventRate);
+    if (!connection.clientEvents.take()) {
+      session.sendText(pusherError(PusherCloseCode.CLIENT_EVENT_RATE, `Client event rejected: over ${app.clientEventRate} per second`));
+      return;
+    }
     return this.host.policy.publish(session, topic, data, { grants: [topic], exclude: session.id, event }).then(
       () => undefined,
       (err: unknown) => this.error(session, `Client event rejected: ${err instanceof Error ? err.message : String(err)}`),
