@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { connect, deadline, startHerald, TestClient, wsUrl } from '../helpers/helpers.js';
 import { APP, authServer, connected, nextEvent, PusherClient, pusherClient, pusherErrorOf, pusherOptions, serverLib, subscribed } from '../helpers/pusher.js';
@@ -7,19 +6,8 @@ import { eventually } from '../helpers/servers.js';
 import { SECRET, signToken } from '../helpers/tokens.js';
 
 const clients: any[] = [];
-/**
- * faye-websocket (pusher-js's WebSocket in Node) leaves its socket half-open after a server's close
- * (the peer's FIN read, its own end never sent): such sockets would hold a server's close and the test process.
- */
-function destroyHalfOpen(): void {
-  for (const handle of (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()) {
-    if (handle instanceof Socket && handle.readyState === 'writeOnly') handle.destroy();
-  }
-}
-
 after(() => {
   for (const client of clients) client.disconnect();
-  destroyHalfOpen();
 });
 
 /** A raw Pusher-protocol client (ws), for what pusher-js hides: exact frames, bad input, close codes. */
@@ -299,14 +287,38 @@ describe('Pusher protocol over WebSocket (pusher-js 8, pusher 5)', () => {
     await herald.close();
   });
 
-  // Known problem: this test's process empties its event loop before the 4201 close arrives (the node:test runner then drops the test); not yet explained.
-  it('liveness: a client that stops answering pings is told pusher:error 4201 and closed with 4201', { skip: 'the process exits before the close is seen: under investigation' }, async () => {
-    const herald = await startHerald(pusherOptions({}, { heartbeat: { interval: 100, timeout: 200 }, shutdown: { drainWindow: 0, timeout: 1000 } }));
+  it('liveness: a client that stops answering pings is told pusher:error 4201 and closed with 4201', async () => {
+    const herald = await startHerald(pusherOptions({}, { heartbeat: { interval: 100, timeout: 200 } }));
     const { client } = await rawPusher(herald, APP.key, { autoPong: false });
     const farewell = await client.next(5000);
     assert.deepEqual([farewell.event, farewell.data.code], ['pusher:error', 4201]);
     assert.equal((await client.closed).code, 4201);
-
     await herald.close();
+  });
+
+  it('reconnect: the server closing says 4200; pusher-js reconnects to the server started again on the same port', async () => {
+    const options = { shutdown: { drainWindow: 0, timeout: 1000 } };
+    const herald = await startHerald(pusherOptions({}, options));
+    const js = track(pusherClient(herald, 'http://127.0.0.1:1'));
+    await connected(js);
+    const before = js.connection.socket_id;
+    const port = herald.port;
+    const errored = pusherErrorOf(js);
+    await herald.close();
+    assert.equal((await errored).code, 4200, 'shutdown: reconnect now');
+    const again = await startHerald(pusherOptions({}, { ...options, port }));
+    await deadline(
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (js.connection.state === 'connected' && js.connection.socket_id !== before) resolve();
+        };
+        js.connection.bind('connected', check);
+        check();
+      }),
+      20_000,
+      'pusher-js reconnected to the new server',
+    );
+    js.disconnect();
+    await again.close();
   });
 });
