@@ -121,6 +121,10 @@ describe('Pusher protocol over WebSocket (pusher-js 8, pusher 5)', () => {
     const ids: string[] = [];
     bobChannel.members.each((member: { id: string }) => ids.push(member.id));
     assert.deepEqual(ids.sort(), ['alice', 'bob']);
+    // A client event on a presence channel carries its sender's user_id.
+    const waved = deadline(new Promise<unknown[]>((resolve) => bobChannel.bind('client-wave', (data: unknown, metadata: unknown) => resolve([data, metadata]))), 5000, 'client-wave');
+    aliceChannel.trigger('client-wave', { hi: true });
+    assert.deepEqual(await waved, [{ hi: true }, { user_id: 'alice' }]);
 
     // A second connection of bob: no member_added, still 2 members; it does not count against the limit.
     const seen: string[] = [];

@@ -12,6 +12,13 @@ import { framedCodec, type Codec, type PresenceInfo, type TextCodec } from '../c
 export const DEFAULT_EVENT = 'message';
 
 /**
+ * The tag that carries a client event's sender on a presence channel: a
+ * publication tagged `user_id` reaches Pusher clients with that `user_id`
+ * (pusher-js gives it as the event's metadata).
+ */
+export const USER_ID_TAG = 'user_id';
+
+/**
  * A publication's payload (JSON text) as Pusher's `data`, which is a string
  * on the wire, already JSON-encoded for the frame: a payload that is a JSON
  * string is that string (its JSON text is embedded as it is); any other JSON
@@ -49,7 +56,9 @@ export function pusherText(apps: PusherApps): TextCodec {
   return {
     name: 'pusher',
     publication(publication: Publication): string {
-      return `{"event":${toJson(publication.event ?? DEFAULT_EVENT)},"channel":${toJson(channelOf(publication.topic))},"data":${pusherData(publication.payload)}}`;
+      const userId = publication.tags?.[USER_ID_TAG];
+      const user = userId === undefined ? '' : `,"user_id":${toJson(userId)}`;
+      return `{"event":${toJson(publication.event ?? DEFAULT_EVENT)},"channel":${toJson(channelOf(publication.topic))},"data":${pusherData(publication.payload)}${user}}`;
     },
     // A push to the connection's user (herald.send): an event on no channel, which pusher-js's global bindings get.
     push: (payload: string) => `{"event":${toJson(DEFAULT_EVENT)},"data":${pusherData(payload)}}`,

@@ -8,7 +8,7 @@ import { toJson } from '../../util/json.js';
 import { TokenBucket } from '../../util/token-bucket.js';
 import type { PresenceInfo } from '../codec.js';
 import { channelAuthString, userAuthString, verifyAuth } from './auth.js';
-import { pusherError, pusherEvent } from './codec.js';
+import { pusherError, pusherEvent, USER_ID_TAG } from './codec.js';
 
 /**
  * Pusher's close codes (its protocol's ranges, as pusher-js acts on them,
@@ -337,7 +337,11 @@ export class PusherHandler implements FrameHandler {
       session.sendText(pusherError(PusherCloseCode.CLIENT_EVENT_RATE, `Client event rejected: over ${app.clientEventRate} per second`));
       return;
     }
-    return this.host.policy.publish(session, topic, data, { grants: [topic], exclude: session.id, event }).then(
+    // On a presence channel, the sender's member id goes with the event (Pusher's user_id).
+    const uid = kind === 'presence' ? session.uidFor(topic) : undefined;
+    const userId = uid === undefined ? undefined : PusherApps.userIdOf(app, uid);
+    const tags = userId ? { [USER_ID_TAG]: userId } : undefined;
+    return this.host.policy.publish(session, topic, data, { grants: [topic], exclude: session.id, event, ...(tags ? { tags } : {}) }).then(
       () => undefined,
       (err: unknown) => this.error(session, `Client event rejected: ${err instanceof Error ? err.message : String(err)}`),
     );
