@@ -54,6 +54,11 @@ describe('Pusher protocol over WebSocket (pusher-js 8, pusher 5)', () => {
     const viaHerald = nextEvent(channel, 'message');
     await herald.publish(`pusher:${APP.id}:news`, { n: 1 });
     assert.deepEqual(await viaHerald, { n: 1 }, 'a Herald publication without event name is "message", its JSON the data');
+    // A Herald JSON client publishing with an event name: Pusher clients get that event.
+    const json = await connect(herald);
+    const named = nextEvent(channel, 'from-json');
+    assert.equal((await json.request({ action: 'publish', topic: `pusher:${APP.id}:news`, message: 'plain text', event: 'from-json' })).error, undefined);
+    assert.equal(await named, 'plain text', 'a JSON string message is the data string as it is');
 
     // socket_id exclusion: the trigger excludes js's socket; other gets it, js gets only the next one.
     const excludedSeen: unknown[] = [];
