@@ -74,6 +74,16 @@ export interface PusherHost {
   identify(session: Session, uid: string): void;
   closeSession(session: Session, code: number, reason: string): void;
   reportError(session: Session, err: unknown): void;
+  /** Told of what Pusher's webhooks report and Herald's lifecycle events do not (client_event, cache_miss); optional. */
+  readonly observer?: PusherObserver;
+}
+
+/** What the Pusher protocol reports for its app's webhooks (docs/pusher.md, "Webhooks"). */
+export interface PusherObserver {
+  /** A client event was published (after the policy took it): Pusher's `client_event` webhook. */
+  clientEvent?(app: PusherApp, event: { channel: string; event: string; data: unknown; socketId: string; userId?: string }): void;
+  /** A cache channel had no event for a new subscriber: Pusher's `cache_miss` webhook. */
+  cacheMiss?(app: PusherApp, channel: string): void;
 }
 
 /** What a channel is, by its name's prefix. */
@@ -278,7 +288,10 @@ export class PusherHandler implements FrameHandler {
       // The latest event follows the reply, or pusher:cache_miss says there is none.
       return this.host.recover(session, topic, undefined, (_result, frames) => {
         succeeded();
-        if (frames.length === 0) session.sendText(`{"event":"pusher:cache_miss","channel":${toJson(channel)}}`);
+        if (frames.length === 0) {
+          session.sendText(`{"event":"pusher:cache_miss","channel":${toJson(channel)}}`);
+          this.host.observer?.cacheMiss?.(this.app, channel);
+        }
         for (const frame of frames) session.write(frame);
       });
     }
@@ -342,7 +355,7 @@ export class PusherHandler implements FrameHandler {
     const userId = uid === undefined ? undefined : PusherApps.userIdOf(app, uid);
     const tags = userId ? { [USER_ID_TAG]: userId } : undefined;
     return this.host.policy.publish(session, topic, data, { grants: [topic], exclude: session.id, event, ...(tags ? { tags } : {}) }).then(
-      () => undefined,
+      () => this.host.observer?.clientEvent?.(app, { channel, event, data, socketId: session.id, ...(userId ? { userId } : {}) }),
       (err: unknown) => this.error(session, `Client event rejected: ${err instanceof Error ? err.message : String(err)}`),
     );
   }
