@@ -49,7 +49,6 @@ import { createUpgradeHandler } from './transport/websocket.js';
 import { Users, type UserMessage } from './users/users.js';
 import { LifecycleEvents } from './events/events.js';
 import { EventSinks } from './events/sinks.js';
-import { PusherApps } from './pusher/apps.js';
 import { ChannelCensus, type CensusMessage } from './pusher/census.js';
 import { registerPusherHttpApi } from './pusher/http-api.js';
 import { VERSION } from './version.js';
@@ -282,7 +281,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   if (servedDemo && config.demo.backend) plugins.push((scope) => registerDemoBackend(scope, gateway, clientAddress));
   if (config.sse.enabled) plugins.push((scope) => sseRoute(scope, config.sse.path, gateway, protocols));
   if (config.stream.enabled) plugins.push(streamRoutes);
-  if (config.pusher.enabled) plugins.push(pusherHttpApi(config, { apps: new PusherApps(config.pusher), nodeId, broker, hub, cluster, presence, gateway, log }));
+  if (config.pusher.enabled) plugins.push(pusherHttpApi(config, { apps: pusherApps, nodeId, broker, hub, cluster, presence, gateway, log }));
   const app = buildHttpApp(gateway, {
     metrics,
     clientAddress,

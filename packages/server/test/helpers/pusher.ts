@@ -16,7 +16,6 @@ export interface PusherServerLib {
   authenticateUser(socketId: string, userData: { id: string; [key: string]: unknown }): { auth: string; user_data: string };
   trigger(channel: string | string[], event: string, data: unknown, params?: { socket_id?: string }): Promise<unknown>;
   sendToUser(userId: string, event: string, data: unknown): Promise<unknown>;
-  post(options: { path: string; body: any }): Promise<unknown>;
 }
 
 export const APP = { id: 'app1', key: 'app1-key', secret: 'app1-secret-0123456789' } as const;
@@ -29,23 +28,13 @@ export function pusherOptions(app: Record<string, unknown> = {}, rest: HeraldOpt
 }
 
 /**
- * The official server library pointed at Herald. Its `post` (the HTTP API
- * call every trigger and sendToUser ends in) is routed to `herald.publish`
- * on the mapped topic, with the event name and the socket_id exclusion, the
- * way Herald's Pusher HTTP API publishes a trigger: the library still builds
- * the event (and encrypts it for an encrypted channel).
+ * The official server library pointed at Herald: its triggers, batches and
+ * sendToUser go to Herald's Pusher HTTP API (`/apps/{id}/events`), signed
+ * with the app's secret; it also signs the channel authorisations and
+ * sign-ins of the test's auth endpoint, and encrypts for encrypted channels.
  */
 export function serverLib(herald: Herald): PusherServerLib {
-  const lib = new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', useTLS: false, encryptionMasterKeyBase64: MASTER_KEY });
-  lib.post = async ({ path, body }) => {
-    if (path !== '/events') throw new Error(`not routed in this test: POST ${path}`);
-    for (const channel of body.channels as string[]) {
-      // A trigger's data is a string: published as a JSON string payload.
-      await herald.publish(`pusher:${APP.id}:${channel}`, body.data, 'library', { event: body.name, ...(body.socket_id ? { exclude: body.socket_id } : {}) });
-    }
-    return {};
-  };
-  return lib;
+  return new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(herald.port), useTLS: false, encryptionMasterKeyBase64: MASTER_KEY });
 }
 
 /**
