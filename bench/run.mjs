@@ -32,6 +32,9 @@ const HERALD_FLAGS = [
   '--set', 'limits.commandsPerSecond=1000000',
   '--set', 'limits.commandBurst=1000000',
   '--set', 'limits.maxTopicsPerConnection=128',
+  // One Pusher app for the pusher-fanout cases (its channels are the topics pusher:bench:*).
+  '--set', 'pusher.enabled=true',
+  '--set', 'pusher.apps=[{"id":"bench","key":"bench-key","secret":"bench-secret-bench"}]',
 ];
 
 const SERVERS = {
@@ -67,6 +70,9 @@ const CASES = [
   { name: 'filter-10k-control', what: 'filter-10k with a topic per group instead of filters (10 topics × 1,000 subscribers)', spec: { mode: 'fanout', subscribers: 10_000, topics: 10, probeTopic: true, tagGroups: 10, messages: Math.round(4000 * scale), sampleEvery: 20 } },
   { name: 'filter-1k', what: '1,000 subscribers with filters that pass 10 % of publications, WebSocket publisher at full speed', unfiltered: 'fanout-1k', control: 'filter-1k-control', spec: { mode: 'fanout', subscribers: 1000, filterGroups: 10, messages: Math.round(40_000 * scale), sampleEvery: 10 } },
   { name: 'filter-10k', what: '10,000 subscribers with filters that pass 10 % of publications, WebSocket publisher at full speed', unfiltered: 'fanout-10k', control: 'filter-10k-control', spec: { mode: 'fanout', subscribers: 10_000, filterGroups: 10, messages: Math.round(4000 * scale), sampleEvery: 20 } },
+  // Herald's Pusher protocol (the peers have none): subscribers at /app/{key} on one channel, the JSON publisher on its topic; against the JSON case named by `ws`.
+  { name: 'pusher-fanout-1k', what: '1,000 Pusher-protocol subscribers, WebSocket (JSON) publisher at full speed', ws: 'fanout-1k', spec: { mode: 'fanout', protocol: 'pusher', subscribers: 1000, messages: Math.round(4000 * scale), sampleEvery: 10 } },
+  { name: 'pusher-fanout-10k', what: '10,000 Pusher-protocol subscribers, WebSocket (JSON) publisher at full speed', ws: 'fanout-10k', spec: { mode: 'fanout', protocol: 'pusher', subscribers: 10_000, messages: Math.round(400 * scale), sampleEvery: 20 } },
 ];
 
 const only = args.only ? String(args.only).split(',') : Object.keys(SERVERS);
@@ -143,6 +149,7 @@ async function runServer(name, server) {
     if (testCase.spec.mode === 'publishApi' && name === 'socket.io') continue;
     if (testCase.spec.transport === 'sse' && name !== 'herald') continue; // only Herald has SSE
     if ((testCase.spec.filterGroups || testCase.spec.tagGroups) && name !== 'herald') continue; // only Herald has filters (and tags)
+    if (testCase.spec.protocol === 'pusher' && name !== 'herald') continue; // only Herald speaks Pusher here
     if (testCase.fresh && ran > 0) {
       child.kill('SIGKILL');
       await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
@@ -315,7 +322,7 @@ for (const testCase of cases) {
     } else {
       figure = `${fmt(r.perSecond)}/s${r.latency ? `, p99 ${fmt(r.latency.p99, 1)} ms` : ''}`;
       if (h && name !== 'herald') ratio = `${fmt(h.perSecond / r.perSecond, 2)}×`;
-      if (ws) ratio = `SSE÷WS ${fmt(r.perSecond / ws.perSecond, 2)}×`;
+      if (ws) ratio = testCase.spec.protocol === 'pusher' ? `Pusher÷JSON ${fmt(r.perSecond / ws.perSecond, 2)}× (target ≥ 0.9)` : `SSE÷WS ${fmt(r.perSecond / ws.perSecond, 2)}×`;
     }
     rows.push([testCase.name, name, figure, fmt(r.lost ?? 0), fmt(r.serverCpuSeconds, 2), ratio]);
   }
@@ -333,7 +340,7 @@ if (extra.idle100k) {
 }
 const sseCases = cases.filter((c) => c.ws && all.herald?.[c.name]);
 if (sseCases.length > 0) {
-  console.log('\nherald SSE ÷ herald WebSocket, same run:');
+  console.log('\nherald SSE ÷ herald WebSocket, and Pusher protocol ÷ JSON protocol, same run (Pusher target: at least 0.9×):');
   for (const c of sseCases) {
     const r = all.herald[c.name];
     const w = all.herald[c.ws];

@@ -9,6 +9,10 @@ const spec = JSON.parse(process.argv[2]);
 const { port, dialect } = spec; // dialect: 'json' (Herald and the ws peers) or 'socketio'
 // transport: 'ws' (default) or 'sse': the subscribers read Herald's SSE streams (GET /sse?topic=...); the publisher is a WebSocket or HTTP client either way.
 const sse = spec.transport === 'sse';
+// protocol: 'pusher': the subscribers speak the Pusher protocol at /app/{key} (channel `bench-N`, the Herald topic
+// `pusher:bench:bench-N`); the publisher is Herald's JSON protocol on the mapped topic (Pusher clients get `message` events).
+const pusher = spec.protocol === 'pusher';
+const PUSHER_PREFIX = 'pusher:bench:';
 const path = dialect === 'socketio' ? '/socket.io/?EIO=4&transport=websocket' : '/ws';
 const isSio = dialect === 'socketio';
 
@@ -58,6 +62,47 @@ async function subscriber(topic, state, sampleEvery, filter) {
   return me;
 }
 
+/** Where the send time is in a Pusher frame: its data is the message's JSON text as a string (`\"t\":...`). */
+function pusherSendTime(buffer, start, end) {
+  const at = buffer.indexOf('\\"t\\":', start, 'latin1');
+  if (at === -1 || at >= end) return NaN;
+  let stop = at + 6;
+  while (stop < end && buffer[stop] !== 0x2c && buffer[stop] !== 0x7d && buffer[stop] !== 0x5c) stop++;
+  return Number(buffer.toString('latin1', at + 6, stop));
+}
+
+/** One Pusher-protocol subscriber of channel `topic` (as `subscriber`): subscribes once connection_established came, ready at subscription_succeeded. */
+async function pusherSubscriber(topic, state, sampleEvery) {
+  let resolveReady;
+  const ready = new Promise((resolve) => (resolveReady = resolve));
+  const me = { count: 0, ready };
+  const client = await connect({
+    port,
+    path: `/app/${spec.pusherKey ?? 'bench-key'}?protocol=7&client=bench&version=1`,
+    localAddress: nextSource(),
+    onFrame(buffer, start, end, socket) {
+      // {"event":"pusher:... / {"event":"pusher_internal:...: the protocol's own events.
+      if (buffer[start + 10] === 0x70 && buffer[start + 11] === 0x75 && buffer[start + 12] === 0x73) {
+        if (buffer[start + 16] === 0x3a) {
+          // pusher:connection_established, pusher:error, ...
+          if (buffer[start + 17] === 0x63 && buffer[start + 18] === 0x6f) return topic === null ? resolveReady() : socket.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: topic } }));
+          return;
+        }
+        return resolveReady(); // pusher_internal:subscription_succeeded
+      }
+      me.count++;
+      state.received++;
+      if (me.count % sampleEvery === 0) state.latencies.push(now() - pusherSendTime(buffer, start, end));
+      state.onReceive?.(me);
+    },
+    onClose() {
+      state.closed++;
+    },
+  });
+  me.client = client;
+  return me;
+}
+
 /** One SSE reader of `topic` (as `subscriber`): ready once its `event: subscribe` arrived, then counts the publications (default events). */
 async function sseSubscriber(topic, state, sampleEvery) {
   let resolveReady;
@@ -88,7 +133,7 @@ async function sseSubscriber(topic, state, sampleEvery) {
 async function openMany(count, topicOf, state, sampleEvery, filterOf = () => undefined) {
   const subs = [];
   const batch = 250;
-  const open = (topic, filter) => (sse ? sseSubscriber(topic ?? 'bench-idle', state, sampleEvery) : subscriber(topic, state, sampleEvery, filter));
+  const open = (topic, filter) => (sse ? sseSubscriber(topic ?? 'bench-idle', state, sampleEvery) : pusher ? pusherSubscriber(topic, state, sampleEvery) : subscriber(topic, state, sampleEvery, filter));
   for (let i = 0; i < count; i += batch) {
     const made = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => open(topicOf(i + j), filterOf(i + j))));
     await Promise.all(made.map((sub) => sub.ready));
@@ -184,7 +229,7 @@ async function fanout() {
       break;
     }
     if (!perTopicProbe && sentToProbe - probe.count >= probeWindow) await new Promise((resolve) => (wake = resolve));
-    const topic = `bench-${sent % topics}`;
+    const topic = `${pusher ? PUSHER_PREFIX : ''}bench-${sent % topics}`;
     const message = { s: sent, t: now() };
     const tags = tagGroups > 1 ? { g: String(sent % tagGroups) } : undefined;
     if (pub) pub.send(publishFrame(topic, message, tags));

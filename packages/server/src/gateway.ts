@@ -183,7 +183,7 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
    * `Authorization: Bearer`), used instead of `?token=`.
    */
   accept(transport: Transport, request: IncomingMessage, protocol: Protocol, credentials?: { token?: string }): Session {
-    const id = `${this.nodeId.slice(-8)}-${(++this.sessionSeq).toString(36)}`;
+    const id = protocol.connectionId?.() ?? `${this.nodeId.slice(-8)}-${(++this.sessionSeq).toString(36)}`;
     const ip = this.parts.gate.clientIp(request);
     const session = new Session(id, transport, protocol.codec, protocol.handler, ip, this);
     this.parts.policy.attach(session);
@@ -224,6 +224,8 @@ export class Gateway implements Herald, SessionHost, UpgradeHost {
     session.handler.onOpen?.(session);
     if (session.state !== 'connecting') return;
     session.open();
+    // The protocol's greeting may have closed it (a Pusher app over its quota, an unknown app key).
+    if ((session.state as string) !== 'open') return;
     this.parts.users.opened(session);
     this.events.emit('connect', session);
   }

@@ -38,6 +38,8 @@ import { Protocols } from './protocols/registry.js';
 import { Proxies } from './proxy/proxies.js';
 import { Publisher } from './publish/publisher.js';
 import { Pusher } from './publish/push.js';
+import { PusherApps } from './pusher/apps.js';
+import { restrictedPrefixes, withPusherRules } from './pusher/rules.js';
 import { ConnectionGate, LocalAdmission } from './transport/admission.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { createSseHandler } from './transport/sse.js';
@@ -47,7 +49,6 @@ import { createUpgradeHandler } from './transport/websocket.js';
 import { Users, type UserMessage } from './users/users.js';
 import { LifecycleEvents } from './events/events.js';
 import { EventSinks } from './events/sinks.js';
-import { PusherApps } from './pusher/apps.js';
 import { ChannelCensus, type CensusMessage } from './pusher/census.js';
 import { registerPusherHttpApi } from './pusher/http-api.js';
 import { VERSION } from './version.js';
@@ -70,7 +71,9 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   const { jwt, connectHook } = given.auth;
   // Asked of the configuration as given: the secret the demo backend makes up is no credential of the operator's.
   const credentialsConfigured = given.apiKeys.length > 0 || Boolean(jwt.secret || jwt.publicKey || jwt.jwksUrl || connectHook.url);
-  const config = withEventsTopic(withDemoSecret(given));
+  const pusherApps = new PusherApps(given.pusher);
+  // Each Pusher app's presence and cache channels have their rules (pusher/rules.ts).
+  const config = withPusherRules(withEventsTopic(withDemoSecret(given)), pusherApps);
   const eventsTopic = config.events.topic.name;
   const log = logger ?? createLogger(config.log);
   const nodeId = config.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
@@ -195,7 +198,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     log.child({ component: 'events' }),
   );
   const tokens = new TokenVerifier(config.auth.jwt);
-  const permissions = new Permissions(config.auth, config.clientPublish, eventsTopic !== undefined ? [eventsTopic] : []);
+  const permissions = new Permissions(config.auth, config.clientPublish, eventsTopic !== undefined ? [eventsTopic] : [], restrictedPrefixes(config, pusherApps));
   const proxies = new Proxies({ config: config.proxy, metrics, log: log.child({ component: 'proxy' }) });
   const policy: Policy = new Policy({ config, hub, permissions, proxies, topicProblem, publish: (...args) => publisher.publish(...args), publishLhttp: (...args) => publisher.publishLhttp(...args) });
   const refresh = proxies.refreshes ? { interval: proxies.refreshInterval, ask: (session: Session) => proxies.refresh(session) } : undefined;
@@ -231,12 +234,26 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       rpc: (session, method, data) => proxies.rpc(session, method, data),
       reportError,
     },
+    pusher: {
+      apps: pusherApps,
+      host: {
+        recover: (session, topic, since, respond) => recovery.subscribe(session, topic, since, respond),
+        whenSubscribed: (topics) => subscriptions.whenCarried(topics),
+        presenceEntries: (topic) => presence.entries(topic),
+        presenceUsers: (topic) => presence.userCount(topic),
+        isCached: (topic) => ruleFor(config.history, topic)?.cache === true,
+        identify: (session, uid) => hub.setUser(session, uid),
+      },
+    },
   });
   const clientAddress = createClientAddressResolver(config.trustProxy, config.proxyHeader);
   const gate = new ConnectionGate(admission ?? new LocalAdmission(config.limits), clientAddress, config.allowedOrigins);
-  const heartbeat = new Heartbeat(hub.sessions, { interval: config.heartbeat.interval, timeout: config.heartbeat.timeout, appPing: config.heartbeat.appPing, minReadRate: config.heartbeat.minReadRate }, (session) =>
-    gateway.terminateSession(session, 'heartbeat timeout: no answer to ping'),
-  );
+  const heartbeat = new Heartbeat(hub.sessions, { interval: config.heartbeat.interval, timeout: config.heartbeat.timeout, appPing: config.heartbeat.appPing, minReadRate: config.heartbeat.minReadRate }, (session) => {
+    // A protocol with a close code for it (Pusher's 4201) is told, and cut after shutdown.timeout if it does not answer the close.
+    const code = session.handler.deadPeerCode;
+    if (code === undefined) gateway.terminateSession(session, 'heartbeat timeout: no answer to ping');
+    else gateway.closeSession(session, code, 'Pong reply not received: no answer to ping');
+  });
   gateway = new Gateway({
     config, log, nodeId, broker, hub, flusher: new Flusher(), metrics, cluster, policy, publisher, pusher: new Pusher({ hub, cluster, metrics, closing, encodeMessage: (message) => publisher.encodeMessage(message) }),
     recovery, history, subscriptions, presence, auth, protocols, gate, heartbeat, users, workerOf, topicProblem, events, eventSinks,
@@ -264,7 +281,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
   if (servedDemo && config.demo.backend) plugins.push((scope) => registerDemoBackend(scope, gateway, clientAddress));
   if (config.sse.enabled) plugins.push((scope) => sseRoute(scope, config.sse.path, gateway, protocols));
   if (config.stream.enabled) plugins.push(streamRoutes);
-  if (config.pusher.enabled) plugins.push(pusherHttpApi(config, { apps: new PusherApps(config.pusher), nodeId, broker, hub, cluster, presence, gateway, log }));
+  if (config.pusher.enabled) plugins.push(pusherHttpApi(config, { apps: pusherApps, nodeId, broker, hub, cluster, presence, gateway, log }));
   const app = buildHttpApp(gateway, {
     metrics,
     clientAddress,

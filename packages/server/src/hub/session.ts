@@ -34,8 +34,23 @@ export interface FrameHandler {
   readonly canLogIn: boolean;
   /** The connection is open and its identity settled, before any of its frames is handled: the protocol may subscribe it, or close it. */
   onOpen?(session: Session): void;
+  /**
+   * The connection just opened, before the frames that waited are handled:
+   * the protocol's greeting may be written (Pusher's connection_established),
+   * or the connection closed.
+   */
+  onOpened?(session: Session): void;
   /** The connection closed. */
   onClose?(session: Session): void;
+  /**
+   * The server is closing the connection with `code` (a Herald close code):
+   * the protocol may still write (its own error frame, before the close
+   * frame) and returns the close code its clients understand, or nothing to
+   * keep `code`.
+   */
+  onServerClose?(session: Session, code: number, reason: string): number | void;
+  /** The close code for a connection the heartbeat found dead (no answer to its pings); absent: it is cut without a close frame. */
+  readonly deadPeerCode?: number;
   /**
    * Whether the server may subscribe this connection to topics it did not
    * ask for (the server API, a user's persistent topics). Absent: it may.
@@ -143,6 +158,8 @@ export class Session {
   private headersNow: Readonly<Record<string, string>> | undefined;
   /** Presence info a subscribe proxy gave for one topic, by topic (null until one does). */
   private topicInfos: Map<string, unknown> | null = null;
+  /** The uid presence shows for one topic, by topic (a Pusher presence channel's `user_id`; null until one is set). */
+  private topicUids: Map<string, string> | null = null;
   private identityTimer: NodeJS.Timeout | undefined;
   /** Topics whose live publications are held back while a recovery reads the history store. */
   private held: Map<string, Publication[]> | null = null;
@@ -193,10 +210,26 @@ export class Session {
     (this.topicInfos ??= new Map()).set(topic, info);
   }
 
-  /** Forgets the topic's own info (the subscription ended). */
+  /** Forgets the topic's own info and uid (the subscription ended). */
   dropTopicInfo(topic: string): void {
     this.topicInfos?.delete(topic);
     if (this.topicInfos?.size === 0) this.topicInfos = null;
+    this.topicUids?.delete(topic);
+    if (this.topicUids?.size === 0) this.topicUids = null;
+  }
+
+  /** The uid presence shows for the connection on `topic`: the one set for that topic, else the connection's. */
+  uidFor(topic: string): string | undefined {
+    return this.topicUids?.get(topic) ?? this.uid;
+  }
+
+  /**
+   * Sets the uid presence shows for the connection on one topic, before it
+   * subscribes (a Pusher presence channel's member id, from the channel
+   * data its authorisation signed). The connection's own uid is unchanged.
+   */
+  setTopicUid(topic: string, uid: string): void {
+    (this.topicUids ??= new Map()).set(topic, uid);
   }
 
   /** The headers of its HTTP request the connection keeps for the backend proxies (see `keepHeaders`). */
@@ -336,6 +369,13 @@ export class Session {
   open(): void {
     if (this.stateNow !== 'connecting') return;
     this.stateNow = 'open';
+    if (this.handler.onOpened) {
+      try {
+        this.handler.onOpened(this);
+      } catch (err) {
+        this.host.onHandlerError(this, err);
+      }
+    }
     this.drain();
   }
 
@@ -379,6 +419,14 @@ export class Session {
     // A connection that never opened ran nothing and is answered nothing: its waiting frames are dropped.
     this.answersBeforeClose = this.stateNow === 'open';
     this.stateNow = 'closing';
+    if (this.handler.onServerClose) {
+      // Writable (an opened connection) until the close frame is sent: the protocol's own farewell goes first.
+      try {
+        code = this.handler.onServerClose(this, code, reason) ?? code;
+      } catch (err) {
+        this.host.onHandlerError(this, err);
+      }
+    }
     this.closeCodeNow = code;
     this.closeReasonNow = reason;
     const waiting = this.answersBeforeClose ? (this.inbox ?? []) : [];

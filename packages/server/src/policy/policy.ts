@@ -19,15 +19,10 @@ export interface PolicyHost {
   readonly proxies: Proxies;
   /** Herald's topic rule plus the broker's (its namespace and reserved names). */
   topicProblem(topic: string): string | null;
-  publish(topic: string, message: unknown, source: 'client', options?: ClientPublishOptions): Promise<PublishResult>;
+  publish(topic: string, message: unknown, source: 'client', options?: { tags?: Readonly<Record<string, string>>; event?: string; exclude?: string }): Promise<PublishResult>;
   publishLhttp(topic: string, message: LhttpPublication, body: string, source: 'client'): Promise<PublishResult>;
 }
 
-/** What a client's publish may carry beyond its message (the JSON protocol's `tags` and `event`). */
-export interface ClientPublishOptions {
-  tags?: Readonly<Record<string, string>>;
-  event?: string;
-}
 
 /** Commands a connection without identity may send when `auth.anonymous` is off. */
 const BEFORE_LOGIN = new Set(['login', 'ping', 'pong']);
@@ -69,6 +64,18 @@ export interface SubscribeOptions {
 /** The filter a subscribe gives `topic`. */
 function filterFor(options: SubscribeOptions, topic: string): TagFilter | undefined {
   return options.filters?.get(topic) ?? options.filter;
+}
+
+/** What a client's publish may carry beyond its message (the JSON protocol's `tags` and `event`; a Pusher client event's grant and exclusion). */
+export interface ClientPublishOptions {
+  /** Its tags (`Publication.tags`). */
+  readonly tags?: Readonly<Record<string, string>>;
+  /** Topics (or `prefix*`) the protocol grants for this publication alone (a Pusher client event on a channel it authorised). */
+  readonly grants?: readonly string[];
+  /** A connection id that must not receive it (`Publication.exclude`: its sender). */
+  readonly exclude?: string;
+  /** Its event name (`Publication.event`). */
+  readonly event?: string;
 }
 
 const SUBSCRIBED: SubscribeOutcome = Object.freeze({ refused: null, data: null });
@@ -260,7 +267,7 @@ export class Policy {
    * backend is asked by `publish`, and its verdict (or the permission rules,
    * if it leaves them to decide) stands.
    */
-  publishProblem(session: Session, topic: string): HeraldError | null {
+  publishProblem(session: Session, topic: string, grants: readonly string[] = []): HeraldError | null {
     const refused = this.identityProblem(session, 'publish');
     if (refused) return refused;
     const invalid = this.topicProblem(topic);
@@ -268,11 +275,11 @@ export class Policy {
     const sealed = this.host.permissions.sealedProblem(topic);
     if (sealed) return new HeraldError('forbidden', sealed);
     if (this.host.proxies.publishRule(topic)) return null;
-    return this.permissionProblem(session, topic);
+    return this.permissionProblem(session, topic, grants);
   }
 
-  private permissionProblem(session: Session, topic: string): HeraldError | null {
-    const forbidden = this.host.permissions.publishProblem(session, topic);
+  private permissionProblem(session: Session, topic: string, grants: readonly string[] = []): HeraldError | null {
+    const forbidden = this.host.permissions.publishProblem(session, topic, grants);
     return forbidden ? new HeraldError('forbidden', forbidden) : null;
   }
 
@@ -281,17 +288,19 @@ export class Policy {
    * topic a publish proxy covers, after the backend allowed it (maybe
    * replacing the message). Rejects with the refusal or the proxy's failure.
    */
-  publish(session: Session, topic: string, message: unknown, options?: ClientPublishOptions): Promise<PublishResult> {
-    const refused = this.publishProblem(session, topic);
+  publish(session: Session, topic: string, message: unknown, options: ClientPublishOptions = {}): Promise<PublishResult> {
+    const { grants = [], ...meta } = options;
+    const refused = this.publishProblem(session, topic, grants);
     if (refused) return Promise.reject(refused);
+    const extra = meta.tags === undefined && meta.event === undefined && meta.exclude === undefined ? undefined : meta;
     const endpoint = this.host.proxies.publishRule(topic);
-    if (!endpoint) return owed(session, this.host.publish(topic, message, 'client', options));
+    if (!endpoint) return owed(session, this.host.publish(topic, message, 'client', extra));
     return owed(
       session,
       this.host.proxies.publish(session, endpoint, topic, message).then((verdict) => {
-        const forbidden = verdict.allowed ? null : this.permissionProblem(session, topic);
+        const forbidden = verdict.allowed ? null : this.permissionProblem(session, topic, grants);
         if (forbidden) throw forbidden;
-        return this.host.publish(topic, verdict.message, 'client', options);
+        return this.host.publish(topic, verdict.message, 'client', extra);
       }),
     );
   }

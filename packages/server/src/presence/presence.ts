@@ -91,6 +91,11 @@ export class LocalPresence {
     return this.topics.get(topic)?.users.get(uid) ?? 0;
   }
 
+  /** Every entry of the topic (live: not to be kept across changes). */
+  entries(topic: string): Iterable<PresenceEntry> {
+    return this.topics.get(topic)?.connections.values() ?? [];
+  }
+
   view(topic: string, maxList: number): PresenceView {
     const presence = this.topics.get(topic);
     if (!presence) return { topic, connections: 0, users: 0, list: [] };

@@ -52,7 +52,8 @@ export class PresenceTracker {
     if (!rule) return;
     let entry: PresenceEntry | undefined;
     if (change === 'join') {
-      entry = { conn: session.id, ...(session.uid !== undefined ? { uid: session.uid } : {}), ...(session.infoFor(topic) !== undefined ? { info: session.infoFor(topic) } : {}) };
+      const uid = session.uidFor(topic);
+      entry = { conn: session.id, ...(uid !== undefined ? { uid } : {}), ...(session.infoFor(topic) !== undefined ? { info: session.infoFor(topic) } : {}) };
       this.store.join(topic, entry);
       this.options.share.presenceJoin(topic, entry);
     } else {
@@ -83,7 +84,24 @@ export class PresenceTracker {
     for (const [topic, entry] of before.values()) this.remote(node, 'leave', topic, entry.conn);
   }
 
+  /**
+   * Tells the subscribers. `userEdge`: the entry's uid is now present on the
+   * topic through this entry alone (its first connection joined) or no more
+   * (its last left), across the cluster; protocols with per-user presence
+   * (Pusher's member_added/member_removed) speak only then.
+   */
   private announce(change: 'join' | 'leave', topic: string, entry: PresenceEntry, except: Session | null): void {
-    this.options.hub.announce(topic, (codec) => codec.presence(change, topic, entry), except);
+    const userEdge = entry.uid !== undefined && this.store.connectionsOf(topic, entry.uid) === (change === 'join' ? 1 : 0);
+    this.options.hub.announce(topic, (codec) => codec.presence(change, topic, entry, userEdge), except);
+  }
+
+  /** Every entry of a topic that has presence, across the cluster (no copy, no limit: for a protocol's own member list). */
+  entries(topic: string): Iterable<PresenceEntry> {
+    return this.store.entries(topic);
+  }
+
+  /** How many distinct uids are present on a topic, across the cluster. */
+  userCount(topic: string): number {
+    return this.store.view(topic, 0).users;
   }
 }

@@ -46,8 +46,12 @@ export interface TextCodec {
   error(code: ErrorCode, message: string): string | null;
   /** The application-level ping (`heartbeat.appPing`). */
   ping(): string | null;
-  /** Someone joined or left a topic with presence events. */
-  presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo): string | null;
+  /**
+   * Someone joined or left a topic with presence events. `userEdge`: the
+   * entry's user has just become present on the topic (its first connection)
+   * or has just left it (its last), across the cluster.
+   */
+  presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo, userEdge?: boolean): string | null;
   /** Subscribers of `topic` may have missed publications. */
   gap(topic: string, reason: GapReason): string | null;
   /**
@@ -83,7 +87,7 @@ export interface Codec {
   plainPush(text: string): Buffer | null;
   error(code: ErrorCode, message: string): Buffer | null;
   ping(): Buffer | null;
-  presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo): Buffer | null;
+  presence(change: 'join' | 'leave', topic: string, entry: PresenceInfo, userEdge?: boolean): Buffer | null;
   gap(topic: string, reason: GapReason): Buffer | null;
   subscribed(topic: string, fields: object | undefined): Buffer | null;
   unsubscribed(topic: string, reason: string): Buffer | null;
@@ -104,7 +108,7 @@ export function framedCodec(text: TextCodec, framing: Framing): Codec {
     error: (code, message) => maybe(text.error(code, message)),
     // The same text every time: framed once.
     ping: () => ping,
-    presence: (change, topic, entry) => maybe(text.presence(change, topic, entry)),
+    presence: (change, topic, entry, userEdge) => maybe(text.presence(change, topic, entry, userEdge)),
     gap: (topic, reason) => maybe(text.gap(topic, reason)),
     subscribed: (topic, fields) => maybe(text.subscribed(topic, fields)),
     unsubscribed: (topic, reason) => maybe(text.unsubscribed(topic, reason)),

@@ -14,6 +14,13 @@ import type { Codec } from './codec.js';
 export interface Protocol {
   readonly codec: Codec;
   readonly handler: FrameHandler;
+  /**
+   * The id of a new connection, where the protocol has its own form (Pusher's
+   * socket id, `123.456`); it must be unique across the cluster, as it is the
+   * id `exclude`, listings and the server API know the connection by.
+   * Absent: Herald's (`{node}-{seq}`).
+   */
+  connectionId?(): string;
 }
 
 /**

@@ -13,6 +13,9 @@ import { LhttpProtocol, type LhttpFilter, type LhttpProcessor } from './lhttp/pr
 import type { Protocol } from './protocol.js';
 import { RawProtocol } from './raw.js';
 import { SseStreams } from './sse/streams.js';
+import { PusherProtocols } from './pusher/protocol.js';
+import type { PusherHost } from './pusher/handler.js';
+import type { PusherApps } from '../pusher/apps.js';
 
 export interface ProtocolsOptions {
   readonly config: HeraldConfig;
@@ -23,12 +26,14 @@ export interface ProtocolsOptions {
   topicProblem(topic: string): string | null;
   closeSession(session: Session, code: number, reason: string): void;
   reportError(session: Session, err: unknown): void;
+  /** The Pusher apps and what their protocol needs, when `pusher.enabled` (docs/pusher.md). */
+  readonly pusher?: { apps: PusherApps; host: Omit<PusherHost, 'policy' | 'closeSession' | 'reportError'> };
 }
 
 /**
  * The protocols this node speaks, and which one a new connection gets: by
  * path, first `wsPath` (JSON), then the raw endpoints, then `lhttp.paths`
- * (LHTTP); a subprotocol the client offers in `Sec-WebSocket-Protocol`
+ * (LHTTP); `/app/{key}` (Pusher, when enabled, whatever is offered); a subprotocol the client offers in `Sec-WebSocket-Protocol`
  * (`json`, `lhttp`) wins on any of these paths. Adding a protocol is one
  * entry here: a codec plus a frame handler.
  */
@@ -41,6 +46,8 @@ export class Protocols {
   readonly sse: SseStreams;
   /** The JSON protocol in the HTTP-streaming framing (NDJSON lines): the same commands, its own codec. */
   readonly stream: Protocol;
+  /** The Pusher Channels protocol at `/app/{key}`, when `pusher.enabled`; null otherwise. */
+  readonly pusher: PusherProtocols | null;
   private readonly byName = new Map<string, Protocol>();
   private readonly defaultProtocol: Protocol;
   private readonly lhttpPaths: PathPatterns;
@@ -76,6 +83,9 @@ export class Protocols {
       reportError: options.reportError,
     });
     this.wsPath = config.wsPath;
+    this.pusher = options.pusher && config.pusher.enabled
+      ? new PusherProtocols(options.pusher.apps, { ...options.pusher.host, policy, closeSession: options.closeSession, reportError: options.reportError }, options.closeSession)
+      : null;
     checkRawEndpoints(config, options.topicProblem);
     this.rawEndpoints = config.raw.map((endpoint) => {
       const handler = new RawProtocol({ policy, closeSession: options.closeSession, reportError: options.reportError }, endpoint);
@@ -90,7 +100,10 @@ export class Protocols {
 
   /** Every protocol a connection may speak here (for per-protocol metrics): the offered ones, plus `raw` with raw endpoints. */
   get spoken(): string[] {
-    return this.rawEndpoints.length > 0 ? [...this.byName.keys(), 'raw'] : [...this.byName.keys()];
+    const names = [...this.byName.keys()];
+    if (this.rawEndpoints.length > 0) names.push('raw');
+    if (this.pusher) names.push('pusher');
+    return names;
   }
 
   /**
@@ -100,6 +113,9 @@ export class Protocols {
    */
   forPath(path: string, offered: Set<string>): Protocol | null | undefined {
     let byPath: Protocol | undefined;
+    // Pusher clients offer no subprotocol; whatever they offer, /app/{key} speaks Pusher.
+    const pusher = this.pusher?.forPath(path);
+    if (pusher) return pusher;
     if (path === this.wsPath) byPath = this.defaultProtocol;
     else byPath = this.rawEndpoints.find((endpoint) => endpoint.paths.matches(path))?.protocol ?? (this.lhttpPaths.matches(path) ? this.byName.get(SUBPROTOCOL_LHTTP) : undefined);
     if (!byPath) return undefined;
