@@ -51,6 +51,7 @@ import { LifecycleEvents } from './events/events.js';
 import { EventSinks } from './events/sinks.js';
 import { ChannelCensus, type CensusMessage } from './pusher/census.js';
 import { registerPusherHttpApi } from './pusher/http-api.js';
+import { PusherWebhooks } from './pusher/webhooks.js';
 import { VERSION } from './version.js';
 
 /** The repository's demo/ folder (demo pages and the dashboard), when Herald runs from a checkout or a package that ships it. */
@@ -197,6 +198,9 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     metrics,
     log.child({ component: 'events' }),
   );
+  // The Pusher apps' webhooks, on the same lifecycle events (occupancy, members) plus the protocol's client events and cache misses.
+  const pusherWebhooks = config.pusher.enabled ? new PusherWebhooks(pusherApps, events, metrics, log.child({ component: 'pusher' })) : undefined;
+  if (pusherWebhooks) eventSinks.adopt(pusherWebhooks);
   const tokens = new TokenVerifier(config.auth.jwt);
   const permissions = new Permissions(config.auth, config.clientPublish, eventsTopic !== undefined ? [eventsTopic] : [], restrictedPrefixes(config, pusherApps));
   const proxies = new Proxies({ config: config.proxy, metrics, log: log.child({ component: 'proxy' }) });
@@ -243,6 +247,10 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
         presenceUsers: (topic) => presence.userCount(topic),
         isCached: (topic) => ruleFor(config.history, topic)?.cache === true,
         identify: (session, uid) => hub.setUser(session, uid),
+        ...(pusherWebhooks ? { observer: {
+          clientEvent: (app, event) => pusherWebhooks.clientEvent(app, event.channel, event.event, typeof event.data === 'string' ? event.data : JSON.stringify(event.data), event.socketId, event.userId),
+          cacheMiss: (app, channel) => pusherWebhooks.cacheMiss(app, channel),
+        } } : {}),
       },
     },
   });
