@@ -407,6 +407,12 @@ export const configSchema = z.strictObject({
             /** The shared secret: HMAC-SHA256 key of channel authorisations, HTTP API signatures and webhooks. */
             secret: z.string().min(12, 'an app secret must be at least 12 characters long'),
             /**
+             * Secrets still accepted while a new `secret` rolls out (docs/pusher.md,
+             * "Rotating a secret"): channel authorisations, sign-ins and HTTP API
+             * requests signed with one of these verify; Herald signs (webhooks) with `secret` only.
+             */
+            previousSecrets: z.array(z.string().min(12, 'an app secret must be at least 12 characters long')).max(4).default([]),
+            /**
              * The Herald topic a channel of this app is: `topicPrefix + channel`.
              * Default `pusher:{id}:`. Herald clients reach an app's channels under
              * these names (when permissions allow); prefixes of two apps may not overlap.

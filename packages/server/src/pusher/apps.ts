@@ -8,6 +8,11 @@ export interface PusherApp extends PusherAppConfig {
   readonly topicPrefix: string;
 }
 
+/** The secrets a signature of `app` may be made with: its `secret`, then its `previousSecrets` (a rotation in progress). */
+export function secretsOf(app: Pick<PusherAppConfig, 'secret' | 'previousSecrets'>): readonly string[] {
+  return app.previousSecrets.length === 0 ? [app.secret] : [app.secret, ...app.previousSecrets];
+}
+
 /**
  * Pusher channel names (Pusher's rule): 1 to 164 characters of letters,
  * digits and `_ - = @ , . ;`. Every such name is a valid Herald topic.

@@ -41,6 +41,8 @@ export interface SignedRequest {
 export interface SigningApp {
   readonly key: string;
   readonly secret: string;
+  /** Secrets still accepted during a rotation (`pusher.apps[].previousSecrets`). */
+  readonly previousSecrets?: readonly string[];
 }
 
 /** `decodeURIComponent`, or the text as it is when it holds a malformed escape. `+` stays `+` (Pusher signs values unescaped). */
@@ -137,7 +139,7 @@ export function signatureProblem(request: SignedRequest, app: SigningApp, window
     stringToSign(request.method, decodedPath, request.query.map((p) => [p.key, p.value])),
   ]);
   let signed = false;
-  for (const candidate of candidates) signed = sameDigest(sign(app.secret, candidate), given) || signed;
+  for (const secret of [app.secret, ...(app.previousSecrets ?? [])]) for (const candidate of candidates) signed = sameDigest(sign(secret, candidate), given) || signed;
   if (!signed) {
     const expected = stringToSign(request.method, decodedPath, request.query.map((p) => [p.key, p.value]));
     return { status: 401, message: `Invalid signature: you should have sent HmacSHA256Hex(${JSON.stringify(expected)}, your_secret_key), but you sent ${JSON.stringify(given)}` };

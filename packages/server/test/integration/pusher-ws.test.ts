@@ -331,3 +331,31 @@ describe('Pusher protocol over WebSocket (pusher-js 8, pusher 5)', () => {
     await again.close();
   });
 });
+
+describe('Pusher app secret rotation (previousSecrets)', () => {
+  it('while a new secret rolls out, authorisations and HTTP API requests signed with the previous one verify; a third secret does not', async () => {
+    // The app's secret is new; the auth endpoint and the server library still sign with the old one (APP.secret).
+    const herald = await startHerald(pusherOptions({ secret: 'the-new-secret-0123456789', previousSecrets: [APP.secret] }));
+    const lib = serverLib(herald);
+    const auth = await authServer(lib);
+    try {
+      const js = track(pusherClient(herald, auth.url, 'dora'));
+      const channel = await subscribed(js, 'private-rotation');
+      const got = nextEvent(channel, 'rotated');
+      await lib.trigger('private-rotation', 'rotated', { ok: true });
+      assert.deepEqual(await got, { ok: true }, 'a trigger signed with the previous secret');
+
+      const { client, socketId } = await rawPusher(herald);
+      const forged = (await import('pusher')).default;
+      const third = new forged({ appId: APP.id, key: APP.key, secret: 'a-third-secret-0123456789', host: '127.0.0.1', port: String(herald.port), useTLS: false });
+      client.send({ event: 'pusher:subscribe', data: { channel: 'private-rotation', auth: third.authorizeChannel(socketId, 'private-rotation').auth } });
+      const refused = await client.next();
+      assert.equal(refused.event, 'pusher:subscription_error');
+      await assert.rejects(third.trigger('private-rotation', 'x', {}), (err: { status?: number }) => err.status === 401);
+      client.close();
+    } finally {
+      auth.server.close();
+      await herald.close();
+    }
+  });
+});

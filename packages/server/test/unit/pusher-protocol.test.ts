@@ -52,6 +52,8 @@ describe('Pusher signatures', () => {
     assert.equal(verifyAuth(good, 'k2', 'secret-one-123', channel), false, 'another key');
     assert.equal(verifyAuth(good, 'k1', 'secret-two-123', channel), false, 'another secret');
     assert.equal(verifyAuth(good, 'k1', 'secret-one-123', channelAuthString('1.3', 'private-a')), false, 'another socket');
+    assert.equal(verifyAuth(good, 'k1', ['secret-two-123', 'secret-one-123'], channel), true, 'a previous secret during a rotation');
+    assert.equal(verifyAuth(good, 'k1', ['secret-two-123', 'secret-three-123'], channel), false, 'neither secret');
     assert.equal(verifyAuth(`${good}00`, 'k1', 'secret-one-123', channel), false, 'a longer signature');
     assert.equal(verifyAuth('k1', 'k1', 'secret-one-123', channel), false, 'no colon');
     assert.equal(verifyAuth(undefined, 'k1', 'secret-one-123', channel), false);

@@ -49,6 +49,14 @@ describe('Pusher request signatures (pusher/signature.ts)', () => {
     assert.ok(!problem!.message.includes(APP.secret));
   });
 
+  it('a rotation: requests signed with a previous secret verify, with any other secret they do not', () => {
+    const rotating = { ...APP, secret: 'the-new-secret-of-the-app', previousSecrets: [APP.secret] };
+    assert.equal(signatureProblem(signedByLibrary('GET', '/apps/1/channels'), rotating, 600, NOW), null, 'the previous secret');
+    assert.equal(signatureProblem(signedByLibrary('GET', '/apps/1/channels', { secret: rotating.secret }), rotating, 600, NOW), null, 'the new secret');
+    assert.equal(signatureProblem(signedByLibrary('GET', '/apps/1/channels', { secret: 'a-third-secret-of-it' }), rotating, 600, NOW)?.status, 401);
+    assert.equal(signatureProblem(signedByLibrary('GET', '/apps/1/channels'), { ...APP, secret: rotating.secret }, 600, NOW)?.status, 401, 'once the rotation is over');
+  });
+
   it('the timestamp window: 599 s either way is accepted, 600 s is not', () => {
     for (const skew of [-599_000, 599_000]) assert.equal(signatureProblem(signedByLibrary('GET', '/x', { at: NOW + skew }), APP, 600, NOW), null);
     for (const skew of [-600_000, 600_000]) {

@@ -32,11 +32,16 @@ export function sign(secret: string, text: string): string {
  * the wrong length is refused before any comparison, which reveals nothing
  * of the secret.
  */
-export function verifyAuth(auth: unknown, key: string, secret: string, text: string): boolean {
+export function verifyAuth(auth: unknown, key: string, secrets: string | readonly string[], text: string): boolean {
   if (typeof auth !== 'string') return false;
   const colon = auth.indexOf(':');
   if (colon === -1 || auth.slice(0, colon) !== key) return false;
   const given = Buffer.from(auth.slice(colon + 1), 'utf8');
-  const expected = Buffer.from(sign(secret, text), 'utf8');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  // Every secret is tried (the current one and those still accepted during a rotation), each in constant time.
+  let valid = false;
+  for (const secret of typeof secrets === 'string' ? [secrets] : secrets) {
+    const expected = Buffer.from(sign(secret, text), 'utf8');
+    valid = (given.length === expected.length && timingSafeEqual(given, expected)) || valid;
+  }
+  return valid;
 }

@@ -3,7 +3,7 @@ import { CloseCode } from '@herald/protocol';
 import { HeraldError } from '../../errors.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
 import type { Policy, SubscribeOutcome } from '../../policy/policy.js';
-import { PUSHER_CHANNEL, PusherApps, type PusherApp } from '../../pusher/apps.js';
+import { PUSHER_CHANNEL, PusherApps, secretsOf, type PusherApp } from '../../pusher/apps.js';
 import { toJson } from '../../util/json.js';
 import { TokenBucket } from '../../util/token-bucket.js';
 import type { PresenceInfo } from '../codec.js';
@@ -248,7 +248,8 @@ export class PusherHandler implements FrameHandler {
     if (!validChannel(channel)) return this.subscriptionError(session, channel, 'InvalidChannel', `invalid channel name ${JSON.stringify(channel.slice(0, 200))}`, 400);
     const topic = PusherApps.topicOf(this.app, channel);
     const kind = channelKind(channel);
-    const { key, secret } = this.app;
+    const { key } = this.app;
+    const secret = secretsOf(this.app);
     if (kind === 'private' || kind === 'encrypted') {
       if (!verifyAuth(data.auth, key, secret, channelAuthString(session.id, channel))) return this.subscriptionError(session, channel, 'AuthError', 'Invalid signature: the channel authorisation does not match', 401);
     } else if (kind === 'presence') {
@@ -311,7 +312,7 @@ export class PusherHandler implements FrameHandler {
     if (!connection) return;
     if (!isObject(data) || typeof data.user_data !== 'string') return this.close(session, PusherCloseCode.UNAUTHORIZED, 'pusher:signin needs data.auth and data.user_data');
     const userData = data.user_data;
-    if (!verifyAuth(data.auth, this.app.key, this.app.secret, userAuthString(session.id, userData))) return this.close(session, PusherCloseCode.UNAUTHORIZED, 'Invalid signature: the user authentication does not match');
+    if (!verifyAuth(data.auth, this.app.key, secretsOf(this.app), userAuthString(session.id, userData))) return this.close(session, PusherCloseCode.UNAUTHORIZED, 'Invalid signature: the user authentication does not match');
     let id: unknown;
     try {
       id = (JSON.parse(userData) as { id?: unknown }).id;
