@@ -426,6 +426,8 @@ export const configSchema = z.strictObject({
             maxConnections: z.number().int().min(0).default(0),
             /** Most members of one presence channel (Pusher's documented convention is 100). */
             maxPresenceMembers: z.number().int().min(1).default(100),
+            /** Largest `user_info` of a presence member (its JSON text), in bytes: every member's goes to each new subscriber (Pusher: 1 KB). */
+            maxPresenceInfoBytes: size.default(1024),
             /** Largest `data` of one event, in bytes (Pusher's limit is 10 KB). */
             maxEventBytes: size.default(10 * 1024),
             /** Most channels one HTTP trigger may name (Pusher: 100). */

@@ -63,11 +63,14 @@ export function tagsProblem(tags: unknown): string | null {
   return null;
 }
 
-/** Why `event` cannot be a publication's event name (1 to 200 characters, no control character), or null. */
+/** Why `event` cannot be a publication's event name (1 to 200 characters, no control character, not `pusher:`/`pusher_internal:`), or null. */
 export function eventProblem(event: unknown): string | null {
   if (typeof event !== 'string') return 'event must be a string';
   if (event.length === 0 || event.length > TAG_LIMITS.maxEventLength) return `event must be 1 to ${TAG_LIMITS.maxEventLength} characters`;
   if (/[\x00-\x1f\x7f]/.test(event)) return 'event holds a control character';
+  // The Pusher protocol's own events (pusher-js acts on them: a forged pusher:signin_success or pusher:error
+  // would reach its connection's handlers), whatever path the publication comes by.
+  if (/^pusher(_internal)?:/i.test(event)) return 'event names starting with pusher: or pusher_internal: are reserved (the Pusher protocol\'s own events)';
   return null;
 }
 

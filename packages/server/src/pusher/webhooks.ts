@@ -4,7 +4,7 @@ import type { LifecycleEvent, LifecycleEvents } from '../events/events.js';
 import { WebhookSender, type WebhookFormat } from '../events/webhooks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { PusherApps, type PusherApp } from './apps.js';
+import { PUSHER_CHANNEL, PusherApps, type PusherApp } from './apps.js';
 
 /** The events a Pusher webhook may carry (Pusher Channels' webhook names). */
 export type PusherWebhookName = 'channel_occupied' | 'channel_vacated' | 'member_added' | 'member_removed' | 'client_event' | 'cache_miss';
@@ -89,7 +89,9 @@ export class PusherWebhooks {
       const name = FROM_LIFECYCLE[event.kind];
       if (!name || event.topic === undefined) return;
       const found = apps.appOfTopic(event.topic);
-      if (!found) return;
+      // A Herald client may hold a topic of the app's namespace whose name is no Pusher channel (the HTTP API's channel
+      // list leaves it out too), and a user's own channel is no channel to report: neither makes a webhook.
+      if (!found || !PUSHER_CHANNEL.test(found.channel)) return;
       const hooks = this.byApp.get(found.app.id);
       if (!hooks) return;
       if (name === 'member_added' || name === 'member_removed') {

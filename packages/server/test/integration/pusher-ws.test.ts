@@ -359,3 +359,46 @@ describe('Pusher app secret rotation (previousSecrets)', () => {
     }
   });
 });
+
+describe('Pusher protocol: what other publishers cannot make a Pusher client see', () => {
+  it("reserved event names are refused on every publish path; a public channel's user_id tag is not shown; a presence member's user_info is bounded", async () => {
+    const herald = await startHerald(pusherOptions({ maxPresenceInfoBytes: 64 }));
+    try {
+      const lib = serverLib(herald);
+      const { client, socketId } = await rawPusher(herald);
+      client.send({ event: 'pusher:subscribe', data: { channel: 'news' } });
+      assert.equal((await client.next()).event, 'pusher_internal:subscription_succeeded');
+
+      // An anonymous Herald JSON client on the same channel: pusher:* and pusher_internal:* names are refused.
+      const json = await connect(herald);
+      for (const event of ['pusher:signin_success', 'pusher:error', 'pusher_internal:subscription_count', 'PUSHER:error']) {
+        const reply = await json.request({ action: 'publish', topic: `pusher:${APP.id}:news`, message: { user_data: '{"id":"admin"}' }, event });
+        assert.equal(reply.error?.code, 'bad_request', `${event} refused`);
+      }
+      await assert.rejects(herald.publish(`pusher:${APP.id}:news`, 'x', 'library', { event: 'pusher:signin_success' }), /reserved/);
+      const http = await fetch(`http://127.0.0.1:${herald.port}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: `pusher:${APP.id}:news`, message: 'x', event: 'pusher_internal:member_added' }) });
+      assert.equal(http.status, 400);
+
+      // A tag named user_id on a public channel reaches Pusher clients without a user_id (only presence client events carry one).
+      assert.equal((await json.request({ action: 'publish', topic: `pusher:${APP.id}:news`, message: 'hi', event: 'note', tags: { user_id: 'admin' } })).error, undefined);
+      const note = await client.next();
+      assert.equal(note.event, 'note');
+      assert.equal(note.user_id, undefined);
+
+      // user_info over maxPresenceInfoBytes: a subscription_error, the connection stays.
+      const big = { user_id: 'u1', user_info: { bio: 'x'.repeat(100) } };
+      const auth = lib.authorizeChannel(socketId, 'presence-room', big as never);
+      client.send({ event: 'pusher:subscribe', data: { channel: 'presence-room', auth: auth.auth, channel_data: auth.channel_data } });
+      const refused = await client.next();
+      assert.equal(refused.event, 'pusher:subscription_error');
+      assert.equal(JSON.parse(refused.data).type, 'LimitReached');
+      const small = lib.authorizeChannel(socketId, 'presence-room', { user_id: 'u1', user_info: { n: 1 } });
+      client.send({ event: 'pusher:subscribe', data: { channel: 'presence-room', auth: small.auth, channel_data: small.channel_data } });
+      assert.equal((await client.next()).event, 'pusher_internal:subscription_succeeded');
+      client.close();
+      await json.close();
+    } finally {
+      await herald.close();
+    }
+  });
+});

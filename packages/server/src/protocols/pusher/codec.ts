@@ -56,9 +56,14 @@ export function pusherText(apps: PusherApps): TextCodec {
   return {
     name: 'pusher',
     publication(publication: Publication): string {
-      const userId = publication.tags?.[USER_ID_TAG];
+      const channel = channelOf(publication.topic);
+      // Only presence channels' client events name their sender (as Pusher does); publishing to a presence channel
+      // takes a grant (pusher/rules.ts), so a public channel's publisher cannot make an event look like a member's.
+      const userId = channel.startsWith('presence-') ? publication.tags?.[USER_ID_TAG] : undefined;
       const user = userId === undefined ? '' : `,"user_id":${toJson(userId)}`;
-      return `{"event":${toJson(publication.event ?? DEFAULT_EVENT)},"channel":${toJson(channelOf(publication.topic))},"data":${pusherData(publication.payload)}${user}}`;
+      // A reserved name never reaches a Pusher client as its protocol's own event (publishers are refused it: publication.ts).
+      const event = publication.event === undefined || /^pusher(_internal)?:/i.test(publication.event) ? DEFAULT_EVENT : publication.event;
+      return `{"event":${toJson(event)},"channel":${toJson(channel)},"data":${pusherData(publication.payload)}${user}}`;
     },
     // A push to the connection's user (herald.send): an event on no channel, which pusher-js's global bindings get.
     push: (payload: string) => `{"event":${toJson(DEFAULT_EVENT)},"data":${pusherData(payload)}}`,

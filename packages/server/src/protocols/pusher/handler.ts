@@ -258,6 +258,8 @@ export class PusherHandler implements FrameHandler {
       if (!verifyAuth(data.auth, key, secret, channelAuthString(session.id, channel, channelData))) return this.subscriptionError(session, channel, 'AuthError', 'Invalid signature: the channel authorisation does not match', 401);
       const member = parseMember(channelData);
       if (!member) return this.subscriptionError(session, channel, 'AuthError', 'channel_data must be JSON with a user_id', 400);
+      const infoBytes = Buffer.byteLength(JSON.stringify(member.userInfo) ?? '');
+      if (infoBytes > this.app.maxPresenceInfoBytes) return this.subscriptionError(session, channel, 'LimitReached', `user_info is ${infoBytes} bytes, over the limit of ${this.app.maxPresenceInfoBytes}`, 413);
       if (!session.topics.has(topic)) {
         const uid = PusherApps.uidOf(this.app, member.userId);
         if (!this.isMember(topic, uid) && this.host.presenceUsers(topic) >= this.app.maxPresenceMembers) {
@@ -339,7 +341,8 @@ export class PusherHandler implements FrameHandler {
     const data = message.data ?? null;
     let size: number;
     try {
-      size = Buffer.byteLength(toJson(data) ?? '');
+      // A string counts as its own bytes (as the HTTP API counts a trigger's data), anything else as its JSON text.
+      size = Buffer.byteLength(typeof data === 'string' ? data : (toJson(data) ?? ''));
     } catch {
       return this.error(session, 'Client event rejected: data is not JSON');
     }
