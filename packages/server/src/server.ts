@@ -160,6 +160,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       remoteTopics: (_node, opened, closed) => events.remoteTopics(opened, closed),
       remoteGone: (node, crashed) => events.remoteGone(node, crashed),
       remoteAlive: (node) => events.remoteAlive(node),
+      readyAlone: () => events.catchUp(),
     },
     config.cluster.heartbeatInterval,
     log,
@@ -188,6 +189,15 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       userHolders: (uid) => cluster.nodesHolding(uid).length,
       memberConnections: (topic, uid) => presence.store.connectionsOf(topic, uid),
       localTopics: () => hub.topicNames(),
+      presentUsers: function* () {
+        yield* hub.userIds();
+        yield* cluster.remoteUsers();
+      },
+      presentTopics: function* () {
+        yield* hub.topicNames();
+        yield* cluster.remoteTopics();
+      },
+      presentMembers: () => presence.store.members(),
       shareTopic: (topic, open) => (open ? cluster.topicOpened(topic) : cluster.topicClosed(topic)),
     },
   });
