@@ -266,10 +266,10 @@ export const configSchema = z.strictObject({
         .strictObject({
           /** A Herald topic each event is published to (with history, by the node that emits it), for backends that subscribe. Unset: none. */
           name: z.string().min(1).optional(),
-          /** Events the topic's history keeps. */
-          size: z.number().int().min(1).max(1_000_000).default(10_000),
-          /** How long the topic's history keeps an event. */
-          ttl: duration.default(86_400_000),
+          /** Events the topic's history keeps (10,000 when unset: server.ts; unset without a name, as neither means anything then). */
+          size: z.number().int().min(1).max(1_000_000).optional(),
+          /** How long the topic's history keeps an event (24 h when unset). */
+          ttl: duration.optional(),
         })
         .prefault({}),
       /** Endpoints events are POSTed to, signed (Standard Webhooks), batched, retried until acknowledged. */
@@ -716,7 +716,7 @@ export function optionNames(path: string[] = []): string[] {
 export function validateConfig(input: unknown): HeraldConfig {
   const result = configSchema.safeParse(input);
   if (result.success) {
-    const crossed = crossProblems(input, result.data);
+    const crossed = crossProblems(result.data);
     if (crossed.length > 0) throw new ConfigError(crossed);
     return result.data;
   }
@@ -737,11 +737,10 @@ export function validateConfig(input: unknown): HeraldConfig {
 }
 
 /** What no single option's schema sees: options that contradict each other (the lifecycle events' mostly). */
-function crossProblems(input: unknown, config: HeraldConfig): string[] {
+function crossProblems(config: HeraldConfig): string[] {
   const problems: string[] = [];
   const events = config.events;
-  const givenTopic = (input as { events?: { topic?: Record<string, unknown> } } | null)?.events?.topic;
-  if (events.topic.name === undefined && givenTopic && (givenTopic.size !== undefined || givenTopic.ttl !== undefined)) {
+  if (events.topic.name === undefined && (events.topic.size !== undefined || events.topic.ttl !== undefined)) {
     problems.push('events.topic: size or ttl given without a name: no events topic is published (set events.topic.name, or remove them)');
   }
   for (const [index, webhook] of events.webhooks.entries()) {

@@ -430,7 +430,7 @@ function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker
  * recovers by offset; unchanged without an events topic.
  */
 function withEventsTopic(config: HeraldConfig): HeraldConfig {
-  const { name, size, ttl } = config.events.topic;
+  const { name, size = 10_000, ttl = 86_400_000 } = config.events.topic;
   if (name === undefined) return config;
   return { ...config, history: [{ pattern: name, size, ttl, cache: false }, ...config.history] };
 }

@@ -159,5 +159,7 @@ describe('configuration', () => {
       pusher: { enabled: true, apps: [{ id: 'app1', key: 'key1', secret: 'a secret of app1' }] },
     });
     assert.equal(fine.events.topic.size, 50);
+    assert.deepEqual(validateConfig(fine), fine, 'a validated configuration validates again, unchanged (the CLI hands one to createHerald)');
+    assert.deepEqual(validateConfig(validateConfig({})).events.topic, {}, 'no events topic: no size or ttl either');
   });
 });
