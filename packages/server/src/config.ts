@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { topicMatches } from './topics.js';
 import { pathPatternProblem } from './util/paths.js';
 import proxyAddr from '@fastify/proxy-addr';
 import { FORWARDING_HEADERS } from './util/client-address.js';
@@ -50,10 +51,32 @@ const pathPattern = z.string().superRefine((value, ctx) => {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** A backend URL Herald calls (a proxy): http or https. */
+/** Whether a URL carries credentials (`user:password@`), which fetch refuses on every request (and which logs would show). */
+function hasCredentials(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
+}
+
+const NO_CREDENTIALS = 'a URL with credentials (user:password@) is refused (no request could be made with it): give them as a header instead, e.g. headers: {authorization: "Basic ..."}, or let the network restrict who reaches the endpoint';
+
 const backendUrl = z
   .string()
   .url()
-  .refine((value) => /^https?:\/\//i.test(value), 'a proxy URL is http:// or https://');
+  .refine((value) => /^https?:\/\//i.test(value), 'a proxy URL is http:// or https://')
+  .refine((value) => !hasCredentials(value), NO_CREDENTIALS);
+
+/** A topic pattern: an exact topic, or a prefix ending in `*` (the only place a `*` may be). */
+const topicPattern = z
+  .string()
+  .min(1)
+  .refine((value) => !value.slice(0, -1).includes('*'), "a topic pattern is an exact topic or a prefix ending in '*' ('*' only at the end)");
+
+/** Request headers Herald sets on every webhook request, which `headers` may not replace. */
+const RESERVED_WEBHOOK_HEADERS = ['content-type', 'webhook-id', 'webhook-timestamp', 'webhook-signature'];
 
 /** What every proxy endpoint has besides its URL (docs/backend.md). */
 const proxyCall = {
@@ -236,17 +259,17 @@ export const configSchema = z.strictObject({
   events: z
     .strictObject({
       /** Topics (exact or `prefix*`) whose occupancy (topic_occupied/vacated) and presence (join/leave, member_added/removed) make events. None by default. */
-      topics: listOf(z.string().min(1)).default([]),
+      topics: listOf(topicPattern).default([]),
       /** The kinds of events this node emits at all (default: every kind). */
       kinds: eventKinds.default([...EVENT_KINDS]),
       topic: z
         .strictObject({
           /** A Herald topic each event is published to (with history, by the node that emits it), for backends that subscribe. Unset: none. */
           name: z.string().min(1).optional(),
-          /** Events the topic's history keeps. */
-          size: z.number().int().min(1).max(1_000_000).default(10_000),
-          /** How long the topic's history keeps an event. */
-          ttl: duration.default(86_400_000),
+          /** Events the topic's history keeps (10,000 when unset: server.ts; unset without a name, as neither means anything then). */
+          size: z.number().int().min(1).max(1_000_000).optional(),
+          /** How long the topic's history keeps an event (24 h when unset). */
+          ttl: duration.optional(),
         })
         .prefault({}),
       /** Endpoints events are POSTed to, signed (Standard Webhooks), batched, retried until acknowledged. */
@@ -256,13 +279,14 @@ export const configSchema = z.strictObject({
             url: z
               .string()
               .url()
-              .refine((value) => /^https?:\/\//i.test(value), 'a webhook URL is http:// or https://'),
+              .refine((value) => /^https?:\/\//i.test(value), 'a webhook URL is http:// or https://')
+              .refine((value) => !hasCredentials(value), NO_CREDENTIALS),
             /** The signing key: `whsec_<base64>` (Standard Webhooks) or a string of at least 24 characters. */
             secret: webhookSecret,
             /** Only these kinds (default: every kind the node emits). */
             kinds: eventKinds.optional(),
             /** Only events about these topics (exact or `prefix*`); events without a topic (user_*, connection_closed) are then left out. */
-            topics: listOf(z.string().min(1)).optional(),
+            topics: listOf(topicPattern).optional(),
             /** How long events wait to be sent together in one request. */
             batchWindow: duration.default(200),
             /** Most events in one request. */
@@ -277,8 +301,11 @@ export const configSchema = z.strictObject({
             maxAge: duration.default(3_600_000),
             /** Most events waiting for this endpoint; past it the oldest are dropped (logged, counted). */
             maxQueue: z.number().int().min(1).default(10_000),
-            /** Extra request headers. */
-            headers: z.record(z.string(), z.string()).default({}),
+            /** Extra request headers (an `authorization` for the receiver, say); content-type and the signature's headers are Herald's. */
+            headers: z
+              .record(z.string(), z.string())
+              .refine((headers) => !Object.keys(headers).some((name) => RESERVED_WEBHOOK_HEADERS.includes(name.toLowerCase())), `headers may not set ${RESERVED_WEBHOOK_HEADERS.join(', ')}: Herald sets them (the body's type and its signature)`)
+              .default({}),
           }),
         )
         .default([]),
@@ -355,7 +382,11 @@ export const configSchema = z.strictObject({
       connectHook: z
         .strictObject({
           /** Backend endpoint Herald POSTs to for every new connection; it answers the uid and topics. */
-          url: z.string().url().optional(),
+          url: z
+            .string()
+            .url()
+            .refine((value) => !hasCredentials(value), NO_CREDENTIALS)
+            .optional(),
           /** How long the backend has to answer; past it the connection is refused with 4000. */
           timeout: duration.default(3_000),
           /** Request headers of the WebSocket upgrade forwarded to the backend. */
@@ -684,7 +715,11 @@ export function optionNames(path: string[] = []): string[] {
 /** Validates a merged configuration object; throws ConfigError naming every bad option. */
 export function validateConfig(input: unknown): HeraldConfig {
   const result = configSchema.safeParse(input);
-  if (result.success) return result.data;
+  if (result.success) {
+    const crossed = crossProblems(result.data);
+    if (crossed.length > 0) throw new ConfigError(crossed);
+    return result.data;
+  }
   const problems: string[] = [];
   for (const issue of result.error.issues) {
     const where = issue.path.join('.');
@@ -699,6 +734,36 @@ export function validateConfig(input: unknown): HeraldConfig {
     }
   }
   throw new ConfigError(problems);
+}
+
+/** What no single option's schema sees: options that contradict each other (the lifecycle events' mostly). */
+function crossProblems(config: HeraldConfig): string[] {
+  const problems: string[] = [];
+  const events = config.events;
+  if (events.topic.name === undefined && (events.topic.size !== undefined || events.topic.ttl !== undefined)) {
+    problems.push('events.topic: size or ttl given without a name: no events topic is published (set events.topic.name, or remove them)');
+  }
+  for (const [index, webhook] of events.webhooks.entries()) {
+    if (webhook.retryDelay > webhook.maxRetryDelay) problems.push(`events.webhooks.${index}.retryDelay: ${webhook.retryDelay} ms is more than maxRetryDelay (${webhook.maxRetryDelay} ms)`);
+  }
+  const name = events.topic.name;
+  if (name !== undefined) {
+    // The events topic's own occupancy tracked would feed back: its subscribers' comings and goings make events published to it.
+    const covering = events.topics.filter((pattern) => topicMatches([pattern], name));
+    if (covering.length > 0) problems.push(`events.topics: ${covering.map((p) => JSON.stringify(p)).join(', ')} covers the events topic ${JSON.stringify(name)}: its own subscribers would make events published to it (narrow the pattern)`);
+    for (const [index, endpoint] of config.raw.entries()) {
+      // A raw endpoint subscribes its connections without a token: the events topic would be open to anyone on that path.
+      if (endpoint.topics.some((topic) => topicMatches([topic], name) || topicMatches([name], topic))) problems.push(`raw.${index}.topics: the events topic ${JSON.stringify(name)} may not be a raw endpoint's topic (it carries user ids; it is read with a token that grants it)`);
+      if (endpoint.publish === name) problems.push(`raw.${index}.publish: the events topic ${JSON.stringify(name)} is published to by Herald only`);
+    }
+    if (config.pusher.enabled) {
+      for (const [index, app] of config.pusher.apps.entries()) {
+        const prefix = app.topicPrefix ?? `pusher:${app.id}:`;
+        if (name.startsWith(prefix)) problems.push(`pusher.apps.${index}.topicPrefix: ${JSON.stringify(prefix)} makes the events topic ${JSON.stringify(name)} a channel of app ${app.id} (choose another name or prefix)`);
+      }
+    }
+  }
+  return problems;
 }
 
 export interface ConfigSources {

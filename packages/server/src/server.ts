@@ -160,6 +160,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       remoteTopics: (_node, opened, closed) => events.remoteTopics(opened, closed),
       remoteGone: (node, crashed) => events.remoteGone(node, crashed),
       remoteAlive: (node) => events.remoteAlive(node),
+      readyAlone: () => events.catchUp(),
     },
     config.cluster.heartbeatInterval,
     log,
@@ -188,6 +189,15 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
       userHolders: (uid) => cluster.nodesHolding(uid).length,
       memberConnections: (topic, uid) => presence.store.connectionsOf(topic, uid),
       localTopics: () => hub.topicNames(),
+      presentUsers: function* () {
+        yield* hub.userIds();
+        yield* cluster.remoteUsers();
+      },
+      presentTopics: function* () {
+        yield* hub.topicNames();
+        yield* cluster.remoteTopics();
+      },
+      presentMembers: () => presence.store.members(),
       shareTopic: (topic, open) => (open ? cluster.topicOpened(topic) : cluster.topicClosed(topic)),
     },
   });
@@ -420,7 +430,7 @@ function createBroker(config: HeraldConfig, nodeId: string, log: Logger): Broker
  * recovers by offset; unchanged without an events topic.
  */
 function withEventsTopic(config: HeraldConfig): HeraldConfig {
-  const { name, size, ttl } = config.events.topic;
+  const { name, size = 10_000, ttl = 86_400_000 } = config.events.topic;
   if (name === undefined) return config;
   return { ...config, history: [{ pattern: name, size, ttl, cache: false }, ...config.history] };
 }

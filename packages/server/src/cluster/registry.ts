@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import type { NodeStats, NodeView, PresenceEntry } from '../herald.js';
@@ -5,6 +6,8 @@ import type { NodeStats, NodeView, PresenceEntry } from '../herald.js';
 export type { NodeStats, NodeView };
 
 interface RemoteNode {
+  /** The incarnation (process) of the node its messages come from: another one under the same id means this one is gone. */
+  inc: string | undefined;
   seq: number;
   users: Set<string>;
   /** Its open topics among those whose occupancy is tracked (lifecycle events: `RegistryHost.localTopics`). */
@@ -18,13 +21,14 @@ interface RemoteNode {
   ready: boolean;
 }
 
+/** Every registry message carries `inc`, its sender's incarnation (a random id per process, per registry). */
 type Control =
-  | { t: 'hb'; node: string; seq: number; stats: NodeStats; ready?: boolean }
-  | { t: 'delta'; node: string; seq: number; add: string[]; del: string[]; pj?: Array<[string, PresenceEntry]>; pl?: Array<[string, string]>; to?: string[]; tc?: string[] }
-  | { t: 'snap'; node: string; seq: number; part: number; last: boolean; users: string[]; presence?: Array<[string, PresenceEntry]>; topics?: string[] }
-  | { t: 'want'; node: string; from: string }
-  | { t: 'bye'; node: string }
-  | { t: 'push'; node: string; uids: string[]; payload: string; raw: string | null };
+  | { t: 'hb'; node: string; inc?: string; seq: number; stats: NodeStats; ready?: boolean }
+  | { t: 'delta'; node: string; inc?: string; seq: number; add: string[]; del: string[]; pj?: Array<[string, PresenceEntry]>; pl?: Array<[string, string]>; to?: string[]; tc?: string[] }
+  | { t: 'snap'; node: string; inc?: string; seq: number; part: number; last: boolean; users: string[]; presence?: Array<[string, PresenceEntry]>; topics?: string[] }
+  | { t: 'want'; node: string; inc?: string; from: string }
+  | { t: 'bye'; node: string; inc?: string }
+  | { t: 'push'; node: string; inc?: string; uids: string[]; payload: string; raw: string | null };
 
 const SNAPSHOT_PART = 5000;
 
@@ -72,6 +76,14 @@ export interface RegistryHost {
   remoteGone?(node: string, crashed: boolean): void;
   /** Another node's heartbeat arrived: it was alive a moment ago. */
   remoteAlive?(node: string): void;
+  /**
+   * This node just became a candidate (ready, and its heartbeat said so)
+   * while it knows no other ready candidate: no node was emitting the
+   * cluster-wide events of what happened before (a cold start of the whole
+   * cluster, a lone node, a broker outage of every node), so this node
+   * tells the present state (events/: the catch-up).
+   */
+  readyAlone?(): void;
 }
 
 /**
@@ -101,6 +113,8 @@ export class ClusterRegistry {
   private flushScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private startedAt = 0;
+  /** This process's incarnation: another process under the same node id (a quick restart) has another one. */
+  readonly incarnation = randomBytes(9).toString('base64url');
   /** Control messages that other units handle (the stream relay), by their `t`. */
   private readonly routes = new Map<string, (message: never) => void>();
 
@@ -128,16 +142,28 @@ export class ClusterRegistry {
   /**
    * Whether this node may emit cluster-wide lifecycle events (events/): a
    * lone node (the memory broker) always; in a cluster, once its broker is
-   * ready, three heartbeat intervals after its last announce (it has heard
-   * every live node by then) and while it holds a full snapshot of every
-   * node it knows. A node whose broker is down is never ready: it cannot
-   * know what the others hold.
+   * ready, `readinessDelay` after its last announce (it has heard every live
+   * node by then) and while it holds a full snapshot of every node it
+   * knows. A node whose broker is down is never ready: it cannot know what
+   * the others hold.
    */
   get ready(): boolean {
     if (this.startedAt === 0) return this.broker.name === 'memory';
-    if (this.broker.state !== 'ready' || this.announcedAt === 0 || Date.now() - this.announcedAt < 3 * this.interval) return false;
+    if (this.broker.state !== 'ready' || this.announcedAt === 0 || Date.now() - this.announcedAt < this.readinessDelay) return false;
     for (const node of this.remotes.values()) if (!node.synced) return false;
     return true;
+  }
+
+  /**
+   * How long after its announce a node may count itself ready, ms: one
+   * heartbeat interval plus a margin (a tenth of it, at least 100 ms and at
+   * most 1 s) for the broker's latency and the timers' drift. Every live
+   * node heartbeats once per interval (and answers an announce at once with
+   * a request for its snapshot), so by then every live node has been heard
+   * of; readiness also waits for a full snapshot of each of them.
+   */
+  get readinessDelay(): number {
+    return this.interval + Math.min(1_000, Math.max(100, this.interval / 10));
   }
 
   /**
@@ -164,6 +190,16 @@ export class ClusterRegistry {
     this.scheduleFlush();
   }
 
+  /** Every uid another live node holds (duplicates across nodes). */
+  *remoteUsers(): Iterable<string> {
+    for (const node of this.remotes.values()) yield* node.users;
+  }
+
+  /** Every tracked topic another live node has open (duplicates across nodes). */
+  *remoteTopics(): Iterable<string> {
+    for (const node of this.remotes.values()) yield* node.topics;
+  }
+
   /** How many other live nodes hold a subscriber of a tracked topic. */
   topicHolders(topic: string): number {
     let count = 0;
@@ -173,7 +209,7 @@ export class ClusterRegistry {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.send({ t: 'bye', node: this.nodeId });
+    await this.send({ t: 'bye', node: this.nodeId, inc: this.incarnation });
   }
 
   userOnline(uid: string): void {
@@ -249,9 +285,19 @@ export class ClusterRegistry {
       return;
     }
     if (!message || typeof message !== 'object' || message.node === this.nodeId) return;
+    if (message.t === 'hb' || message.t === 'delta' || message.t === 'snap' || message.t === 'want' || message.t === 'bye') {
+      // Another process under a known node's id (a restart quicker than three heartbeats): the one
+      // known is gone without a goodbye, and what it held leaves as after a crash before the new one is taken.
+      const known = this.remotes.get(message.node);
+      if (known && typeof message.inc === 'string' && known.inc !== undefined && known.inc !== message.inc) {
+        this.log.warn({ node: message.node }, 'cluster node restarted (another incarnation): the previous one forgotten');
+        this.forget(message.node, true);
+        if (message.t === 'bye') return;
+      }
+    }
     switch (message.t) {
       case 'hb': {
-        const node = this.remote(message.node);
+        const node = this.remote(message.node, message.inc);
         node.stats = message.stats;
         node.ready = message.ready === true;
         this.host.remoteAlive?.(message.node);
@@ -259,7 +305,7 @@ export class ClusterRegistry {
         break;
       }
       case 'delta': {
-        const node = this.remote(message.node);
+        const node = this.remote(message.node, message.inc);
         if (node.synced && message.seq === node.seq + 1) {
           const added = changed(node.users, message.add, true);
           const removed = changed(node.users, message.del, false);
@@ -276,7 +322,7 @@ export class ClusterRegistry {
         break;
       }
       case 'snap': {
-        const node = this.remote(message.node);
+        const node = this.remote(message.node, message.inc);
         if (message.part === 0) node.incoming = { seq: message.seq, next: 0, users: new Set(), topics: new Set(), presence: [] };
         else if (!node.incoming || node.incoming.seq !== message.seq || node.incoming.next !== message.part) {
           // A part of this snapshot was lost: what arrived is not the node's whole state. Ask for another.
@@ -310,7 +356,7 @@ export class ClusterRegistry {
       case 'want':
         // The asker is a live node too: a node that just joined learns of the others from their
         // requests for its snapshot (answering its announce), not only at their next heartbeat.
-        this.remote(message.node);
+        this.remote(message.node, message.inc);
         if (message.from === this.nodeId) this.sendSnapshot();
         break;
       case 'bye':
@@ -331,17 +377,18 @@ export class ClusterRegistry {
     return this.sawPeers;
   }
 
-  private remote(id: string): RemoteNode {
+  private remote(id: string, inc: string | undefined): RemoteNode {
     let node = this.remotes.get(id);
     if (!node) {
       this.sawPeers = true;
-      node = { seq: 0, users: new Set(), topics: new Set(), stats: { connections: 0, users: 0, topics: 0, subscriptions: 0 }, lastSeen: 0, incoming: null, synced: false, ready: false };
+      node = { inc, seq: 0, users: new Set(), topics: new Set(), stats: { connections: 0, users: 0, topics: 0, subscriptions: 0 }, lastSeen: 0, incoming: null, synced: false, ready: false };
       this.remotes.set(id, node);
       // A node heard of for the first time may not know this one yet (it joined after this one's
       // announce): a heartbeat to it now, not at the next tick, so that it learns at once that other
       // nodes exist (history kept in its memory stops vouching for a recovery: server.ts).
       if (this.startedAt !== 0) this.greet(id);
     }
+    node.inc ??= inc;
     node.lastSeen = Date.now();
     return node;
   }
@@ -358,7 +405,7 @@ export class ClusterRegistry {
   }
 
   private want(node: string): void {
-    void this.send({ t: 'want', node: this.nodeId, from: node });
+    void this.send({ t: 'want', node: this.nodeId, inc: this.incarnation, from: node });
   }
 
   private tick(): void {
@@ -374,13 +421,15 @@ export class ClusterRegistry {
 
   /** This node's heartbeat, to one node only. */
   private greet(node: string): void {
-    const message: Control = { t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats(), ready: this.saidReady };
+    const message: Control = { t: 'hb', node: this.nodeId, inc: this.incarnation, seq: this.seq, stats: this.host.stats(), ready: this.saidReady };
     this.broker.sendToNode(node, JSON.stringify(message)).catch((err: Error) => this.log.debug({ err: err.message, node }, 'cluster greeting not sent'));
   }
 
   private heartbeat(): void {
+    const wasReady = this.saidReady;
     this.saidReady = this.ready;
-    void this.send({ t: 'hb', node: this.nodeId, seq: this.seq, stats: this.host.stats(), ready: this.saidReady });
+    void this.send({ t: 'hb', node: this.nodeId, inc: this.incarnation, seq: this.seq, stats: this.host.stats(), ready: this.saidReady });
+    if (this.saidReady && !wasReady && this.candidates().length === 1) this.host.readyAlone?.();
   }
 
   private scheduleFlush(): void {
@@ -389,7 +438,7 @@ export class ClusterRegistry {
     setImmediate(() => {
       this.flushScheduled = false;
       if (this.added.size === 0 && this.removed.size === 0 && this.presenceJoined.length === 0 && this.presenceLeft.length === 0 && this.topicsOpened.size === 0 && this.topicsClosed.size === 0) return;
-      const message: Control = { t: 'delta', node: this.nodeId, seq: ++this.seq, add: [...this.added], del: [...this.removed] };
+      const message: Control = { t: 'delta', node: this.nodeId, inc: this.incarnation, seq: ++this.seq, add: [...this.added], del: [...this.removed] };
       if (this.presenceJoined.length > 0) message.pj = this.presenceJoined;
       if (this.presenceLeft.length > 0) message.pl = this.presenceLeft;
       if (this.topicsOpened.size > 0) message.to = [...this.topicsOpened];
@@ -419,7 +468,7 @@ export class ClusterRegistry {
     const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART), Math.ceil(presence.length / SNAPSHOT_PART), Math.ceil(topics.length / SNAPSHOT_PART));
     for (let part = 0; part < parts; part++) {
       const slice = (list: unknown[]) => list.slice(part * SNAPSHOT_PART, (part + 1) * SNAPSHOT_PART);
-      const message: Control = { t: 'snap', node: this.nodeId, seq, part, last: part === parts - 1, users: slice(users) as string[], presence: slice(presence) as Array<[string, PresenceEntry]> };
+      const message: Control = { t: 'snap', node: this.nodeId, inc: this.incarnation, seq, part, last: part === parts - 1, users: slice(users) as string[], presence: slice(presence) as Array<[string, PresenceEntry]> };
       if (topics.length > 0) message.topics = slice(topics) as string[];
       void this.send(message);
     }

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 /** What one attempt at delivering a batch came to. */
 export type AttemptOutcome =
   | { ok: true }
-  /** Worth trying again (network error, timeout, 5xx, 408, 429); `after`: the receiver's Retry-After, ms. */
+  /** Worth trying again (network error, timeout, 5xx, 408, 429); `after`: the receiver's Retry-After, ms (honoured as long as the batch's maxAge allows). */
   | { ok: false; retry: true; reason: string; after?: number }
   /** Never worth trying again (a 4xx refusal): the batch is given up. */
   | { ok: false; retry: false; reason: string };
@@ -22,9 +22,12 @@ export interface DeliveryOptions {
   readonly batchWindow: number;
   /** Most items in one batch. */
   readonly maxBatch: number;
-  /** Most items waiting (not counting the batch being attempted); past it the oldest are dropped. */
+  /** Most items held, the batch being attempted included (what `size` and the `herald_event_queue` gauge report); past it the oldest waiting ones are dropped (the batch being attempted is kept). */
   readonly maxQueue: number;
-  /** The first retry's ceiling, ms; each retry doubles it, up to `maxRetryDelay` (full jitter: a random wait under the ceiling). */
+  /**
+   * The first retry's ceiling, ms; each retry doubles it, up to `maxRetryDelay` (full jitter: a random wait under the ceiling).
+   * A receiver's Retry-After longer than that wait is honoured, whatever `maxRetryDelay`; one that reaches past `maxAge` gives the batch up.
+   */
   readonly retryDelay: number;
   readonly maxRetryDelay: number;
   /** A batch not delivered this long after its first attempt is given up, ms. */
@@ -62,7 +65,7 @@ export class DeliveryQueue<E> {
     private readonly log: Logger,
   ) {}
 
-  /** Items waiting, the batch being attempted included. */
+  /** Items waiting, the batch being attempted included: at most `maxQueue`. */
   get size(): number {
     return this.queue.length + (this.current?.items.length ?? 0);
   }
@@ -73,8 +76,9 @@ export class DeliveryQueue<E> {
       return;
     }
     this.queue.push(item);
-    if (this.queue.length > this.options.maxQueue) {
-      const over = this.queue.length - this.options.maxQueue;
+    if (this.size > this.options.maxQueue) {
+      // The batch being attempted counts: what is held (and reported) stays within maxQueue.
+      const over = Math.min(this.queue.length, this.size - this.options.maxQueue);
       this.queue.splice(0, over);
       this.report.failed('overflow', over);
       this.log.warn({ sink: this.name, dropped: over, maxQueue: this.options.maxQueue }, 'event queue full: oldest events dropped');
@@ -152,7 +156,8 @@ export class DeliveryQueue<E> {
         return;
       }
       const ceiling = Math.min(this.options.maxRetryDelay, this.options.retryDelay * 2 ** Math.min(attempt, 30));
-      const delay = Math.max(Math.random() * ceiling, Math.min(outcome.after ?? 0, this.options.maxRetryDelay));
+      // The receiver's Retry-After is honoured in full (a wait shorter than asked would only be refused again); past maxAge the batch is given up below.
+      const delay = Math.max(Math.random() * ceiling, outcome.after ?? 0);
       const now = Date.now();
       if (now + delay - batch.firstAt > this.options.maxAge) {
         this.report.failed('expired', batch.items.length);

@@ -31,6 +31,15 @@ export interface LifecycleEvent {
   /** connection_closed: the WebSocket close code (docs/protocol.md's table) and reason. */
   readonly code?: number;
   readonly reason?: string;
+  /**
+   * topic_occupied, user_online, member_added: true when the event is part
+   * of a catch-up, the state at a cold start (a node became ready while no
+   * node was emitting: the whole cluster starting, a lone node, every node
+   * cut from the broker). A backend treats it as an assertion of presence,
+   * not necessarily a new transition; its vacated/offline/removed
+   * counterpart comes later as usual. Absent otherwise.
+   */
+  readonly catchUp?: true;
 }
 
 export type EventListener = (event: LifecycleEvent) => void;
@@ -49,6 +58,12 @@ export interface EventsHost extends Membership {
   memberConnections(topic: string, uid: string): number;
   /** This node's topics with a subscriber. */
   localTopics(): Iterable<string>;
+  /** Every uid with a connection, cluster-wide (this node's and the replicated ones; duplicates allowed). */
+  presentUsers(): Iterable<string>;
+  /** Every topic with a subscriber, cluster-wide, among the tracked ones (duplicates allowed). */
+  presentTopics(): Iterable<string>;
+  /** Every (topic, uid, info) with a presence entry, cluster-wide (the presence store). */
+  presentMembers(): Iterable<[string, string, unknown]>;
   /** Tells the other nodes that a tracked topic opened or closed here (ClusterRegistry.topicOpened/Closed). */
   shareTopic(topic: string, open: boolean): void;
 }
@@ -181,6 +196,24 @@ export class LifecycleEvents {
   /** Another node's heartbeat: the transitions it owned before it are its own to emit. */
   remoteAlive(node: string): void {
     this.ownership.ownerAlive(node);
+  }
+
+  /**
+   * This node became a candidate while it knew no other (ClusterRegistry's
+   * host: readyAlone): the transitions before it were emitted by no node,
+   * so it emits the present state, each event marked `catchUp`:
+   * topic_occupied for each tracked topic with a subscriber, user_online
+   * for each connected uid, member_added for each member of a tracked
+   * presence topic, cluster-wide. Being the only candidate, it owns every
+   * key; the later vacated/offline/removed pair with these.
+   */
+  catchUp(): void {
+    const { host } = this.options;
+    const topics = new Set<string>();
+    for (const topic of host.presentTopics()) if (this.tracks(topic)) topics.add(topic);
+    for (const topic of topics) this.cluster('topic_occupied', `t\n${topic}`, { topic, catchUp: true });
+    for (const uid of new Set(host.presentUsers())) this.cluster('user_online', `u\n${uid}`, { uid, catchUp: true });
+    for (const [topic, uid, info] of host.presentMembers()) if (this.tracks(topic)) this.cluster('member_added', `m\n${topic}\n${uid}`, { topic, uid, info, catchUp: true });
   }
 
   /** A presence entry came or went (PresenceTracker's observer): `node` null for this node's connections. */

@@ -23,6 +23,24 @@ export interface WebhookFormat<E> {
   encode(batch: readonly E[], context: { readonly batchId: string; readonly now: number; readonly secret: string }): WebhookRequest;
 }
 
+/**
+ * A Retry-After header's wait, ms from `now` (RFC 9110 §10.2.3): a number of
+ * seconds, or an HTTP-date (a date in the past: no wait). Undefined when
+ * absent or unreadable.
+ */
+export function retryAfter(header: string | null, now: number): number | undefined {
+  const value = header?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
+}
+
+/** A text (an error message) with any URL's credentials masked: `//user:pw@host` -> `//***@host`. */
+export function withoutCredentials(text: string): string {
+  return text.replace(/\/\/[^/@\s]*@/g, '//***@');
+}
+
 /** The HMAC key of a secret: Standard Webhooks' `whsec_<base64>` is the decoded bytes, any other string its UTF-8 bytes. */
 export function webhookKey(secret: string): Buffer {
   return secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8');
@@ -63,7 +81,8 @@ export interface WebhookSenderOptions<E> extends DeliveryOptions {
  * POSTs events to one endpoint: queued, batched (per window and size),
  * signed by a format, retried with exponential backoff and full jitter on a
  * network error, a timeout, a 5xx, 408 or 429 (after Retry-After when the
- * receiver gives one) until a 2xx acknowledges them; any other status is a
+ * receiver gives one, seconds or an HTTP-date, honoured up to the batch's
+ * maxAge) until a 2xx acknowledges them; any other status is a
  * refusal and the batch is given up (logged, counted). At least once while
  * the process runs; `close` flushes within its timeout.
  */
@@ -103,13 +122,13 @@ export class WebhookSender<E> {
       await response.arrayBuffer().catch(() => undefined);
     } catch (err) {
       const name = (err as Error).name;
-      return { ok: false, retry: true, reason: name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeout} ms` : ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message) };
+      return { ok: false, retry: true, reason: name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${timeout} ms` : withoutCredentials((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message) };
     }
     const status = response.status;
     if (status >= 200 && status < 300) return { ok: true };
     if (status >= 500 || status === 408 || status === 429) {
-      const seconds = Number(response.headers.get('retry-after'));
-      return { ok: false, retry: true, reason: `status ${status}`, ...(Number.isFinite(seconds) && seconds > 0 ? { after: seconds * 1000 } : {}) };
+      const after = retryAfter(response.headers.get('retry-after'), Date.now());
+      return { ok: false, retry: true, reason: `status ${status}`, ...(after !== undefined ? { after } : {}) };
     }
     return { ok: false, retry: false, reason: `status ${status}` };
   }

@@ -86,6 +86,18 @@ export class LocalPresence {
     return entry;
   }
 
+  /** Every (topic, uid) with a connection, cluster-wide, with the info of one of its entries (a lifecycle events catch-up). */
+  *members(): Iterable<[string, string, unknown]> {
+    for (const [topic, presence] of this.topics) {
+      const seen = new Set<string>();
+      for (const entry of presence.connections.values()) {
+        if (entry.uid === undefined || seen.has(entry.uid)) continue;
+        seen.add(entry.uid);
+        yield [topic, entry.uid, entry.info];
+      }
+    }
+  }
+
   /** How many connections of `uid` are on a topic, cluster-wide. */
   connectionsOf(topic: string, uid: string): number {
     return this.topics.get(topic)?.users.get(uid) ?? 0;

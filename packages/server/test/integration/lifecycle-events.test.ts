@@ -127,6 +127,109 @@ for (const kind of ['redis', 'nats'] as const) {
   }
 }
 
+describe('lifecycle events at a cold start and a quick restart (redis broker)', () => {
+  const skip = requireBinary('redis-server');
+  const server = new RedisServer();
+  const receiver = new WebhookReceiver(HOOK_SECRET);
+  before(async () => {
+    if (skip) return;
+    await Promise.all([server.start(), receiver.start()]);
+  });
+  after(() => Promise.all([server.stop(), receiver.stop()]));
+  const options = (prefix: string, heartbeatInterval: number, nodeId?: string): HeraldOptions => ({
+    broker: 'redis',
+    redis: { url: server.url, prefix },
+    ...(nodeId ? { nodeId } : {}),
+    cluster: { heartbeatInterval },
+    presence: [{ pattern: 'room:*' }],
+    auth: { jwt: { secret: SECRET } },
+    events: { topics: ['room:*'], webhooks: [{ url: receiver.url, secret: HOOK_SECRET, batchWindow: 20, retryDelay: 50 }] },
+  });
+
+  /** Connects users before any node is ready, waits for readiness, checks the catch-up, then the leaves pairing with it. */
+  async function coldStart(nodes: Herald[], tag: string): Promise<void> {
+    const uid = (i: number) => `${tag}-u${i}`;
+    const clients: TestClient[] = [];
+    // u0 on the first node, u1 on the last, u2 on every node; each in its room and in room:shared.
+    for (let i = 0; i < 3; i++) {
+      for (const [n, node] of nodes.entries()) {
+        if (i === 0 && n > 0) continue;
+        if (i === 1 && n < nodes.length - 1) continue;
+        clients.push(await member(node, uid(i), `room:${tag}-${i}`, `room:${tag}-shared`));
+      }
+    }
+    assert.deepEqual(nodes.map((node) => internals(node).cluster.candidates().length), nodes.map(() => 0), 'the users connected before any node was ready');
+    await allReady(nodes);
+    await flush(nodes, receiver, `${tag}-up`);
+    const ours = (event: Event) => (event.uid ?? event.topic ?? '').startsWith(tag) || (event.topic ?? '').startsWith(`room:${tag}`);
+    const once = (kind: string, key: Record<string, unknown>, catchUp?: true) => {
+      const found = receiver.of((event) => is(kind, key)(event) && ours(event));
+      assert.equal(found.length, 1, `${kind} ${JSON.stringify(key)} once`);
+      assert.equal(found[0]!.catchUp, catchUp, `${kind} ${JSON.stringify(key)}: catchUp ${catchUp}`);
+    };
+    for (let i = 0; i < 3; i++) {
+      once('user_online', { uid: uid(i) }, true);
+      once('topic_occupied', { topic: `room:${tag}-${i}` }, true);
+      once('member_added', { topic: `room:${tag}-${i}`, uid: uid(i) }, true);
+      once('member_added', { topic: `room:${tag}-shared`, uid: uid(i) }, true);
+    }
+    once('topic_occupied', { topic: `room:${tag}-shared` }, true);
+    await Promise.all(clients.map((client) => client.close()));
+    await flush(nodes, receiver, `${tag}-down`);
+    for (let i = 0; i < 3; i++) {
+      once('user_offline', { uid: uid(i) });
+      once('topic_vacated', { topic: `room:${tag}-${i}` });
+      once('member_removed', { topic: `room:${tag}-${i}`, uid: uid(i) });
+      once('member_removed', { topic: `room:${tag}-shared`, uid: uid(i) });
+    }
+    once('topic_vacated', { topic: `room:${tag}-shared` });
+    assert.equal(receiver.duplicates, 0);
+    await Promise.all(nodes.map((node) => node.close()));
+  }
+
+  it('two nodes started together, users connected before either is ready: each present user, topic and member once (catchUp) after readiness, and the leaves pair with them', async (t) => {
+    if (skip) return t.skip(skip);
+    const first = await startHerald(options('cold2:', 1000));
+    const second = await startHerald(options('cold2:', 1000));
+    await coldStart([first, second], 'c2');
+  });
+
+  it('a lone node (redis broker), users connected before it is ready: the same', async (t) => {
+    if (skip) return t.skip(skip);
+    await coldStart([await startHerald(options('cold1:', 1000))], 'c1');
+  });
+
+  it('a node restarted under the same node id before the others forget it: every vacated, offline and member_removed of what it held arrives once, from a survivor', async (t) => {
+    if (skip) return t.skip(skip);
+    const nodes = [await startHerald(options('inc:', 400, 'n-a')), await startHerald(options('inc:', 400, 'n-b')), await startHerald(options('inc:', 400, 'n-c'))];
+    await allReady(nodes);
+    const victim = nodes[2]!;
+    const clients: TestClient[] = [];
+    for (let i = 0; i < 12; i++) clients.push(await member(victim, `r-u${i}`, `room:r-${i}`));
+    await flush(nodes, receiver, 'r-up');
+    for (let i = 0; i < 12; i++) assert.equal(receiver.of(is('member_added', { uid: `r-u${i}` })).length, 1);
+    // n-c dies without a goodbye (its broker connection cut) and comes back at once as another process, same id.
+    await internals(victim).broker.close();
+    const reborn = await startHerald(options('inc:', 400, 'n-c'));
+    const survivors = nodes.slice(0, 2);
+    await receiver.until(
+      () => receiver.of((e) => e.kind === 'user_offline' && e.uid.startsWith('r-u')).length >= 12 && receiver.of((e) => e.kind === 'topic_vacated' && e.topic.startsWith('room:r-')).length >= 12 && receiver.of((e) => e.kind === 'member_removed' && e.uid.startsWith('r-u')).length >= 12,
+      'every departure of the crashed incarnation',
+    );
+    await allReady([...survivors, reborn]);
+    await flush([...survivors, reborn], receiver, 'r-after');
+    for (let i = 0; i < 12; i++) {
+      for (const [kind, key] of [['user_offline', { uid: `r-u${i}` }], ['topic_vacated', { topic: `room:r-${i}` }], ['member_removed', { topic: `room:r-${i}`, uid: `r-u${i}` }]] as const) {
+        const found = receiver.of(is(kind, key));
+        assert.equal(found.length, 1, `${kind} ${JSON.stringify(key)} once`);
+        assert.ok(['n-a', 'n-b'].includes(found[0]!.node), `${kind} from a survivor`);
+      }
+    }
+    for (const client of clients) client.ws.terminate();
+    await Promise.all([...nodes, reborn].map((node) => node.close()));
+  });
+});
+
 describe('webhook delivery (one node)', () => {
   const receiver = new WebhookReceiver(HOOK_SECRET);
   before(() => receiver.start());

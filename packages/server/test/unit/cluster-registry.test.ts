@@ -188,13 +188,13 @@ describe('ClusterRegistry.onControl: what the other nodes tell this one', () => 
   });
 
   it('"want" addressed to this node sends a snapshot of its users and presence, with a new sequence', () => {
-    const { control, broker, host } = setup();
+    const { control, broker, host, registry } = setup();
     host.users = new Set(['u1', 'u2']);
     host.presence = [['room', { conn: 'c1', uid: 'u1' }]];
     control({ t: 'want', node: 'b', from: 'c' });
     assert.deepEqual(broker.broadcastsOf('snap'), [], 'a request to another node is not answered here');
     control({ t: 'want', node: 'b', from: SELF });
-    assert.deepEqual(broker.broadcastsOf('snap'), [{ t: 'snap', node: SELF, seq: 1, part: 0, last: true, users: ['u1', 'u2'], presence: [['room', { conn: 'c1', uid: 'u1' }]] }]);
+    assert.deepEqual(broker.broadcastsOf('snap'), [{ t: 'snap', node: SELF, inc: registry.incarnation, seq: 1, part: 0, last: true, users: ['u1', 'u2'], presence: [['room', { conn: 'c1', uid: 'u1' }]] }]);
     control({ t: 'want', node: 'c', from: SELF });
     assert.equal(broker.broadcastsOf<{ seq: number }>('snap')[1]!.seq, 2);
   });
@@ -209,11 +209,11 @@ describe('ClusterRegistry: what this node tells the others', () => {
     registry.presenceJoin('room', { conn: 'c1', uid: 'u1' });
     assert.deepEqual(broker.broadcastsOf('delta'), [], 'nothing before the turn ends');
     await turn();
-    assert.deepEqual(broker.broadcastsOf('delta'), [{ t: 'delta', node: SELF, seq: 1, add: ['u1'], del: [], pj: [['room', { conn: 'c1', uid: 'u1' }]] }]);
+    assert.deepEqual(broker.broadcastsOf('delta'), [{ t: 'delta', node: SELF, inc: registry.incarnation, seq: 1, add: ['u1'], del: [], pj: [['room', { conn: 'c1', uid: 'u1' }]] }]);
     registry.userOffline('u1');
     registry.presenceLeave('room', 'c1');
     await turn();
-    assert.deepEqual(broker.broadcastsOf('delta')[1], { t: 'delta', node: SELF, seq: 2, add: [], del: ['u1'], pl: [['room', 'c1']] });
+    assert.deepEqual(broker.broadcastsOf('delta')[1], { t: 'delta', node: SELF, inc: registry.incarnation, seq: 2, add: [], del: ['u1'], pl: [['room', 'c1']] });
     registry.userOnline('u3');
     registry.userOffline('u3');
     await turn();
@@ -228,7 +228,7 @@ describe('ClusterRegistry: what this node tells the others', () => {
     await turn();
     assert.deepEqual(broker.broadcastsOf('delta'), []);
     assert.equal(broker.broadcastsOf('snap').length, 1);
-    assert.deepEqual(broker.broadcastsOf('hb'), [{ t: 'hb', node: SELF, seq: 1, stats: host.stats(), ready: false }], 'the heartbeat carries the snapshot\'s sequence');
+    assert.deepEqual(broker.broadcastsOf('hb'), [{ t: 'hb', node: SELF, inc: registry.incarnation, seq: 1, stats: host.stats(), ready: false }], 'the heartbeat carries the snapshot\'s sequence');
   });
 
   it('a large snapshot goes in parts of at most 5000 users, the last one marked', () => {
@@ -308,7 +308,7 @@ describe('ClusterRegistry heartbeats (mock timers)', () => {
     void registry.stop();
     mock.timers.tick(10 * INTERVAL);
     assert.equal(broker.broadcastsOf('hb').length, 4, 'no heartbeat after stop');
-    assert.deepEqual(broker.broadcastsOf('bye'), [{ t: 'bye', node: SELF }]);
+    assert.deepEqual(broker.broadcastsOf('bye'), [{ t: 'bye', node: SELF, inc: registry.incarnation }]);
   });
 });
 
@@ -327,6 +327,9 @@ class EventsHost extends RecordingHost {
   }
   remoteGone(node: string, crashed: boolean): void {
     this.told.push(['gone', node, crashed]);
+  }
+  readyAlone(): void {
+    this.told.push(['readyAlone']);
   }
 }
 
@@ -368,13 +371,76 @@ describe('ClusterRegistry: what lifecycle events need (tracked topics, changes t
     registry.topicOpened('room:2');
     registry.topicClosed('room:2');
     await turn();
-    assert.deepEqual(broker.broadcastsOf('delta'), [{ t: 'delta', node: SELF, seq: 1, add: [], del: [], to: ['room:1'] }]);
+    assert.deepEqual(broker.broadcastsOf('delta'), [{ t: 'delta', node: SELF, inc: registry.incarnation, seq: 1, add: [], del: [], to: ['room:1'] }]);
     host.topics = ['room:1'];
     control({ t: 'want', node: 'b', from: SELF });
     assert.deepEqual(broker.broadcastsOf<{ topics?: string[] }>('snap')[0]!.topics, ['room:1']);
   });
 
-  it('ready: three intervals after its announce, with every known node synced, and said in a heartbeat before it counts itself; a node silent three heartbeats is gone as crashed', () => {
+  it('ready: one interval and a margin after its announce (not at one interval), with every known node synced', () => {
+    mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
+    const { registry } = eventsSetup();
+    registry.announce();
+    registry.start();
+    assert.equal(registry.readinessDelay, INTERVAL + 100);
+    mock.timers.tick(INTERVAL);
+    assert.equal(registry.ready, false, 'one interval: not yet');
+    mock.timers.tick(100);
+    assert.equal(registry.ready, true, 'one interval and the margin');
+  });
+
+  it('becoming a candidate while no other node is one tells the host (readyAlone: the catch-up); not when another ready node is known', () => {
+    mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
+    const alone = eventsSetup();
+    alone.registry.announce();
+    alone.registry.start();
+    alone.control({ t: 'hb', node: 'b', inc: 'b1', seq: 1, stats: {}, ready: false });
+    alone.control({ ...snap('b', 1, []), inc: 'b1' });
+    for (let i = 0; i < 4; i++) {
+      mock.timers.tick(INTERVAL);
+      alone.control({ t: 'hb', node: 'b', inc: 'b1', seq: 1, stats: {}, ready: false });
+    }
+    assert.deepEqual(alone.host.told.filter((t) => (t as unknown[])[0] === 'readyAlone'), [['readyAlone']], 'once, when it became ready, node b not ready');
+    mock.timers.reset();
+    mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
+    const joining = eventsSetup();
+    joining.registry.announce();
+    joining.registry.start();
+    joining.control({ t: 'hb', node: 'b', inc: 'b1', seq: 1, stats: {}, ready: true });
+    joining.control({ ...snap('b', 1, []), inc: 'b1' });
+    for (let i = 0; i < 4; i++) {
+      mock.timers.tick(INTERVAL);
+      joining.control({ t: 'hb', node: 'b', inc: 'b1', seq: 1, stats: {}, ready: true });
+    }
+    assert.deepEqual(joining.registry.candidates().sort(), ['b', SELF]);
+    assert.deepEqual(joining.host.told.filter((t) => (t as unknown[])[0] === 'readyAlone'), [], 'node b was emitting already');
+  });
+
+  it('a message under a known node id from another incarnation (a quick restart): the previous one is forgotten as crashed, what it held leaves, then the new one is taken', () => {
+    const { host, registry, control, broker } = eventsSetup();
+    control({ ...snap('c', 4, ['u1']), inc: 'old', topics: ['room:1'] });
+    control({ t: 'hb', node: 'c', inc: 'old', seq: 4, stats: {}, ready: true });
+    assert.deepEqual(registry.nodesHolding('u1'), ['c']);
+    host.told.length = 0;
+    control({ t: 'hb', node: 'c', inc: 'new', seq: 1, stats: {}, ready: false });
+    assert.deepEqual(host.told, [
+      ['gone', 'c', true],
+      ['users', 'c', [], ['u1']],
+      ['topics', 'c', [], ['room:1']],
+    ]);
+    assert.deepEqual(registry.nodesHolding('u1'), []);
+    assert.deepEqual(registry.candidates(), [], 'the new incarnation is not ready');
+    assert.ok(broker.broadcastsOf<{ from: string }>('want').some((want) => want.from === 'c'), 'and its snapshot is asked for');
+    control({ ...snap('c', 1, ['u2']), inc: 'new' });
+    host.told.length = 0;
+    control({ t: 'hb', node: 'c', inc: 'new', seq: 1, stats: {}, ready: true });
+    assert.deepEqual(host.told, [], 'the same incarnation again: nothing forgotten');
+    assert.deepEqual(registry.nodesHolding('u2'), ['c']);
+    control({ t: 'bye', node: 'c', inc: 'newer' });
+    assert.deepEqual(host.told, [['gone', 'c', true], ['users', 'c', [], ['u2']]], 'a goodbye from yet another incarnation: the one known crashed');
+  });
+
+  it('ready: past its delay after its announce, with every known node synced, and said in a heartbeat before it counts itself; a node silent three heartbeats is gone as crashed', () => {
     mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
     const { broker, host, registry, control } = eventsSetup();
     registry.announce();

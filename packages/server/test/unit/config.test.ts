@@ -119,4 +119,47 @@ describe('configuration', () => {
     const { maskSecrets } = await import('../../src/config.js');
     assert.equal(maskSecrets(hook).events.webhooks[0]!.secret, '***');
   });
+
+  it('refuses a URL with credentials (no request could be made with it): webhooks, proxies, the connect hook, pointing to headers', () => {
+    const secret = 'x'.repeat(24);
+    for (const input of [
+      { events: { webhooks: [{ url: 'http://user:pw@b.example/hooks', secret }] } },
+      { proxy: { subscribe: [{ pattern: 'a*', url: 'https://user:pw@b.example/sub' }] } },
+      { auth: { connectHook: { url: 'https://user@b.example/connect' } } },
+    ]) {
+      const found = problems(() => validateConfig(input));
+      assert.equal(found.length, 1, JSON.stringify(input));
+      assert.match(found[0]!, /credentials .* refused.*headers/);
+      assert.doesNotMatch(found[0]!, /pw/, 'the password is not repeated');
+    }
+  });
+
+  it("lifecycle events: options that make no sense together are refused, each with what to do", () => {
+    const secret = 'x'.repeat(24);
+    const refused = (input: unknown, expected: RegExp) => {
+      const found = problems(() => validateConfig(input));
+      assert.equal(found.length, 1, `${JSON.stringify(input)}: ${found.join('; ')}`);
+      assert.match(found[0]!, expected);
+    };
+    refused({ events: { topics: ['a*b'] } }, /^events\.topics\.0: a topic pattern is an exact topic or a prefix ending in '\*'/);
+    refused({ events: { webhooks: [{ url: 'https://b.example', secret, topics: ['ro*om'] }] } }, /^events\.webhooks\.0\.topics\.0: a topic pattern/);
+    refused({ events: { topic: { size: 50 } } }, /^events\.topic: size or ttl given without a name/);
+    refused({ events: { webhooks: [{ url: 'https://b.example', secret, retryDelay: 5_000, maxRetryDelay: 1_000 }] } }, /^events\.webhooks\.0\.retryDelay: 5000 ms is more than maxRetryDelay \(1000 ms\)/);
+    for (const name of ['Content-Type', 'webhook-signature', 'Webhook-Id', 'webhook-timestamp']) {
+      refused({ events: { webhooks: [{ url: 'https://b.example', secret, headers: { [name]: 'x' } }] } }, /^events\.webhooks\.0\.headers: headers may not set content-type, webhook-id/);
+    }
+    refused({ events: { topics: ['herald.*'], topic: { name: 'herald.events' } } }, /^events\.topics: "herald\.\*" covers the events topic "herald\.events"/);
+    refused({ events: { topic: { name: 'herald.events' } }, raw: [{ path: '/raw', topics: ['herald.events'] }] }, /^raw\.0\.topics: the events topic/);
+    refused({ events: { topic: { name: 'herald.events' } }, raw: [{ path: '/raw', publish: 'herald.events' }] }, /^raw\.0\.publish: the events topic/);
+    refused({ events: { topic: { name: 'pusher:app1:events' } }, pusher: { enabled: true, apps: [{ id: 'app1', key: 'key1', secret: 'a secret of app1' }] } }, /^pusher\.apps\.0\.topicPrefix: "pusher:app1:" makes the events topic/);
+    // What stays accepted: the same options, consistent.
+    const fine = validateConfig({
+      events: { topics: ['room:*', 'lobby'], topic: { name: 'herald.events', size: 50 }, webhooks: [{ url: 'https://b.example', secret, topics: ['room:*'], retryDelay: 1_000, maxRetryDelay: 1_000, headers: { authorization: 'Basic dTpw' } }] },
+      raw: [{ path: '/raw', topics: ['feed'], publish: 'feed' }],
+      pusher: { enabled: true, apps: [{ id: 'app1', key: 'key1', secret: 'a secret of app1' }] },
+    });
+    assert.equal(fine.events.topic.size, 50);
+    assert.deepEqual(validateConfig(fine), fine, 'a validated configuration validates again, unchanged (the CLI hands one to createHerald)');
+    assert.deepEqual(validateConfig(validateConfig({})).events.topic, {}, 'no events topic: no size or ttl either');
+  });
 });

@@ -118,6 +118,9 @@ function host(nodeId: string, candidates: string[]) {
     userHolders: (uid) => state.remoteUsers.get(uid) ?? 0,
     memberConnections: (topic, uid) => state.members.get(`${topic}|${uid}`) ?? 0,
     localTopics: () => state.topics,
+    presentUsers: () => [...state.users, ...state.remoteUsers.keys()],
+    presentTopics: () => [...state.topics, ...state.remoteTopics.keys()],
+    presentMembers: () => [...state.members.keys()].map((key): [string, string, unknown] => [key.split('|')[0]!, key.split('|')[1]!, { name: key.split('|')[1] }]),
     shareTopic: (topic, open) => state.shared.push([topic, open]),
   };
   return { h, state };
@@ -151,6 +154,36 @@ describe('LifecycleEvents', () => {
     assert.deepEqual(seen[3], { ...seen[3], topic: 'room:1', uid: 'alice', info: { name: 'Alice' }, node: 'solo' });
     assert.deepEqual([seen[6]!.code, seen[6]!.reason, seen[6]!.conn], [1000, 'bye', 'c1']);
     assert.equal(new Set(seen.map((e) => e.id)).size, seen.length);
+  });
+
+  it('catch-up: the present state, cluster-wide and tracked only, each once and marked catchUp; the later departures pair with it', () => {
+    const { h, state } = host('solo', ['solo']);
+    const events = new LifecycleEvents({ nodeId: 'solo', host: h, kinds: EVENT_KINDS, topics: ['room:*'], handoff: 1000, margin: 100, log: silent });
+    const seen: LifecycleEvent[] = [];
+    events.on((event) => seen.push(event));
+    state.topics.add('room:1').add('lobby');
+    state.remoteTopics.set('room:1', 1).set('room:2', 1);
+    state.users.add('alice');
+    state.remoteUsers.set('alice', 1).set('bob', 1);
+    state.members.set('room:1|alice', 2).set('lobby|alice', 1);
+    events.catchUp();
+    assert.deepEqual(
+      seen.map((e) => [e.kind, e.topic ?? null, e.uid ?? null, e.catchUp]),
+      [
+        ['topic_occupied', 'room:1', null, true],
+        ['topic_occupied', 'room:2', null, true],
+        ['user_online', null, 'alice', true],
+        ['user_online', null, 'bob', true],
+        ['member_added', 'room:1', 'alice', true],
+      ],
+    );
+    assert.deepEqual(seen[4]!.info, { name: 'alice' });
+    seen.length = 0;
+    state.remoteUsers.delete('bob');
+    events.remoteUsers([], ['bob']);
+    state.topics.add('room:3');
+    events.topicOpened('room:3');
+    assert.deepEqual(seen.map((e) => [e.kind, e.catchUp]), [['user_offline', undefined], ['topic_occupied', undefined]], 'what follows is as usual, not marked');
   });
 
   it('a transition another node already accounts for is none: a topic or a user held elsewhere', () => {
