@@ -57,7 +57,7 @@ describe('publication metadata (tags, event) on one node, memory history', () =>
       [{ topic: 'api', message: 0, tags: { k: 'v'.repeat(257) } }, /over 256 characters/],
       [{ topic: 'api', message: 0, event: '' }, /event must be 1 to 200 characters/],
       [{ topic: 'api', message: 0, event: 'e'.repeat(201) }, /event must be 1 to 200 characters/],
-      [{ topic: 'api', message: 0, event: 'a\nb' }, /control character/],
+      [{ topic: 'api', message: 0, event: 'a\nb' }, /control or format character/],
       [{ topic: 'api', message: 0, event: 7 }, /event/],
     ];
     for (const [body, message] of bad) {
@@ -73,6 +73,39 @@ describe('publication metadata (tags, event) on one node, memory history', () =>
     // Nothing of the refused ones arrived: the next publication is the marker.
     await herald.publish('api', 'marker');
     assert.equal((await nextPublication(sub)).message, 'marker');
+  });
+
+  it('the tag name __proto__ (an own property, as JSON makes it), a non-string value under it, and control or format characters in tags and events are bad_request on every path', async () => {
+    const sub = await connect(herald);
+    await sub.request({ action: 'subscribe', topic: 'proto' });
+    const client = await connect(herald);
+    const bad: Array<[string, RegExp]> = [
+      ['"tags":{"__proto__":"x","b":"1"}', /tags: the tag name "__proto__" is reserved/],
+      ['"tags":{"__proto__":{"polluted":"1"}}', /tags: the tag name "__proto__" is reserved/],
+      ['"tags":{"k":"v","__proto__":{"polluted":1}}', /tags: the tag name "__proto__" is reserved/],
+      ['"tags":{"k":{"nested":"v"}}', /tags: tag "k" must be a string/],
+      ['"tags":{"k":"a\\u200bb"}', /tags: tag "k" holds a control or format character/],
+      ['"tags":{"k":"a\\u2028b"}', /tags: tag "k" holds a control or format character/],
+      ['"tags":{"k":"a\\u0085b"}', /tags: tag "k" holds a control or format character/],
+      ['"tags":{"a\\u202eb":"v"}', /tags: tag name .* holds a control or format character/],
+      ['"event":"a\\u202eb"', /event: event holds a control or format character/],
+      ['"event":"a\\ufeffb"', /event: event holds a control or format character/],
+      ['"event":"a\\u2029b"', /event: event holds a control or format character/],
+      ['"event":"a\\u009bb"', /event: event holds a control or format character/],
+    ];
+    for (const [fields, message] of bad) {
+      // The JSON frame as text, so that "__proto__" is an own key as a client's JSON makes it.
+      const reply = await client.request(JSON.parse(`{"action":"publish","topic":"proto","message":0,${fields}}`));
+      assert.deepEqual([reply.ok, reply.error?.code], [false, 'bad_request'], fields);
+      assert.match(reply.error.message, message, fields);
+      const answer = await http(herald, 'POST', '/api/publish', JSON.parse(`{"topic":"proto","message":0,${fields}}`));
+      assert.deepEqual([answer.status, answer.body.error.code], [400, 'bad_request'], fields);
+      assert.match(answer.body.error.message, fields.includes('__proto__') ? /holds a "__proto__" key/ : message, fields);
+      await assert.rejects(herald.publish('proto', 0, 'library', JSON.parse(`{${fields}}`)), (err: any) => err.code === 'bad_request' && message.test(err.message), fields);
+    }
+    assert.equal(Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted'), false);
+    await herald.publish('proto', 'marker');
+    assert.equal((await nextPublication(sub)).message, 'marker', 'none of them was published');
   });
 
   it('memory history keeps them: a history page and a recovery carry tags and event', async () => {
