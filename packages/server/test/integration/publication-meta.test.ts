@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Herald, HeraldOptions } from '../../src/index.js';
 import { brokerReady, connect, http, startHerald, type TestClient } from '../helpers/helpers.js';
 import { internals } from '../helpers/internals.js';
+import { connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
 import { eventually, NatsServer, RedisServer, requireBinary, type ServerProcess } from '../helpers/servers.js';
 
 /** A publication's metadata (tags, event) as every path must keep it. */
@@ -177,6 +179,45 @@ for (const kind of ['redis', 'nats'] as const) {
         { action: 'publish', topic: 'live', message: { n: 3 }, event: 'only-event' },
       ]);
       assert.deepEqual(got[1]!.map((f) => f.message.n), [2, 3, 4], 'the excluded connection did not get n=1, and got the rest');
+    });
+
+    it('a forged Herald envelope (or Herald NATS headers) from a raw publisher on the broker: invalid tags or event are dropped, the payload kept', async (t) => {
+      if (skip) return t.skip(skip);
+      const client = await connect(nodes[1]!);
+      await client.request({ action: 'subscribe', topic: 'forged' });
+      const channel = kind === 'redis' ? 'meta:forged' : 'meta.forged';
+      const bad: Array<[Record<string, unknown>, string]> = [
+        [{ t: { r: 'eu', n: { nested: [1, 2] }, x: 7 } }, 'nested and number tag values'],
+        [{ t: { r: 'eu' }, e: `${'E'.repeat(300)}\u0000` }, 'a 300-character event with NUL'],
+        [{ t: { r: 'eu' }, e: 'pusher:error' }, 'a pusher: event'],
+        [{ t: JSON.parse('{"__proto__":{"r":"eu"}}') }, 'a __proto__ tag'],
+        [{ e: 'a\u202eb' }, 'a format character'],
+      ];
+      const good = { t: { r: 'eu' }, e: 'forged.but.valid' };
+      if (kind === 'redis') {
+        const raw = new Redis(server.url);
+        for (const [index, [meta]] of bad.entries()) await raw.publish(channel, `\x1eherald\x1ffake-node\x1f\x1c${JSON.stringify(meta)}\x1f{"m":${index}}`);
+        await raw.publish(channel, `\x1eherald\x1ffake-node\x1f\x1c${JSON.stringify(good)}\x1f{"m":"good"}`);
+        raw.disconnect();
+      } else {
+        const nc = await natsConnect({ servers: server.url });
+        for (const [index, [meta]] of bad.entries()) {
+          const marked = natsHeaders();
+          marked.set('Herald-Node', 'fake-node');
+          if (meta.t !== undefined) marked.set('Herald-Tags', JSON.stringify(meta.t));
+          if (meta.e !== undefined) marked.set('Herald-Event', String(meta.e).replace('\u0000', '\u0001'));
+          nc.publish(channel, `{"m":${index}}`, { headers: marked });
+        }
+        const marked = natsHeaders();
+        marked.set('Herald-Node', 'fake-node');
+        marked.set('Herald-Tags', JSON.stringify(good.t));
+        marked.set('Herald-Event', good.e);
+        nc.publish(channel, '{"m":"good"}', { headers: marked });
+        await nc.drain();
+      }
+      for (const [index, [, what]] of bad.entries()) assert.deepEqual(await nextPublication(client), { action: 'publish', topic: 'forged', message: { m: index } }, what);
+      assert.deepEqual(await nextPublication(client), { action: 'publish', topic: 'forged', message: { m: 'good' }, event: 'forged.but.valid', tags: { r: 'eu' } }, 'valid metadata is kept');
+      client.close();
     });
 
     it('history across nodes keeps them: a recovery and a page on the other node carry tags and event', async (t) => {
