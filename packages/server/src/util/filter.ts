@@ -44,11 +44,12 @@ function numeric(value: string | undefined): number {
 /**
  * Compiles a filter (the grammar above) into a closure; throws
  * `HeraldError('bad_request')` naming where the filter is wrong
- * (`filter.and[1].eq: ...`), or over a bound.
+ * (`filter.and[1].eq: ...`, from `root`: the name the filter came under,
+ * `filter` unless told), or over a bound.
  */
-export function compileFilter(spec: unknown): TagFilter {
+export function compileFilter(spec: unknown, root = 'filter'): TagFilter {
   const budget = { nodes: 0 };
-  return compile(spec, 'filter', 1, budget);
+  return compile(spec, root, 1, budget);
 }
 
 function fail(where: string, message: string): never {

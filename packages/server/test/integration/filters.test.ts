@@ -218,7 +218,7 @@ describe('tags and filters on one node', () => {
     assert.equal((await again.next()).message.n, 8);
   });
 
-  it('SSE takes a filter for every topic (filter=) or one (filter.<topic>=); a bad one is 400', async () => {
+  it('SSE takes a filter for every topic (filter=) or one (filter.<topic>=); a bad one, one given twice, or one for a topic the stream lacks is 400', async () => {
     const both = await openSse(herald, ['s1', 's2'], { query: { filter: JSON.stringify({ eq: ['region', 'eu'] }), 'filter.s2': JSON.stringify({ eq: ['region', 'us'] }) } });
     await both.take(2); // the subscribe events
     for (const topic of ['s1', 's2']) for (const [index, tags] of PUBLICATIONS.entries()) await herald.publish(topic, { n: index, topic }, 'library', tags ? { tags } : {});
@@ -227,9 +227,21 @@ describe('tags and filters on one node', () => {
     assert.deepEqual(events.map((e) => [e.json.topic, e.json.message.n]), [['s1', 0], ['s1', 2], ['s2', 1], ['s1', 99]]);
     const refused = await refusedSse(herald, ssePath(['s1'], { filter: '{"eq":["a"]}' }));
     assert.equal(refused.status, 400);
-    assert.match(refused.body.error.message, /^filter: filter\.eq: needs \[tag, value\]/);
+    assert.match(refused.body.error.message, /^filter\.eq: needs \[tag, value\]/, 'the parameter named once');
+    const perTopic = await refusedSse(herald, ssePath(['s1'], { 'filter.s1': '{"and":[{"gt":["a","x"]}]}' }));
+    assert.equal(perTopic.status, 400);
+    assert.match(perTopic.body.error.message, /^filter\.s1\.and\[0\]\.gt\[1\]: needs a finite number/);
     const notJson = await refusedSse(herald, ssePath(['s1'], { 'filter.s1': '{eq' }));
     assert.match(notJson.body.error.message, /^filter\.s1: not JSON/);
+    const elsewhere = await refusedSse(herald, ssePath(['s1'], { 'filter.s3': '{"eq":["a","b"]}' }));
+    assert.deepEqual([elsewhere.status, elsewhere.body.error.code], [400, 'bad_request']);
+    assert.match(elsewhere.body.error.message, /^filter\.s3 names a topic the stream does not subscribe/);
+    const eq = (value: string) => encodeURIComponent(JSON.stringify({ eq: ['region', value] }));
+    for (const name of ['filter', 'filter.s1']) {
+      const twice = await refusedSse(herald, `${ssePath(['s1'])}&${name}=${eq('eu')}&${name}=${eq('us')}`);
+      assert.deepEqual([twice.status, twice.body.error.code], [400, 'bad_request'], name);
+      assert.match(twice.body.error.message, new RegExp(`^${name.replace('.', '\\.')} is given more than once`));
+    }
   });
 
   it('the SDK publishes tags and an event and subscribes with a filter; its messages carry them', async () => {
