@@ -1,5 +1,7 @@
 /** What a publication is, wherever it travels: published, stored in history, carried between nodes, encoded for a connection. */
 
+import { INVISIBLE } from './util/invisible.js';
+
 /** An LHTTP message published on a topic (by an LHTTP client, `POST /publish`, or an Lhttp node). */
 export interface LhttpPublication {
   /** The LHTTP text, exactly as LHTTP subscribers receive it. */
@@ -48,15 +50,6 @@ export type Tags = Readonly<Record<string, string>>;
 
 /** Bounds on a publication's tags and event name (`tagsProblem`, `eventProblem`). */
 export const TAG_LIMITS = Object.freeze({ maxTags: 16, maxNameLength: 64, maxValueLength: 256, maxEventLength: 200 });
-
-/**
- * Control and format characters (Unicode categories Cc and Cf: NUL, ESC,
- * bidirectional overrides, zero-width ones, the BOM) and the line and
- * paragraph separators (U+2028, U+2029), which a tag name, a tag value or an
- * event name never holds: they would travel into every frame, log line and
- * Pusher client unseen.
- */
-export const INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
 
 /**
  * Why `tags` cannot be a publication's tags, or null: not an object, more

@@ -1,5 +1,5 @@
 import { HeraldError } from '../errors.js';
-import { INVISIBLE } from '../publication.js';
+import { INVISIBLE } from './invisible.js';
 
 /**
  * A subscription's filter on publication tags (docs/backend.md, "Tags and

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { HeraldError } from '../../errors.js';
-import type { Tags } from '../../publication.js';
 import { describeIssue as describe } from '../../util/zod.js';
 import type { RouteContext } from './context.js';
 
@@ -18,7 +17,7 @@ const publishItem = z.strictObject({
    * publisher (`tagsProblem`: 16 tags, names 1 to 64, values to 256
    * characters): a record schema would copy them and lose a `__proto__` name.
    */
-  tags: z.custom<Tags>(() => true).optional(),
+  tags: z.custom<Record<string, string>>(() => true).optional(),
   /** An event name (1 to 200 characters). */
   event: z.string().optional(),
 });
