@@ -221,6 +221,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     config, history, broker, live: subscriptions.live, latest, log, topicProblem,
     whenCarried: (topics) => subscriptions.whenCarried(topics),
     filterOf: (session, topic) => hub.filterOf(session, topic),
+    filteredOut: (count) => metrics.filtered.inc(count),
     vouches: () => broker.name === 'memory' || Boolean(history.appendPublishes) || (!foreignHistory && !cluster.peersSeen),
   });
   // The server API on users' connections, here and on the nodes that hold them (docs/backend.md).

@@ -1,5 +1,6 @@
 import { decodeLhttp, LHTTP_PREFIX } from '@herald/protocol';
 import type { Publication } from './broker.js';
+import { eventProblem, tagsProblem } from '../publication.js';
 import { escapeJsonText, toJson } from '../util/json.js';
 
 /**
@@ -27,7 +28,11 @@ import { escapeJsonText, toJson } from '../util/json.js';
  *       \x1d<connection id>\x1f<message JSON or LHTTP text>
  *
  * A raw publisher's payload never gets either: only Herald's own marked
- * envelopes (and the history script's) are read for them.
+ * envelopes (and the history script's) are read for them. Tags and an event
+ * read from an envelope are checked as a publish checks them
+ * (`metadataProblem`): whoever can PUBLISH on the broker can forge an
+ * envelope, and a forged one with bad tags or event keeps its payload
+ * without them.
  */
 const MARK = '\x1eherald\x1f';
 
@@ -96,19 +101,40 @@ function splitMetadata(text: string): { meta: MetaHeader | null; text: string } 
   }
 }
 
-/** Puts what a metadata header carries on the publication (only the well-formed fields). */
-function applyMetadata(publication: Publication, meta: MetaHeader): void {
+/**
+ * Puts what a metadata header carries on the publication: the exclusion
+ * when it is a string; the tags and the event only when both are valid
+ * (`metadataProblem`), else neither. Returns why they were dropped, or null.
+ */
+function applyMetadata(publication: Publication, meta: MetaHeader): string | null {
   if (typeof meta.x === 'string') publication.exclude = meta.x;
-  if (typeof meta.t === 'object' && meta.t !== null && !Array.isArray(meta.t)) publication.tags = meta.t;
-  if (typeof meta.e === 'string') publication.event = meta.e;
+  if (meta.t === undefined && meta.e === undefined) return null;
+  const problem = metadataProblem(meta.t, meta.e);
+  if (problem) return problem;
+  if (meta.t !== undefined) publication.tags = meta.t;
+  if (meta.e !== undefined) publication.event = meta.e;
+  return null;
 }
 
-/** A Herald publication from its envelope's text (metadata and wire text). */
-function fromEnvelope(topic: string, envelopeText: string): Publication {
+/**
+ * Why tags and an event read off the broker cannot go on a publication, or
+ * null: they are checked as a publish checks them (`tagsProblem`,
+ * `eventProblem`), for whoever can write to the broker can forge a Herald
+ * envelope or Herald's NATS headers. Only called when metadata is present.
+ */
+export function metadataProblem(tags: unknown, event: unknown): string | null {
+  const badTags = tags === undefined ? null : tagsProblem(tags);
+  if (badTags) return `tags: ${badTags}`;
+  const badEvent = event === undefined ? null : eventProblem(event);
+  return badEvent ? `event: ${badEvent}` : null;
+}
+
+/** A Herald publication from its envelope's text (metadata and wire text), and why its tags and event were dropped, if they were. */
+function fromEnvelope(topic: string, envelopeText: string): { publication: Publication; refused: string | null } {
   const { meta, text } = splitMetadata(envelopeText);
   const publication = publicationFromWire(topic, text, true);
-  if (meta) applyMetadata(publication, meta);
-  return publication;
+  const refused = meta ? applyMetadata(publication, meta) : null;
+  return { publication, refused };
 }
 
 /**
@@ -141,6 +167,11 @@ export interface Decoded {
   /** The publishing node, or null for a raw publisher. */
   node: string | null;
   publication: Publication;
+  /**
+   * Set when the envelope carried tags or an event that a publish would
+   * refuse (a forged envelope): they were dropped, the payload kept; why.
+   */
+  refused?: string;
 }
 
 export function decodeEnvelope(topic: string, text: string): Decoded {
@@ -150,15 +181,19 @@ export function decodeEnvelope(topic: string, text: string): Decoded {
     const offset = epochEnd === -1 ? '' : text.slice(HISTORY_MARK.length, offsetEnd);
     // An offset that is not a positive integer is no position (NaN would stop the stream's gap checks): a raw payload.
     if (/^[1-9][0-9]*$/.test(offset) && Number.isSafeInteger(Number(offset))) {
-      const publication = fromEnvelope(topic, text.slice(epochEnd + 1));
+      const { publication, refused } = fromEnvelope(topic, text.slice(epochEnd + 1));
       publication.offset = Number(offset);
       publication.epoch = text.slice(offsetEnd + 1, epochEnd);
-      return { node: null, publication };
+      return refused ? { node: null, publication, refused } : { node: null, publication };
     }
   }
   if (text.startsWith(MARK)) {
     const end = text.indexOf('\x1f', MARK.length);
-    if (end !== -1) return { node: text.slice(MARK.length, end), publication: fromEnvelope(topic, text.slice(end + 1)) };
+    if (end !== -1) {
+      const { publication, refused } = fromEnvelope(topic, text.slice(end + 1));
+      const node = text.slice(MARK.length, end);
+      return refused ? { node, publication, refused } : { node, publication };
+    }
   }
   return { node: null, publication: publicationFromWire(topic, text, false) };
 }

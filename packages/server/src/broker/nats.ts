@@ -2,7 +2,7 @@ import { connect, headers, type Msg, type NatsConnection, type Subscription } fr
 import type { Logger } from 'pino';
 import { HeraldError, InDoubtError } from '../errors.js';
 import type { Broker, BrokerSink, BrokerState, Publication, PublishResult } from './broker.js';
-import { publicationFromWire, wireText } from './envelope.js';
+import { metadataProblem, publicationFromWire, wireText } from './envelope.js';
 import { BrokerNamespace } from './namespace.js';
 
 const ACCEPTED: PublishResult = Object.freeze({});
@@ -238,7 +238,8 @@ export class NatsBroker implements Broker {
       if (node === this.options.nodeId) return;
       // Herald's own publications are JSON (or LHTTP) already; anything else is a raw payload.
       const publication = publicationFromWire(topic, decoder.decode(msg.data), Boolean(node));
-      if (node) readMetadata(msg, publication);
+      const refused = node ? readMetadata(msg, publication) : null;
+      if (refused) this.options.log.debug({ topic, node, problem: refused }, 'nats: Herald headers with invalid tags or event (dropped them, kept the payload)');
       this.sink?.deliver(publication);
     });
     this.subscriptions.set(topic, sub);
@@ -277,18 +278,31 @@ export class NatsBroker implements Broker {
   }
 }
 
-/** A Herald publication's metadata from its NATS headers (exclusion, tags, event), onto the publication. */
-function readMetadata(msg: Msg, publication: Publication): void {
+/**
+ * A Herald publication's metadata from its NATS headers (exclusion, tags,
+ * event), onto the publication. Tags and event are checked as a publish
+ * checks them (a message with a Herald-Node header can come from anyone
+ * who can publish on the server): when either is invalid, neither goes on
+ * the publication, and why is returned; else null.
+ */
+function readMetadata(msg: Msg, publication: Publication): string | null {
   const exclude = msg.headers?.get(EXCLUDE_HEADER);
   if (exclude) publication.exclude = exclude;
-  const event = msg.headers?.get(EVENT_HEADER);
-  if (event) publication.event = event;
-  const tags = msg.headers?.get(TAGS_HEADER);
-  if (!tags) return;
-  try {
-    const parsed: unknown = JSON.parse(tags);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) publication.tags = parsed as Record<string, string>;
-  } catch {
-    // not Herald's: no tags
+  const eventHeader = msg.headers?.get(EVENT_HEADER);
+  const tagsHeader = msg.headers?.get(TAGS_HEADER);
+  if (!eventHeader && !tagsHeader) return null;
+  let tags: unknown;
+  if (tagsHeader) {
+    try {
+      tags = JSON.parse(tagsHeader);
+    } catch {
+      return 'tags: the Herald-Tags header is not JSON';
+    }
   }
+  const event = eventHeader || undefined;
+  const problem = metadataProblem(tags, event);
+  if (problem) return problem;
+  if (tags !== undefined) publication.tags = tags as Publication['tags'];
+  if (event !== undefined) publication.event = event;
+  return null;
 }

@@ -220,8 +220,9 @@ export class RedisBroker implements Broker {
     }
     const topic = this.topicsByChannel.get(channel);
     if (topic === undefined) return;
-    const { node, publication } = decodeEnvelope(topic, text);
+    const { node, publication, refused } = decodeEnvelope(topic, text);
     if (node === this.options.nodeId) return;
+    if (refused) this.options.log.debug({ topic, node, problem: refused }, 'redis: a Herald envelope with invalid tags or event (dropped them, kept the payload)');
     sink.deliver(publication);
   }
 

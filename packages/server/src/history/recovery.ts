@@ -33,6 +33,8 @@ export interface RecoveryOptions {
   topicProblem(topic: string): string | null;
   /** The filter of the connection's subscription to the topic (Hub.filterOf): what it does not pass is not replayed. */
   filterOf?(session: Session, topic: string): ((tags: Publication['tags']) => boolean) | undefined;
+  /** Counts the publications a filtered subscription's replay left out (herald_messages_filtered_total). */
+  filteredOut?(count: number): void;
   /**
    * Whether a store that is not shared holds every publication of its
    * topics: false once publications this process did not store can exist
@@ -153,11 +155,14 @@ export class Recovery {
     const rule = ruleFor(config.history, topic);
     const answering = (): boolean => session.state === 'open' && session.topics.has(topic);
     // A filtered subscription gets the replayed and held publications its filter passes; its reply's position is the topic's all the same.
+    const filter = this.options.filterOf?.(session, topic);
     const encode = (publications: readonly Publication[]): Buffer[] => {
-      const filter = this.options.filterOf?.(session, topic);
       const passed = filter ? publications.filter((publication) => filter(publication.tags)) : publications;
+      if (passed.length < publications.length) this.options.filteredOut?.(publications.length - passed.length);
       return passed.map((publication) => session.codec.publication(publication));
     };
+    // Cache mode for a filtered subscription: the latest value its filter passes, not the topic's latest, and only held ones it passes stand for it.
+    const passing = (publications: readonly Publication[]): Publication[] => (filter ? publications.filter((publication) => filter(publication.tags)) : [...publications]);
     if (!rule || !history.appendPublishes) {
       const ready = this.options.whenCarried([topic]);
       // While the broker confirms the subscription, this node's own publications of the topic may already
@@ -176,7 +181,7 @@ export class Recovery {
         const notShared: RecoveryResult = { recovered: false, reason: 'not_shared', ...here };
         if (rule.cache) {
           // The latest value this process saw, which another node's may have overtaken: not vouched for as the current one.
-          const cached = mergeCached(since, this.options.latest.get(topic, rule), read.position, held ?? []);
+          const cached = mergeCached(since, this.latestPassing(topic, rule, filter), read.position, passing(held ?? []));
           return respond(partial ? notShared : cached.result, encode(cached.publications));
         }
         // Without a position to recover from, merge from the read position itself: nothing is replayed, the held ones it does not cover follow.
@@ -193,8 +198,8 @@ export class Recovery {
     const held = session.holdLive(topic);
     let read: HistoryRead;
     return Promise.resolve(this.options.whenCarried([topic]))
-      // Cache mode reads the newest entry only: the topic's latest value.
-      .then(() => readRetrying(() => history.read(topic, rule, rule.cache ? { limit: 1, reverse: true } : { after: since?.offset, limit: since ? rule.size : 0 }), SUBSCRIBE_READ_RETRY))
+      // Cache mode reads the newest entry only (the topic's latest value); for a filtered subscription the newest entries the rule keeps, to find the latest its filter passes.
+      .then(() => readRetrying(() => history.read(topic, rule, rule.cache ? { limit: filter ? rule.size : 1, reverse: true } : { after: since?.offset, limit: since ? rule.size : 0 }), SUBSCRIBE_READ_RETRY))
       .then((done) => {
         read = done;
         return this.options.broker.caughtUp?.(topic);
@@ -206,9 +211,10 @@ export class Recovery {
           session.releaseLive(topic, held);
           if (!answering()) return;
           if (rule.cache) {
-            const newest = read.entries[0];
+            // Newest first: the first entry the filter passes (any, without a filter).
+            const newest = filter ? read.entries.find((entry) => filter(entry.tags)) : read.entries[0];
             const latest = newest && toPublication(topic, newest, read.position.epoch);
-            const cached = mergeCached(since, latest, read.position, held);
+            const cached = mergeCached(since, latest, read.position, passing(held));
             return respond(cached.result, encode(cached.publications));
           }
           if (!since) {
@@ -226,6 +232,25 @@ export class Recovery {
           respond(since ? { recovered: false, reason: 'unavailable' } : undefined, encode(held));
         },
       );
+  }
+
+  /**
+   * The latest value of a cache-mode topic for a subscription on a store
+   * that is not shared: the latest seen here (LatestValues) when the
+   * subscription's filter passes it (or it has none); otherwise, when the
+   * rule keeps more than one entry, the newest entry of the memory history
+   * the filter passes (this node's history: what other nodes published is
+   * only in LatestValues). A size-1 topic serves a filtered subscription only
+   * when its latest value passes.
+   */
+  private latestPassing(topic: string, rule: HistoryRule, filter: ((tags: Publication['tags']) => boolean) | undefined): Publication | undefined {
+    const latest = this.options.latest.get(topic, rule);
+    if (!filter || (latest && filter(latest.tags))) return latest;
+    if (rule.size <= 1) return undefined;
+    const read = this.options.history.read(topic, rule, { limit: rule.size, reverse: true });
+    if (read instanceof Promise) throw new Error('a history store that is not shared must read synchronously');
+    const entry = read.entries.find((candidate) => filter(candidate.tags));
+    return entry && toPublication(topic, entry, read.position.epoch);
   }
 
   /**

@@ -98,6 +98,10 @@ export function buildHttpApp(herald: Herald, options: HttpAppOptions): FastifyIn
     if (status === 413) {
       return reply.status(413).send({ ok: false, error: { code: 'too_large', message: `request body is over the limit of ${limits.maxHttpBodyBytes} bytes` } });
     }
+    // Fastify's JSON parser (secure-json-parse) refuses a "__proto__" key (and "constructor" with "prototype") as it refuses broken JSON, and says only the latter.
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+      return reply.status(400).send({ ok: false, error: { code: 'bad_request', message: 'the body is not valid JSON, or holds a "__proto__" key or a "constructor" key with "prototype" (refused in every JSON body: such a tag name is reserved too)' } });
+    }
     if (status >= 400 && status < 500) {
       return reply.status(status).send({ ok: false, error: { code: 'bad_request', message: err.message } });
     }

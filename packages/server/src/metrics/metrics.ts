@@ -110,7 +110,7 @@ export class Metrics {
     });
     this.delivered = new Counter({ name: 'herald_messages_delivered_total', help: 'Publication frames written to connections.', registers });
     this.dropped = new Counter({ name: 'herald_messages_dropped_total', help: 'Publication frames not written: the connection was closing or over its queue limit.', registers });
-    this.filtered = new Counter({ name: 'herald_messages_filtered_total', help: "Publication frames not written because the subscription's filter did not pass the publication's tags.", registers });
+    this.filtered = new Counter({ name: 'herald_messages_filtered_total', help: "Publication frames not written because the subscription's filter did not pass the publication's tags (live deliveries and recovery replays).", registers });
     this.pushes = new Counter({ name: 'herald_pushes_total', help: 'Pushes to users (/api/send, /send, library).', registers });
     this.fanoutSeconds = new Histogram({
       name: 'herald_publish_fanout_seconds',

@@ -1,4 +1,5 @@
 import { HeraldError } from '../errors.js';
+import { INVISIBLE } from './invisible.js';
 
 /**
  * A subscription's filter on publication tags (docs/backend.md, "Tags and
@@ -26,7 +27,8 @@ export type TagFilter = (tags: Readonly<Record<string, string>> | undefined) => 
  * in and the comparisons false; `not` turns that around
  * (`{"not":{"eq":["region","eu"]}}` holds for a publication without
  * `region`). Bounds: at most 64 operators in all, nested at most 8 deep;
- * tag names 1 to 64 characters, values at most 256.
+ * tag names 1 to 64 characters (no control or format character, not
+ * `__proto__`), values at most 256.
  */
 export const FILTER_LIMITS = Object.freeze({ maxNodes: 64, maxDepth: 8, maxBranches: 16, maxValues: 64, maxNameLength: 64, maxValueLength: 256 });
 
@@ -42,11 +44,12 @@ function numeric(value: string | undefined): number {
 /**
  * Compiles a filter (the grammar above) into a closure; throws
  * `HeraldError('bad_request')` naming where the filter is wrong
- * (`filter.and[1].eq: ...`), or over a bound.
+ * (`filter.and[1].eq: ...`, from `root`: the name the filter came under,
+ * `filter` unless told), or over a bound.
  */
-export function compileFilter(spec: unknown): TagFilter {
+export function compileFilter(spec: unknown, root = 'filter'): TagFilter {
   const budget = { nodes: 0 };
-  return compile(spec, 'filter', 1, budget);
+  return compile(spec, root, 1, budget);
 }
 
 function fail(where: string, message: string): never {
@@ -130,6 +133,8 @@ function pair(arg: unknown, where: string): [string, unknown] {
   if (!Array.isArray(arg) || arg.length !== 2) fail(where, 'needs [tag, value]');
   const name: unknown = arg[0];
   if (typeof name !== 'string' || name.length === 0 || name.length > FILTER_LIMITS.maxNameLength) fail(`${where}[0]`, `a tag name is a string of 1 to ${FILTER_LIMITS.maxNameLength} characters`);
+  if (name === '__proto__') fail(`${where}[0]`, 'the tag name "__proto__" is reserved: no publication has it');
+  if (INVISIBLE.test(name)) fail(`${where}[0]`, 'a tag name holds no control or format characters');
   // A name such as "constructor" finds Object.prototype's function, never a string: every operator checks for one.
   return [name, arg[1]];
 }

@@ -53,10 +53,75 @@ async function publishAll(herald: Herald, topic: string, first = 0): Promise<voi
   await herald.publish('end', 'end');
 }
 
+/** Cache-mode rules for cacheWithFilter: a topic keeping five entries, one keeping one. */
+const CACHE_RULES = [
+  { pattern: 'c5:*', size: 5, ttl: 600_000, cache: true },
+  { pattern: 'c1:*', size: 1, ttl: 600_000, cache: true },
+];
+
+/** The publication frames (`[n, offset]`) on `topic` a client gets before the end marker. */
+async function framesUntilEnd(client: TestClient, topic: string): Promise<Array<[number, number]>> {
+  const got: Array<[number, number]> = [];
+  for (;;) {
+    const frame = await client.next(10_000);
+    if (frame.action !== 'publish') continue;
+    if (frame.topic === 'end') return got;
+    if (frame.topic === topic) got.push([frame.message.n, frame.offset]);
+  }
+}
+
+/**
+ * A filtered subscription to a cache-mode topic gets the latest value its
+ * filter passes (not the topic's latest, which it does not pass), with or
+ * without `since`, and nothing when it has it already; on a size-1 topic
+ * only when the latest passes. Published on `publisher`, subscribed on `subscriber`.
+ */
+async function cacheWithFilter(publisher: Herald, subscriber: Herald, suffix: string): Promise<void> {
+  const topic = `c5:${suffix}`;
+  const eu = { tags: { r: 'eu' } };
+  const us = { tags: { r: 'us' } };
+  const first = await publisher.publish(topic, { n: 1 }, 'library', eu);
+  await publisher.publish(topic, { n: 2 }, 'library', us);
+  const fresh = await connect(subscriber);
+  await fresh.request({ action: 'subscribe', topic: 'end' });
+  assert.equal((await fresh.request({ action: 'subscribe', topic, filter: { eq: ['r', 'eu'] } })).ok, true);
+  const third = await publisher.publish(topic, { n: 3 }, 'library', eu);
+  await publisher.publish('end', 'end');
+  assert.deepEqual(await framesUntilEnd(fresh, topic), [[1, first.offset], [3, third.offset]], 'the latest eu value, not the latest (us), then the live one');
+  const fourth = await publisher.publish(topic, { n: 4 }, 'library', eu);
+  await publisher.publish(topic, { n: 5 }, 'library', us);
+  const back = await connect(subscriber);
+  await back.request({ action: 'subscribe', topic: 'end' });
+  const reply = await back.request({ action: 'subscribe', topic, since: { offset: third.offset!, epoch: third.epoch! }, filter: { eq: ['r', 'eu'] } });
+  assert.deepEqual([reply.ok, reply.recovered], [true, true], JSON.stringify(reply));
+  await publisher.publish('end', 'end');
+  assert.deepEqual(await framesUntilEnd(back, topic), [[4, fourth.offset]], 'missed: the current eu value');
+  const current = await connect(subscriber);
+  await current.request({ action: 'subscribe', topic: 'end' });
+  const has = await current.request({ action: 'subscribe', topic, since: { offset: fourth.offset!, epoch: fourth.epoch! }, filter: { eq: ['r', 'eu'] } });
+  assert.deepEqual([has.ok, has.recovered], [true, true]);
+  await publisher.publish('end', 'end');
+  assert.deepEqual(await framesUntilEnd(current, topic), [], 'it has the current eu value: nothing again');
+  // A size-1 topic keeps the latest only: a filter it does not pass gets no value.
+  const single = `c1:${suffix}`;
+  await publisher.publish(single, { n: 1 }, 'library', eu);
+  await publisher.publish(single, { n: 2 }, 'library', us);
+  const one = await connect(subscriber);
+  await one.request({ action: 'subscribe', topic: 'end' });
+  await one.request({ action: 'subscribe', topic: single, filter: { eq: ['r', 'eu'] } });
+  await publisher.publish('end', 'end');
+  assert.deepEqual(await framesUntilEnd(one, single), []);
+  for (const client of [fresh, back, current, one]) client.close();
+}
+
 describe('tags and filters on one node', () => {
   let herald: Herald;
   before(async () => {
-    herald = await startHerald({ history: [{ pattern: 'h:*', size: 100, ttl: 600_000 }] });
+    herald = await startHerald({ history: [{ pattern: 'h:*', size: 100, ttl: 600_000 }, ...CACHE_RULES] });
+  });
+
+  it('a filtered subscription to a cache-mode topic gets the latest value its filter passes (memory store)', async () => {
+    await cacheWithFilter(herald, herald, 'one');
   });
 
   it('a matrix of filters over JSON WebSocket subscribers: each gets exactly the publications its filter passes, with their tags', async () => {
@@ -129,6 +194,8 @@ describe('tags and filters on one node', () => {
   it('a recovery replays only what the filter passes; the reply gives the topic\'s position, and the next recovery starts after the last one delivered', async () => {
     const start = await herald.publish('h:rec', { n: -1 });
     for (const [index, tags] of PUBLICATIONS.entries()) await herald.publish('h:rec', { n: index }, 'library', tags ? { tags } : {});
+    const metrics = async () => value(parsePrometheus((await http(herald, 'GET', '/metrics')).text), 'herald_messages_filtered_total');
+    const filteredBefore = await metrics();
     const client = await connect(herald);
     const reply = await client.request({ action: 'subscribe', topic: 'h:rec', since: { offset: start.offset!, epoch: start.epoch! }, filter: { eq: ['region', 'eu'] } });
     assert.deepEqual([reply.ok, reply.recovered, reply.offset], [true, true, start.offset! + PUBLICATIONS.length], 'the position is the topic\'s, filtered or not');
@@ -143,6 +210,7 @@ describe('tags and filters on one node', () => {
       frames.push(frame);
     }
     assert.deepEqual(frames.map((f) => [f.message.n, f.offset]), [[0, start.offset! + 1], [2, start.offset! + 3], [7, start.offset! + 8]], 'replayed, then live: the matching ones only, with their offsets');
+    assert.equal(await metrics() - filteredBefore, 5, 'the four the replay left out and the live one count as filtered');
     // Recovering from the last offset delivered gives what passes after it, nothing twice.
     const again = await connect(herald);
     await herald.publish('h:rec', { n: 8 }, 'library', { tags: { region: 'eu' } });
@@ -150,7 +218,7 @@ describe('tags and filters on one node', () => {
     assert.equal((await again.next()).message.n, 8);
   });
 
-  it('SSE takes a filter for every topic (filter=) or one (filter.<topic>=); a bad one is 400', async () => {
+  it('SSE takes a filter for every topic (filter=) or one (filter.<topic>=); a bad one, one given twice, or one for a topic the stream lacks is 400', async () => {
     const both = await openSse(herald, ['s1', 's2'], { query: { filter: JSON.stringify({ eq: ['region', 'eu'] }), 'filter.s2': JSON.stringify({ eq: ['region', 'us'] }) } });
     await both.take(2); // the subscribe events
     for (const topic of ['s1', 's2']) for (const [index, tags] of PUBLICATIONS.entries()) await herald.publish(topic, { n: index, topic }, 'library', tags ? { tags } : {});
@@ -159,9 +227,21 @@ describe('tags and filters on one node', () => {
     assert.deepEqual(events.map((e) => [e.json.topic, e.json.message.n]), [['s1', 0], ['s1', 2], ['s2', 1], ['s1', 99]]);
     const refused = await refusedSse(herald, ssePath(['s1'], { filter: '{"eq":["a"]}' }));
     assert.equal(refused.status, 400);
-    assert.match(refused.body.error.message, /^filter: filter\.eq: needs \[tag, value\]/);
+    assert.match(refused.body.error.message, /^filter\.eq: needs \[tag, value\]/, 'the parameter named once');
+    const perTopic = await refusedSse(herald, ssePath(['s1'], { 'filter.s1': '{"and":[{"gt":["a","x"]}]}' }));
+    assert.equal(perTopic.status, 400);
+    assert.match(perTopic.body.error.message, /^filter\.s1\.and\[0\]\.gt\[1\]: needs a finite number/);
     const notJson = await refusedSse(herald, ssePath(['s1'], { 'filter.s1': '{eq' }));
     assert.match(notJson.body.error.message, /^filter\.s1: not JSON/);
+    const elsewhere = await refusedSse(herald, ssePath(['s1'], { 'filter.s3': '{"eq":["a","b"]}' }));
+    assert.deepEqual([elsewhere.status, elsewhere.body.error.code], [400, 'bad_request']);
+    assert.match(elsewhere.body.error.message, /^filter\.s3 names a topic the stream does not subscribe/);
+    const eq = (value: string) => encodeURIComponent(JSON.stringify({ eq: ['region', value] }));
+    for (const name of ['filter', 'filter.s1']) {
+      const twice = await refusedSse(herald, `${ssePath(['s1'])}&${name}=${eq('eu')}&${name}=${eq('us')}`);
+      assert.deepEqual([twice.status, twice.body.error.code], [400, 'bad_request'], name);
+      assert.match(twice.body.error.message, new RegExp(`^${name.replace('.', '\\.')} is given more than once`));
+    }
   });
 
   it('the SDK publishes tags and an event and subscribes with a filter; its messages carry them', async () => {
@@ -193,7 +273,7 @@ for (const kind of ['redis', 'nats'] as const) {
       broker: kind,
       [kind]: { url: server.url, prefix: kind === 'redis' ? 'flt:' : 'flt.' },
       cluster: { heartbeatInterval: 200 },
-      history: kind === 'redis' ? [{ pattern: 'h:*', size: 100, ttl: 600_000 }] : [],
+      history: kind === 'redis' ? [{ pattern: 'h:*', size: 100, ttl: 600_000 }, ...CACHE_RULES] : [],
     });
 
     before(async () => {
@@ -225,6 +305,11 @@ for (const kind of ['redis', 'nats'] as const) {
       for (const [index, [filter, expected]] of MATRIX.entries()) {
         assert.deepEqual((await untilEnd(clients[index]!, 'cm')).map((g) => g.n), expected, JSON.stringify(filter));
       }
+    });
+
+    it('a filtered subscription to a cache-mode topic gets the latest value its filter passes, from the shared history on the other node', async (t) => {
+      if (skip || kind !== 'redis') return t.skip(skip ?? 'history shared by the nodes: Redis only');
+      await cacheWithFilter(nodes[0]!, nodes[1]!, 'two');
     });
 
     it('a filtered recovery from the shared history on the other node replays only what passes', async (t) => {

@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Herald, HeraldOptions } from '../../src/index.js';
 import { brokerReady, connect, http, startHerald, type TestClient } from '../helpers/helpers.js';
 import { internals } from '../helpers/internals.js';
+import { connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
 import { eventually, NatsServer, RedisServer, requireBinary, type ServerProcess } from '../helpers/servers.js';
 
 /** A publication's metadata (tags, event) as every path must keep it. */
@@ -57,7 +59,7 @@ describe('publication metadata (tags, event) on one node, memory history', () =>
       [{ topic: 'api', message: 0, tags: { k: 'v'.repeat(257) } }, /over 256 characters/],
       [{ topic: 'api', message: 0, event: '' }, /event must be 1 to 200 characters/],
       [{ topic: 'api', message: 0, event: 'e'.repeat(201) }, /event must be 1 to 200 characters/],
-      [{ topic: 'api', message: 0, event: 'a\nb' }, /control character/],
+      [{ topic: 'api', message: 0, event: 'a\nb' }, /control or format character/],
       [{ topic: 'api', message: 0, event: 7 }, /event/],
     ];
     for (const [body, message] of bad) {
@@ -73,6 +75,39 @@ describe('publication metadata (tags, event) on one node, memory history', () =>
     // Nothing of the refused ones arrived: the next publication is the marker.
     await herald.publish('api', 'marker');
     assert.equal((await nextPublication(sub)).message, 'marker');
+  });
+
+  it('the tag name __proto__ (an own property, as JSON makes it), a non-string value under it, and control or format characters in tags and events are bad_request on every path', async () => {
+    const sub = await connect(herald);
+    await sub.request({ action: 'subscribe', topic: 'proto' });
+    const client = await connect(herald);
+    const bad: Array<[string, RegExp]> = [
+      ['"tags":{"__proto__":"x","b":"1"}', /tags: the tag name "__proto__" is reserved/],
+      ['"tags":{"__proto__":{"polluted":"1"}}', /tags: the tag name "__proto__" is reserved/],
+      ['"tags":{"k":"v","__proto__":{"polluted":1}}', /tags: the tag name "__proto__" is reserved/],
+      ['"tags":{"k":{"nested":"v"}}', /tags: tag "k" must be a string/],
+      ['"tags":{"k":"a\\u200bb"}', /tags: tag "k" holds a control or format character/],
+      ['"tags":{"k":"a\\u2028b"}', /tags: tag "k" holds a control or format character/],
+      ['"tags":{"k":"a\\u0085b"}', /tags: tag "k" holds a control or format character/],
+      ['"tags":{"a\\u202eb":"v"}', /tags: tag name .* holds a control or format character/],
+      ['"event":"a\\u202eb"', /event: event holds a control or format character/],
+      ['"event":"a\\ufeffb"', /event: event holds a control or format character/],
+      ['"event":"a\\u2029b"', /event: event holds a control or format character/],
+      ['"event":"a\\u009bb"', /event: event holds a control or format character/],
+    ];
+    for (const [fields, message] of bad) {
+      // The JSON frame as text, so that "__proto__" is an own key as a client's JSON makes it.
+      const reply = await client.request(JSON.parse(`{"action":"publish","topic":"proto","message":0,${fields}}`));
+      assert.deepEqual([reply.ok, reply.error?.code], [false, 'bad_request'], fields);
+      assert.match(reply.error.message, message, fields);
+      const answer = await http(herald, 'POST', '/api/publish', JSON.parse(`{"topic":"proto","message":0,${fields}}`));
+      assert.deepEqual([answer.status, answer.body.error.code], [400, 'bad_request'], fields);
+      assert.match(answer.body.error.message, fields.includes('__proto__') ? /holds a "__proto__" key/ : message, fields);
+      await assert.rejects(herald.publish('proto', 0, 'library', JSON.parse(`{${fields}}`)), (err: any) => err.code === 'bad_request' && message.test(err.message), fields);
+    }
+    assert.equal(Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted'), false);
+    await herald.publish('proto', 'marker');
+    assert.equal((await nextPublication(sub)).message, 'marker', 'none of them was published');
   });
 
   it('memory history keeps them: a history page and a recovery carry tags and event', async () => {
@@ -144,6 +179,45 @@ for (const kind of ['redis', 'nats'] as const) {
         { action: 'publish', topic: 'live', message: { n: 3 }, event: 'only-event' },
       ]);
       assert.deepEqual(got[1]!.map((f) => f.message.n), [2, 3, 4], 'the excluded connection did not get n=1, and got the rest');
+    });
+
+    it('a forged Herald envelope (or Herald NATS headers) from a raw publisher on the broker: invalid tags or event are dropped, the payload kept', async (t) => {
+      if (skip) return t.skip(skip);
+      const client = await connect(nodes[1]!);
+      await client.request({ action: 'subscribe', topic: 'forged' });
+      const channel = kind === 'redis' ? 'meta:forged' : 'meta.forged';
+      const bad: Array<[Record<string, unknown>, string]> = [
+        [{ t: { r: 'eu', n: { nested: [1, 2] }, x: 7 } }, 'nested and number tag values'],
+        [{ t: { r: 'eu' }, e: `${'E'.repeat(300)}\u0000` }, 'a 300-character event with NUL'],
+        [{ t: { r: 'eu' }, e: 'pusher:error' }, 'a pusher: event'],
+        [{ t: JSON.parse('{"__proto__":{"r":"eu"}}') }, 'a __proto__ tag'],
+        [{ e: 'a\u202eb' }, 'a format character'],
+      ];
+      const good = { t: { r: 'eu' }, e: 'forged.but.valid' };
+      if (kind === 'redis') {
+        const raw = new Redis(server.url);
+        for (const [index, [meta]] of bad.entries()) await raw.publish(channel, `\x1eherald\x1ffake-node\x1f\x1c${JSON.stringify(meta)}\x1f{"m":${index}}`);
+        await raw.publish(channel, `\x1eherald\x1ffake-node\x1f\x1c${JSON.stringify(good)}\x1f{"m":"good"}`);
+        raw.disconnect();
+      } else {
+        const nc = await natsConnect({ servers: server.url });
+        for (const [index, [meta]] of bad.entries()) {
+          const marked = natsHeaders();
+          marked.set('Herald-Node', 'fake-node');
+          if (meta.t !== undefined) marked.set('Herald-Tags', JSON.stringify(meta.t));
+          if (meta.e !== undefined) marked.set('Herald-Event', String(meta.e).replace('\u0000', '\u0001'));
+          nc.publish(channel, `{"m":${index}}`, { headers: marked });
+        }
+        const marked = natsHeaders();
+        marked.set('Herald-Node', 'fake-node');
+        marked.set('Herald-Tags', JSON.stringify(good.t));
+        marked.set('Herald-Event', good.e);
+        nc.publish(channel, '{"m":"good"}', { headers: marked });
+        await nc.drain();
+      }
+      for (const [index, [, what]] of bad.entries()) assert.deepEqual(await nextPublication(client), { action: 'publish', topic: 'forged', message: { m: index } }, what);
+      assert.deepEqual(await nextPublication(client), { action: 'publish', topic: 'forged', message: { m: 'good' }, event: 'forged.but.valid', tags: { r: 'eu' } }, 'valid metadata is kept');
+      client.close();
     });
 
     it('history across nodes keeps them: a recovery and a page on the other node carry tags and event', async (t) => {

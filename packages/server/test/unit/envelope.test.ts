@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeLhttp } from '@herald/protocol';
 import type { Publication } from '../../src/broker/broker.js';
-import { decodeEnvelope, encodeEnvelope, exclusionProblem, HISTORY_MARK, publicationFromWire, rawPayload, wireText, withMetadata } from '../../src/broker/envelope.js';
+import { decodeEnvelope, encodeEnvelope, exclusionProblem, HISTORY_MARK, metadataProblem, publicationFromWire, rawPayload, wireText, withMetadata } from '../../src/broker/envelope.js';
 
 const lhttpText = encodeLhttp({ command: 'publish', headers: [['publish', 'room'], ['x-id', '7']], body: 'hello <b>' });
 
@@ -40,7 +40,7 @@ describe('broker envelope', () => {
   });
 
   it('tags and an event travel in a metadata header with the exclusion, in both envelopes; an old exclusion still reads', () => {
-    const publication: Publication = { topic: 'news', payload: '{"a":1}', exclude: 'n1-3f', tags: { region: 'eu', level: '3', note: 'a\x1fb "q" ü' }, event: 'order.created' };
+    const publication: Publication = { topic: 'news', payload: '{"a":1}', exclude: 'n1-3f', tags: { region: 'eu', level: '3', note: 'a\\b "q" ü' }, event: 'order.created' };
     const text = withMetadata(publication);
     assert.ok(text.startsWith('\x1c{'), 'a metadata header');
     assert.ok(text.endsWith('\x1f{"a":1}'), 'then the text');
@@ -52,6 +52,30 @@ describe('broker envelope', () => {
     assert.deepEqual(decodeEnvelope('t', `\x1eherald\x1fold\x1f\x1dc-9\x1f[1]`).publication, { topic: 't', payload: '[1]', exclude: 'c-9' }, 'the older exclusion form');
     const lhttp: Publication = { topic: 'room', payload: '"hello \\u003cb\\u003e"', lhttp: { text: lhttpText, command: 'publish', headers: [['publish', 'room'], ['x-id', '7']] }, event: 'e' };
     assert.deepEqual(decodeEnvelope('room', encodeEnvelope('n', lhttp)).publication, lhttp);
+  });
+
+  it('a forged envelope\'s tags and event are checked as a publish checks them: invalid ones are dropped together, the payload and exclusion kept', () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ t: { r: 'eu', n: { nested: [1, 2] } } }, /^tags: tag "n" must be a string/],
+      [{ t: { r: 'eu' }, e: `${'E'.repeat(300)}\u0000` }, /^event: event must be 1 to 200 characters/],
+      [{ t: { r: 'eu' }, e: 'a\u0000b' }, /^event: event holds a control or format character/],
+      [{ t: { r: 'eu' }, e: 'pusher:error' }, /^event: event names starting with pusher:/],
+      [{ t: ['eu'] }, /^tags: tags must be an object/],
+      [{ x: 'c-1', t: JSON.parse('{"__proto__":"eu"}') }, /^tags: the tag name "__proto__" is reserved/],
+    ];
+    for (const [meta, problem] of cases) {
+      for (const text of [`\x1eherald\x1ffake\x1f\x1c${JSON.stringify(meta)}\x1f{"m":1}`, `${HISTORY_MARK}3\x1fe\x1f\x1c${JSON.stringify(meta)}\x1f{"m":1}`]) {
+        const decoded = decodeEnvelope('t', text);
+        assert.equal(decoded.publication.payload, '{"m":1}', 'the payload kept');
+        assert.equal(decoded.publication.tags, undefined, JSON.stringify(meta));
+        assert.equal(decoded.publication.event, undefined, JSON.stringify(meta));
+        assert.equal(decoded.publication.exclude, meta.x);
+        assert.match(decoded.refused ?? '', problem);
+      }
+    }
+    const valid = decodeEnvelope('t', `\x1eherald\x1ffake\x1f\x1c{"t":{"r":"eu"},"e":"ok"}\x1f{"m":1}`);
+    assert.deepEqual(valid, { node: 'fake', publication: { topic: 't', payload: '{"m":1}', tags: { r: 'eu' }, event: 'ok' } }, 'valid metadata is kept, nothing refused');
+    assert.equal(metadataProblem({ r: 'eu' }, 'ok'), null);
   });
 
   it('a raw payload that starts like a metadata header is a raw payload: only Herald envelopes carry metadata', () => {

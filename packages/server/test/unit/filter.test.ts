@@ -65,7 +65,7 @@ describe('filter compiler', () => {
   });
 
   it('a tag name that Object.prototype has finds nothing', () => {
-    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', 'valueOf']) {
       assert.equal(compileFilter({ ne: [name, 'x'] })({}), false, name);
       assert.equal(compileFilter({ in: [name, ['x']] })({}), false, name);
       assert.equal(compileFilter({ gte: [name, 0] })({}), false, name);
@@ -96,6 +96,11 @@ describe('filter compiler', () => {
       [{ or: { eq: ['a', 'b'] } }, /^filter\.or: needs an array/],
       [{ and: [{ eq: ['a', 'b'] }, { gt: ['a', 'x'] }] }, /^filter\.and\[1\]\.gt\[1\]: needs a finite number/],
       [{ not: [{ eq: ['a', 'b'] }] }, /^filter\.not: a filter is an object/],
+      [JSON.parse('{"eq":["__proto__","x"]}'), /^filter\.eq\[0\]: the tag name "__proto__" is reserved/],
+      [{ in: ['__proto__', ['x']] }, /^filter\.in\[0\]: the tag name "__proto__" is reserved/],
+      [{ eq: ['a\u0000b', 'x'] }, /^filter\.eq\[0\]: a tag name holds no control or format characters/],
+      [{ ne: ['a\u200eb', 'x'] }, /^filter\.ne\[0\]: a tag name holds no control or format characters/],
+      [{ gt: ['a\u2028', 1] }, /^filter\.gt\[0\]: a tag name holds no control or format characters/],
     ];
     for (const [spec, message] of cases) assert.match(refusal(spec), message, JSON.stringify(spec).slice(0, 80));
   });

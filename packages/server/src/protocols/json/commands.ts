@@ -2,6 +2,7 @@ import type { ErrorCode, Json } from '@herald/protocol';
 import { z } from 'zod';
 import type { TokenVerifier } from '../../auth/jwt.js';
 import { HeraldError, toErrorBody } from '../../errors.js';
+import type { Tags } from '../../publication.js';
 import type { Policy, SubscribeOptions, SubscribeOutcome } from '../../policy/policy.js';
 import { describeIssue as describe } from '../../util/zod.js';
 import type { FrameHandler, Session } from '../../hub/session.js';
@@ -45,7 +46,13 @@ const topicFields = { topic: z.string().optional(), topics: z.array(z.string()).
 const subscribeSchema = z.object({ ...topicFields, since: since.optional(), token: z.string().min(1).optional(), data: z.unknown().optional(), filter: z.unknown().optional() });
 const unsubscribeSchema = z.object(topicFields);
 const historySchema = z.object({ topic: z.string(), since: since.optional(), limit: z.number().int().min(1).optional(), reverse: z.boolean().optional() });
-const publishSchema = z.object({ topic: z.string(), message: z.unknown().optional(), tags: z.record(z.string(), z.string()).optional(), event: z.string().optional() });
+const publishSchema = z.object({
+  topic: z.string(),
+  message: z.unknown().optional(),
+  // Tags as sent, own properties and all (a record schema would copy them and lose a __proto__ name): the publisher checks them (tagsProblem).
+  tags: z.custom<Tags>(() => true).optional(),
+  event: z.string().optional(),
+});
 const rpcSchema = z.object({ method: z.string().min(1).max(255), data: z.unknown().optional() });
 
 type Id = number | string | undefined;

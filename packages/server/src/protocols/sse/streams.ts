@@ -51,10 +51,20 @@ interface Start {
 /**
  * The stream's filters from its query: `filter=<JSON>` for every topic,
  * `filter.<topic>=<JSON>` for one (it wins); each compiled once here to be
- * checked. A refusal names the parameter.
+ * checked. A refusal names the parameter (`filter.s1.eq: needs [tag,
+ * value]`, `filter.s1: not JSON`); a parameter given twice, or a
+ * `filter.<topic>` for a topic the stream does not name, is refused too.
  */
 function filtersOf(query: URLSearchParams, topics: readonly string[]): Array<[string, unknown]> | Refusal {
   const filters: Array<[string, unknown]> = [];
+  const seen = new Set<string>();
+  for (const name of query.keys()) {
+    if (name !== 'filter' && !name.startsWith('filter.')) continue;
+    if (seen.has(name)) return badRequest('bad_request', `${name} is given more than once: one filter per topic (combine them with {"and":[...]} or {"or":[...]})`);
+    seen.add(name);
+    const topic = name.slice('filter.'.length);
+    if (name !== 'filter' && !topics.includes(topic)) return badRequest('bad_request', `${name.slice(0, 200)} names a topic the stream does not subscribe (add topic=${topic.slice(0, 200)}, or drop the filter)`);
+  }
   for (const topic of topics) {
     const name = query.has(`filter.${topic}`) ? `filter.${topic}` : 'filter';
     const text = query.get(name);
@@ -62,9 +72,10 @@ function filtersOf(query: URLSearchParams, topics: readonly string[]): Array<[st
     let spec: unknown;
     try {
       spec = JSON.parse(text);
-      compileFilter(spec);
+      compileFilter(spec, name);
     } catch (err) {
-      return badRequest('bad_request', `${name}: ${err instanceof SyntaxError ? 'not JSON' : (err as Error).message}`);
+      // The compiler's message names the parameter already (`filter.eq: ...`).
+      return badRequest('bad_request', err instanceof SyntaxError ? `${name}: not JSON` : (err as Error).message);
     }
     filters.push([topic, spec]);
   }
