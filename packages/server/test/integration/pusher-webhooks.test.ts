@@ -7,7 +7,7 @@ import { rendezvousOwner } from '../../src/events/transitions.js';
 import { deadline, startHerald } from '../helpers/helpers.js';
 import { internals } from '../helpers/internals.js';
 import { APP, authServer, nextEvent, pusherClient, pusherOptions, serverLib, subscribed, type PusherServerLib } from '../helpers/pusher.js';
-import { eventually, RedisServer, requireBinary } from '../helpers/servers.js';
+import { eventually, NatsServer, RedisServer, requireBinary, type ServerProcess } from '../helpers/servers.js';
 
 type PusherEvent = { name: string; channel: string; user_id?: string; event?: string; data?: string; socket_id?: string };
 
@@ -171,19 +171,19 @@ describe('Pusher webhooks', () => {
   });
 });
 
-describe('Pusher webhooks on two nodes (redis)', () => {
-  const skip = requireBinary('redis-server');
-  const redis = new RedisServer();
+for (const kind of ['redis', 'nats'] as const) describe(`Pusher webhooks on two nodes (${kind})`, () => {
+  const skip = requireBinary(kind === 'redis' ? 'redis-server' : 'nats-server');
+  const server: ServerProcess = kind === 'redis' ? new RedisServer() : new NatsServer();
   const receiver = new PusherWebhookReceiver(serverLib({ port: 1 } as Herald) as never);
   before(async () => {
     if (skip) return;
-    await Promise.all([redis.start(), receiver.start()]);
+    await Promise.all([server.start(), receiver.start()]);
   });
-  after(() => Promise.all([redis.stop(), receiver.stop()]));
+  after(() => Promise.all([server.stop(), receiver.stop()]));
 
   it('fire once per cluster: occupancy and members with subscribers on both nodes', async (t) => {
     if (skip) return t.skip(skip);
-    const options = pusherOptions({ webhooks: [{ url: receiver.url, events: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }] }, { broker: 'redis', redis: { url: redis.url, prefix: 'pw1:' }, cluster: { heartbeatInterval: 150 } });
+    const options = pusherOptions({ webhooks: [{ url: receiver.url, events: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }] }, { broker: kind, [kind]: { url: server.url, prefix: kind === 'redis' ? 'pw1:' : 'pw1.' }, cluster: { heartbeatInterval: 150 } });
     const nodes = await Promise.all([startHerald(options), startHerald(options)]);
     try {
       await eventually(() => nodes.every((node) => internals(node).cluster.candidates().length === 2), 'both nodes ready on both', 15_000);
