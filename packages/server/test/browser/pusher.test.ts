@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
@@ -6,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
+import { WebSocket } from 'ws';
 import type { Herald } from '../../src/index.js';
 import { useBrowser } from '../helpers/browser.js';
 import { startHerald } from '../helpers/helpers.js';
@@ -14,6 +16,8 @@ import { APP, pusherOptions, serverLib, type PusherServerLib } from '../helpers/
 const require = createRequire(import.meta.url);
 /** The libraries' own browser builds, served as they are: pusher-js (UMD, window.Pusher) and Laravel Echo (IIFE, window.Echo). */
 const PUSHER_JS = readFileSync(require.resolve('pusher-js/dist/web/pusher.js'));
+/** pusher-js's browser build with end-to-end encryption (tweetnacl inside): what a page with private-encrypted- channels loads. */
+const PUSHER_ENC_JS = readFileSync(require.resolve('pusher-js/dist/web/pusher-with-encryption.js'));
 // laravel-echo's exports name no subpath: its IIFE build sits beside its main file.
 const ECHO_JS = readFileSync(join(dirname(require.resolve('laravel-echo')), 'echo.iife.js'));
 
@@ -29,8 +33,12 @@ declare const window: any;
 function site(lib: PusherServerLib): Server {
   return createServer((req, res) => {
     const url = new URL(req.url!, 'http://site');
-    if (url.pathname === '/pusher.js' || url.pathname === '/echo.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(url.pathname === '/pusher.js' ? PUSHER_JS : ECHO_JS);
+    if (url.pathname === '/pusher.js' || url.pathname === '/echo.js' || url.pathname === '/pusher-enc.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' }).end(url.pathname === '/pusher.js' ? PUSHER_JS : url.pathname === '/echo.js' ? ECHO_JS : PUSHER_ENC_JS);
+      return;
+    }
+    if (url.pathname === '/encrypted') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><meta charset="utf-8"><title>app</title><script src="/pusher-enc.js"></script>');
       return;
     }
     if (url.pathname === '/') {
@@ -182,5 +190,66 @@ describe('pusher-js and Laravel Echo (pusher broadcaster) in headless Chromium',
     await bob.context().close();
     assert.deepEqual((await waitSeen(alice, 6))[5], ['leaving', 'bob']);
     await alice.context().close();
+  });
+  it('pusher-js with encryption: a private-encrypted- channel decrypted in the page (Herald relays ciphertext only); cache channels: the last event on subscribe, pusher:cache_miss when empty', async (t) => {
+    if (!chromium.browser()) return t.skip(chromium.skipped());
+    const page = await chromium.browser()!.newPage();
+    page.on('pageerror', (err) => assert.fail(`page: ${err.message}`));
+    await page.goto(`${appUrl}/encrypted?user=carol`);
+    // A raw Pusher-protocol subscriber of the encrypted channel sees exactly what Herald relays.
+    const raw = new WebSocket(`ws://127.0.0.1:${herald.port}/app/${APP.key}?protocol=7&client=js&version=8.6.0`);
+    const frames: Array<{ event: string; data?: string }> = [];
+    const arrived = new EventEmitter();
+    raw.on('message', (data) => {
+      frames.push(JSON.parse(String(data)));
+      arrived.emit('frame');
+    });
+    const frame = (event: string): Promise<{ event: string; data?: string }> =>
+      new Promise((resolve) => {
+        const check = (): void => {
+          const found = frames.find((f) => f.event === event);
+          if (!found) return;
+          arrived.off('frame', check);
+          resolve(found);
+        };
+        arrived.on('frame', check);
+        check();
+      });
+    const socketId = JSON.parse((await frame('pusher:connection_established')).data!).socket_id as string;
+    raw.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-encrypted-vault', auth: lib.authorizeChannel(socketId, 'private-encrypted-vault').auth } }));
+    await frame('pusher_internal:subscription_succeeded');
+    await lib.trigger('cache-price', 'update', { price: 42 });
+    await page.evaluate(
+      ({ key, port }) => {
+        const w = window;
+        w.seen = [];
+        w.pusher = new w.Pusher(key, {
+          cluster: 'herald', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'], disableStats: true,
+          channelAuthorization: { endpoint: '/broadcasting/auth?user=carol', transport: 'ajax' },
+        });
+        const subscribed = (channel: any) => new Promise<void>((resolve) => channel.bind('pusher:subscription_succeeded', () => resolve()));
+        const vault = w.pusher.subscribe('private-encrypted-vault');
+        vault.bind('secret', (data: unknown) => w.seen.push(['secret', data]));
+        const price = w.pusher.subscribe('cache-price');
+        price.bind('update', (data: unknown) => w.seen.push(['cached', data]));
+        const empty = w.pusher.subscribe('cache-empty');
+        empty.bind('pusher:cache_miss', () => w.seen.push(['miss']));
+        return Promise.all([subscribed(vault), subscribed(price), subscribed(empty)]);
+      },
+      { key: APP.key, port: herald.port },
+    );
+    await page.waitForFunction(() => window.seen.length >= 2, null, { timeout: 10_000 });
+    const early = (await page.evaluate(() => window.seen)) as unknown[];
+    assert.deepEqual(early.map((entry) => JSON.stringify(entry)).sort(), [JSON.stringify(['cached', { price: 42 }]), JSON.stringify(['miss'])].sort());
+
+    // The server library encrypts with the master key: the page decrypts it, Herald relayed ciphertext only.
+    await lib.trigger('private-encrypted-vault', 'secret', { code: 'swordfish' });
+    await page.waitForFunction(() => window.seen.length >= 3, null, { timeout: 10_000 });
+    assert.deepEqual(((await page.evaluate(() => window.seen)) as unknown[])[2], ['secret', { code: 'swordfish' }]);
+    const relayed = await frame('secret');
+    assert.ok(!String(relayed.data).includes('swordfish'), 'no plaintext in what Herald relayed');
+    assert.deepEqual(Object.keys(JSON.parse(relayed.data!)).sort(), ['ciphertext', 'nonce']);
+    raw.close();
+    await page.close();
   });
 });
