@@ -151,6 +151,8 @@ export function registerPusherHttpApi(app: FastifyInstance, host: PusherHttpHost
         reply.status(404).type('text/plain; charset=utf-8').send(`Not found: ${request.method} ${request.url.split('?')[0]}`);
       });
       scope.addHook('preHandler', async (request) => {
+        // Fastify runs the scope's hooks for its not-found handler too: a path no route has is a 404 that names it, not an unknown app.
+        if (request.is404) return;
         signedRequests.set(request, authenticate(request, host));
       });
       routes(scope, host);

@@ -266,7 +266,9 @@ describe('the Pusher HTTP API on one node', () => {
     const unknownApp = await refusal(library(herald, { ...APP_A, id: 'no-such-app' }).trigger('news', 'e', 'x'));
     assert.equal(unknownApp.status, 404);
     const unknownPath = await refusal(a.get({ path: '/nothing-here' }));
-    assert.equal(unknownPath.status, 404);
+    assert.deepEqual(unknownPath, { status: 404, body: 'Not found: GET /apps/app-a/nothing-here' }, 'a path no route has is named, not taken for an unknown app');
+    const wrongMethod = await refusal(a.get({ path: '/events' }));
+    assert.deepEqual(wrongMethod, { status: 404, body: 'Not found: GET /apps/app-a/events' });
   });
 
   it('apps are isolated: another app\'s key cannot read or trigger this app\'s channels, and its triggers reach its own topics', async () => {
