@@ -111,6 +111,13 @@ const webhookSecret = z.string().superRefine((value, ctx) => {
 
 const eventKinds = listOf(z.enum(EVENT_KINDS));
 
+/**
+ * How webhooks are delivered unless configured: `events.webhooks[]`'s
+ * defaults, and the settings of the Pusher apps' webhooks (not configurable,
+ * as Pusher's are not). Times in ms.
+ */
+export const WEBHOOK_DELIVERY = { batchWindow: 200, maxBatch: 100, timeout: 5_000, retryDelay: 1_000, maxRetryDelay: 60_000, maxAge: 3_600_000, maxQueue: 10_000 } as const;
+
 export const configSchema = z.strictObject({
   /** TCP port for HTTP and WebSocket. 0 picks a free port. */
   port: z.number().int().min(0).max(65535).default(8080),
@@ -288,19 +295,19 @@ export const configSchema = z.strictObject({
             /** Only events about these topics (exact or `prefix*`); events without a topic (user_*, connection_closed) are then left out. */
             topics: listOf(topicPattern).optional(),
             /** How long events wait to be sent together in one request. */
-            batchWindow: duration.default(200),
+            batchWindow: duration.default(WEBHOOK_DELIVERY.batchWindow),
             /** Most events in one request. */
-            maxBatch: z.number().int().min(1).max(10_000).default(100),
+            maxBatch: z.number().int().min(1).max(10_000).default(WEBHOOK_DELIVERY.maxBatch),
             /** How long one request may take before it counts as failed (and is retried). */
-            timeout: duration.refine((ms) => ms >= 1, 'a webhook timeout is at least 1 ms').default(5_000),
+            timeout: duration.refine((ms) => ms >= 1, 'a webhook timeout is at least 1 ms').default(WEBHOOK_DELIVERY.timeout),
             /** The first retry's ceiling; each further retry doubles it (full jitter: a random wait up to the ceiling). */
-            retryDelay: duration.refine((ms) => ms >= 1, 'retryDelay is at least 1 ms').default(1_000),
+            retryDelay: duration.refine((ms) => ms >= 1, 'retryDelay is at least 1 ms').default(WEBHOOK_DELIVERY.retryDelay),
             /** The ceiling's ceiling. */
-            maxRetryDelay: duration.default(60_000),
+            maxRetryDelay: duration.default(WEBHOOK_DELIVERY.maxRetryDelay),
             /** A request not acknowledged this long after its first attempt is given up (logged, counted). */
-            maxAge: duration.default(3_600_000),
+            maxAge: duration.default(WEBHOOK_DELIVERY.maxAge),
             /** Most events waiting for this endpoint; past it the oldest are dropped (logged, counted). */
-            maxQueue: z.number().int().min(1).default(10_000),
+            maxQueue: z.number().int().min(1).default(WEBHOOK_DELIVERY.maxQueue),
             /** Extra request headers (an `authorization` for the receiver, say); content-type and the signature's headers are Herald's. */
             headers: z
               .record(z.string(), z.string())

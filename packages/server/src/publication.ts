@@ -75,6 +75,9 @@ export function tagsProblem(tags: unknown): string | null {
   return null;
 }
 
+/** Event names no publisher may use: the Pusher protocol's own (`pusher:*`, `pusher_internal:*`, any case). */
+export const RESERVED_EVENT = /^pusher(_internal)?:/i;
+
 /** Why `event` cannot be a publication's event name (1 to 200 characters, no control or format character: INVISIBLE, not `pusher:`/`pusher_internal:`), or null. */
 export function eventProblem(event: unknown): string | null {
   if (typeof event !== 'string') return 'event must be a string';
@@ -82,7 +85,7 @@ export function eventProblem(event: unknown): string | null {
   if (INVISIBLE.test(event)) return 'event holds a control or format character';
   // The Pusher protocol's own events (pusher-js acts on them: a forged pusher:signin_success or pusher:error
   // would reach its connection's handlers), whatever path the publication comes by.
-  if (/^pusher(_internal)?:/i.test(event)) return 'event names starting with pusher: or pusher_internal: are reserved (the Pusher protocol\'s own events)';
+  if (RESERVED_EVENT.test(event)) return 'event names starting with pusher: or pusher_internal: are reserved (the Pusher protocol\'s own events)';
   return null;
 }
 

@@ -209,8 +209,7 @@ export async function createHerald(options: HeraldOptions = {}): Promise<Herald>
     log.child({ component: 'events' }),
   );
   // The Pusher apps' webhooks, on the same lifecycle events (occupancy, members) plus the protocol's client events and cache misses.
-  const pusherWebhooks = config.pusher.enabled ? new PusherWebhooks(pusherApps, events, metrics, log.child({ component: 'pusher' })) : undefined;
-  if (pusherWebhooks) eventSinks.adopt(pusherWebhooks);
+  const pusherWebhooks = config.pusher.enabled ? new PusherWebhooks(pusherApps, events, eventSinks) : undefined;
   const tokens = new TokenVerifier(config.auth.jwt);
   const permissions = new Permissions(config.auth, config.clientPublish, eventsTopic !== undefined ? [eventsTopic] : [], restrictedPrefixes(config, pusherApps));
   const proxies = new Proxies({ config: config.proxy, metrics, log: log.child({ component: 'proxy' }) });

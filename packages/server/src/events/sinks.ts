@@ -6,7 +6,7 @@ import { topicMatches } from '../topics.js';
 import type { DeliveryReport } from './delivery.js';
 import type { LifecycleEvent, LifecycleEvents } from './events.js';
 import { EventsTopic } from './events-topic.js';
-import { standardWebhooks, WebhookSender } from './webhooks.js';
+import { standardWebhooks, WebhookSender, type WebhookSenderOptions } from './webhooks.js';
 
 /** A DeliveryReport that counts into the Prometheus metrics under `sink`. */
 export function metricsReport(metrics: Metrics | undefined, sink: string): DeliveryReport {
@@ -29,12 +29,11 @@ export class EventSinks {
     events: LifecycleEvents,
     config: HeraldConfig['events'],
     publish: (topic: string, message: unknown, idempotencyKey: string) => Promise<PublishResult>,
-    metrics: Metrics | undefined,
-    log: Logger,
+    private readonly metrics: Metrics | undefined,
+    private readonly log: Logger,
   ) {
     for (const [index, webhook] of config.webhooks.entries()) {
-      const name = `webhook${index}`;
-      const sender = new WebhookSender<LifecycleEvent>({ ...webhook, name, format: standardWebhooks, report: metricsReport(metrics, name), log });
+      const sender = this.webhook<LifecycleEvent>({ ...webhook, name: `webhook${index}`, format: standardWebhooks });
       const kinds = webhook.kinds ? new Set<string>(webhook.kinds) : null;
       const topics = webhook.topics ?? null;
       events.on((event) => {
@@ -42,8 +41,6 @@ export class EventSinks {
         if (topics && (event.topic === undefined || !topicMatches(topics, event.topic))) return;
         sender.send(event);
       });
-      metrics?.eventQueues.set(name, () => sender.queued);
-      this.closers.push((timeout) => sender.close(timeout));
     }
     if (config.topic.name !== undefined) {
       const topic = new EventsTopic(config.topic.name, publish, metricsReport(metrics, 'topic'), log);
@@ -53,11 +50,16 @@ export class EventSinks {
   }
 
   /**
-   * Flushes another unit's sender (the Pusher protocol's webhooks) with the
-   * configured ones on shutdown, before the node says goodbye to the cluster.
+   * A webhook endpoint's sender, counted in the metrics under its `name`
+   * (deliveries, retries, failures, the queue gauge) and flushed with the
+   * others on shutdown, before the node says goodbye to the cluster: the
+   * configured webhooks' and another unit's (the Pusher apps').
    */
-  adopt(sender: { close(timeout: number): Promise<void> }): void {
+  webhook<E>(options: Omit<WebhookSenderOptions<E>, 'report' | 'log'>): WebhookSender<E> {
+    const sender = new WebhookSender<E>({ ...options, report: metricsReport(this.metrics, options.name), log: this.log });
+    this.metrics?.eventQueues.set(options.name, () => sender.queued);
     this.closers.push((timeout) => sender.close(timeout));
+    return sender;
   }
 
   /** Delivers what is queued within `timeout` ms (shutdown.timeout), giving up the rest. */

@@ -9,8 +9,8 @@ export interface PusherApp extends PusherAppConfig {
 }
 
 /** The secrets a signature of `app` may be made with: its `secret`, then its `previousSecrets` (a rotation in progress). */
-export function secretsOf(app: Pick<PusherAppConfig, 'secret' | 'previousSecrets'>): readonly string[] {
-  return app.previousSecrets.length === 0 ? [app.secret] : [app.secret, ...app.previousSecrets];
+export function secretsOf(app: { readonly secret: string; readonly previousSecrets?: readonly string[] }): readonly string[] {
+  return app.previousSecrets === undefined || app.previousSecrets.length === 0 ? [app.secret] : [app.secret, ...app.previousSecrets];
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HeraldError, HTTP_STATUS } from '../errors.js';
 import type { BatchItem, DisconnectOptions, PublicationSource, PublishOptions, UserResult } from '../herald.js';
-import type { PublishResult } from '../publication.js';
+import { RESERVED_EVENT, type PublishResult } from '../publication.js';
 import type { Logger } from '../log.js';
 import { PUSHER_CHANNEL, PusherApps, type PusherApp } from './apps.js';
 import type { CensusQuery, CensusResult } from './census.js';
@@ -41,7 +41,6 @@ export class PusherApiError extends Error {
 /** Channels of the server library's `sendToUser` (`#server-to-user-{user id}`), accepted by triggers beside Pusher channel names. */
 const SERVER_TO_USER = /^#server-to-user-[^\s]{1,200}$/;
 /** Event names Pusher reserves for its protocol (a client would take them for protocol messages). */
-const RESERVED_EVENT = /^pusher(_internal)?:/;
 const INFO_ATTRIBUTES: ReadonlySet<string> = new Set(['user_count', 'subscription_count']);
 const SOURCE: PublicationSource = 'http';
 

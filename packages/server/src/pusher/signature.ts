@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { secretsOf } from './apps.js';
 
 /**
  * Pusher's request signing for its HTTP API ("Generating authentication
@@ -87,7 +88,7 @@ export function md5(body: string): string {
 }
 
 /** Whether `given` is the hex digest `expected`, compared in constant time (a length mismatch is answered at once: the length is no secret). */
-function sameDigest(expected: string, given: string): boolean {
+export function sameDigest(expected: string, given: string): boolean {
   const a = Buffer.from(expected, 'utf8');
   const b = Buffer.from(given, 'utf8');
   return a.length === b.length && timingSafeEqual(a, b);
@@ -139,7 +140,7 @@ export function signatureProblem(request: SignedRequest, app: SigningApp, window
     stringToSign(request.method, decodedPath, request.query.map((p) => [p.key, p.value])),
   ]);
   let signed = false;
-  for (const secret of [app.secret, ...(app.previousSecrets ?? [])]) for (const candidate of candidates) signed = sameDigest(sign(secret, candidate), given) || signed;
+  for (const secret of secretsOf(app)) for (const candidate of candidates) signed = sameDigest(sign(secret, candidate), given) || signed;
   if (!signed) {
     const expected = stringToSign(request.method, decodedPath, request.query.map((p) => [p.key, p.value]));
     return { status: 401, message: `Invalid signature: you should have sent HmacSHA256Hex(${JSON.stringify(expected)}, your_secret_key), but you sent ${JSON.stringify(given)}` };

@@ -1,9 +1,8 @@
+import { WEBHOOK_DELIVERY } from '../config.js';
 import { createHmac } from 'node:crypto';
-import { metricsReport } from '../events/sinks.js';
+import type { EventSinks } from '../events/sinks.js';
 import type { LifecycleEvent, LifecycleEvents } from '../events/events.js';
-import { WebhookSender, type WebhookFormat } from '../events/webhooks.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { WebhookFormat, WebhookSender } from '../events/webhooks.js';
 import { PUSHER_CHANNEL, PusherApps, type PusherApp } from './apps.js';
 
 /** The events a Pusher webhook may carry (Pusher Channels' webhook names). */
@@ -47,9 +46,6 @@ const FROM_LIFECYCLE: Partial<Record<LifecycleEvent['kind'], PusherWebhookName>>
   member_removed: 'member_removed',
 };
 
-/** Delivery settings of Pusher webhooks (Pusher's own are not configurable): Herald's webhook defaults. */
-const DELIVERY = { batchWindow: 200, maxBatch: 100, timeout: 5_000, retryDelay: 1_000, maxRetryDelay: 60_000, maxAge: 3_600_000, maxQueue: 10_000 };
-
 interface AppHooks {
   readonly app: PusherApp;
   readonly senders: Array<{ sender: WebhookSender<PusherWebhookEvent>; names: ReadonlySet<PusherWebhookName> | null }>;
@@ -66,18 +62,15 @@ interface AppHooks {
  */
 export class PusherWebhooks {
   private readonly byApp = new Map<string, AppHooks>();
-  private readonly closers: Array<(timeout: number) => Promise<void>> = [];
 
-  constructor(apps: PusherApps, events: LifecycleEvents, metrics: Metrics | undefined, log: Logger) {
+  /** `sinks` makes each endpoint's sender (metrics, shutdown flush: EventSinks.webhook). */
+  constructor(apps: PusherApps, events: LifecycleEvents, sinks: EventSinks) {
     for (const app of apps) {
       if (app.webhooks.length === 0) continue;
       const hooks: AppHooks = { app, senders: [] };
       app.webhooks.forEach((webhook, index) => {
-        const name = `pusher-${app.id}-${index}`;
-        const sender = new WebhookSender<PusherWebhookEvent>({ ...DELIVERY, name, url: webhook.url, secret: app.secret, format: pusherFormat(app), report: metricsReport(metrics, name), log });
-        metrics?.eventQueues.set(name, () => sender.queued);
+        const sender = sinks.webhook<PusherWebhookEvent>({ ...WEBHOOK_DELIVERY, name: `pusher-${app.id}-${index}`, url: webhook.url, secret: app.secret, format: pusherFormat(app) });
         hooks.senders.push({ sender, names: webhook.events ? new Set(webhook.events) : null });
-        this.closers.push((timeout) => sender.close(timeout));
       });
       this.byApp.set(app.id, hooks);
       if (this.wants(hooks, 'channel_occupied') || this.wants(hooks, 'channel_vacated') || this.wants(hooks, 'member_added') || this.wants(hooks, 'member_removed')) {
@@ -121,11 +114,6 @@ export class PusherWebhooks {
   cacheMiss(app: PusherApp, channel: string): void {
     const hooks = this.byApp.get(app.id);
     if (hooks) this.send(hooks, { name: 'cache_miss', channel });
-  }
-
-  /** Flushes every sender within `timeout` ms (shutdown; EventSinks.adopt). */
-  async close(timeout: number): Promise<void> {
-    await Promise.all(this.closers.map((close) => close(timeout)));
   }
 
   private wants(hooks: AppHooks, name: PusherWebhookName): boolean {

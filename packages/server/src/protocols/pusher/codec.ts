@@ -1,5 +1,6 @@
 import type { ErrorCode } from '@herald/protocol';
 import type { Publication } from '../../broker/broker.js';
+import { RESERVED_EVENT } from '../../publication.js';
 import { webSocketText } from '../../hub/frame.js';
 import { PusherApps } from '../../pusher/apps.js';
 import { toJson } from '../../util/json.js';
@@ -62,7 +63,7 @@ export function pusherText(apps: PusherApps): TextCodec {
       const userId = channel.startsWith('presence-') ? publication.tags?.[USER_ID_TAG] : undefined;
       const user = userId === undefined ? '' : `,"user_id":${toJson(userId)}`;
       // A reserved name never reaches a Pusher client as its protocol's own event (publishers are refused it: publication.ts).
-      const event = publication.event === undefined || /^pusher(_internal)?:/i.test(publication.event) ? DEFAULT_EVENT : publication.event;
+      const event = publication.event === undefined || RESERVED_EVENT.test(publication.event) ? DEFAULT_EVENT : publication.event;
       return `{"event":${toJson(event)},"channel":${toJson(channel)},"data":${pusherData(publication.payload)}${user}}`;
     },
     // A push to the connection's user (herald.send): an event on no channel, which pusher-js's global bindings get.

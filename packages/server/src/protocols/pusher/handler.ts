@@ -249,13 +249,13 @@ export class PusherHandler implements FrameHandler {
     const topic = PusherApps.topicOf(this.app, channel);
     const kind = channelKind(channel);
     const { key } = this.app;
-    const secret = secretsOf(this.app);
+    const secrets = secretsOf(this.app);
     if (kind === 'private' || kind === 'encrypted') {
-      if (!verifyAuth(data.auth, key, secret, channelAuthString(session.id, channel))) return this.subscriptionError(session, channel, 'AuthError', 'Invalid signature: the channel authorisation does not match', 401);
+      if (!verifyAuth(data.auth, key, secrets, channelAuthString(session.id, channel))) return this.subscriptionError(session, channel, 'AuthError', 'Invalid signature: the channel authorisation does not match', 401);
     } else if (kind === 'presence') {
       const channelData = data.channel_data;
       if (typeof channelData !== 'string') return this.subscriptionError(session, channel, 'AuthError', 'a presence channel needs channel_data', 401);
-      if (!verifyAuth(data.auth, key, secret, channelAuthString(session.id, channel, channelData))) return this.subscriptionError(session, channel, 'AuthError', 'Invalid signature: the channel authorisation does not match', 401);
+      if (!verifyAuth(data.auth, key, secrets, channelAuthString(session.id, channel, channelData))) return this.subscriptionError(session, channel, 'AuthError', 'Invalid signature: the channel authorisation does not match', 401);
       const member = parseMember(channelData);
       if (!member) return this.subscriptionError(session, channel, 'AuthError', 'channel_data must be JSON with a user_id', 400);
       const infoBytes = Buffer.byteLength(JSON.stringify(member.userInfo) ?? '');
